@@ -4,12 +4,19 @@
 //! - [`link`]: WAN emulation. [`LinkProxy`] forwards TCP connections through
 //!   a [`LinkControl`] that applies latency, jitter, bandwidth, loss and
 //!   partitions. Byte-level, so any protocol can cross an emulated link.
+//! - [`auth`]: mutual HMAC challenge–response proving the cluster secret.
+//! - [`mesh`]: [`PeerMesh`], the full mesh of authenticated links with
+//!   heartbeats, RTT measurement, redial with backoff, and opaque frames.
 //!
-//! Knows nothing of what the bytes mean: replication, SQL and object traffic
+//! Knows nothing of what the frames mean: replication, SQL and object traffic
 //! are the callers' business.
 
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod link;
+pub mod mesh;
 
+pub use auth::{AuthError, PeerIdentity};
 pub use link::{LinkControl, LinkProxy, LinkState, LinkStats};
+pub use mesh::{InboundFrame, PeerLinkStatus, PeerMesh, PeerTarget, SendError};
