@@ -195,6 +195,88 @@ pub enum ConflictPolicy {
     AddWinsSet,
 }
 
+/// A link's figures in operator units, as written in `[[wan.links]]` and in
+/// the admin API's fault requests. [`LinkFigures::to_conditions`] is the one
+/// place their ranges are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkFigures {
+    /// Round-trip time in ms.
+    pub rtt_ms: f64,
+    /// Jitter bound in ms.
+    pub jitter_ms: f64,
+    /// Bandwidth cap per direction in Mbit/s; `None` for no cap.
+    pub bandwidth_mbit: Option<f64>,
+    /// Loss in percent, 0 to under 100.
+    pub loss_pct: f64,
+}
+
+impl LinkFigures {
+    /// Checks the ranges; errors name `field` (e.g. `wan.links[0]`) as prefix.
+    pub fn to_conditions(&self, field: &str) -> Result<LinkConditions, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut check = |name: &str, value: f64, ok: bool, expected: &'static str| {
+            if !ok || !value.is_finite() {
+                errors.push(ConfigError::OutOfRange {
+                    field: format!("{field}.{name}"),
+                    value,
+                    expected,
+                });
+            }
+        };
+        check(
+            "rtt_ms",
+            self.rtt_ms,
+            self.rtt_ms >= 0.0 && self.rtt_ms / 2.0 <= ONE_WAY_DELAY_MS_MAX,
+            "a round-trip time is 0 to 20000 ms",
+        );
+        check(
+            "jitter_ms",
+            self.jitter_ms,
+            (0.0..=ONE_WAY_DELAY_MS_MAX).contains(&self.jitter_ms),
+            "jitter is 0 to 10000 ms",
+        );
+        check(
+            "loss_pct",
+            self.loss_pct,
+            (0.0..100.0).contains(&self.loss_pct),
+            "loss is 0 to just under 100 percent; use a partition for 100",
+        );
+        if let Some(bw) = self.bandwidth_mbit {
+            check(
+                "bandwidth_mbit",
+                bw,
+                bw > 0.0,
+                "a bandwidth cap is above 0 Mbit/s; omit it for no cap",
+            );
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(LinkConditions {
+            one_way_delay: Duration::from_secs_f64(self.rtt_ms / 2.0 / 1000.0),
+            jitter: Duration::from_secs_f64(self.jitter_ms / 1000.0),
+            // Mbit/s → bytes/s, at least 1 so a tiny cap still moves.
+            bandwidth_bytes_per_sec: self
+                .bandwidth_mbit
+                .map(|bw| ((bw * 1_000_000.0 / 8.0) as u64).max(1)),
+            loss: self.loss_pct / 100.0,
+        })
+    }
+}
+
+impl From<LinkConditions> for LinkFigures {
+    fn from(c: LinkConditions) -> Self {
+        LinkFigures {
+            rtt_ms: c.one_way_delay.as_secs_f64() * 2000.0,
+            jitter_ms: c.jitter.as_secs_f64() * 1000.0,
+            bandwidth_mbit: c
+                .bandwidth_bytes_per_sec
+                .map(|b| b as f64 * 8.0 / 1_000_000.0),
+            loss_pct: c.loss * 100.0,
+        }
+    }
+}
+
 /// Validated table mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TableMode {
@@ -683,18 +765,6 @@ impl Validator {
         }
     }
 
-    fn range(&mut self, field: String, value: f64, ok: bool, expected: &'static str) -> bool {
-        if !ok || !value.is_finite() {
-            self.errors.push(ConfigError::OutOfRange {
-                field,
-                value,
-                expected,
-            });
-            return false;
-        }
-        true
-    }
-
     fn links(
         &mut self,
         wan: &WanConfig,
@@ -707,32 +777,18 @@ impl Validator {
             let field = format!("wan.links[{i}]");
             let a = self.region_ref(&format!("{field}.a"), &l.a, &names);
             let b = self.region_ref(&format!("{field}.b"), &l.b, &names);
-            let rtt_ok = self.range(
-                format!("{field}.rtt_ms"),
-                l.rtt_ms,
-                l.rtt_ms >= 0.0 && l.rtt_ms / 2.0 <= ONE_WAY_DELAY_MS_MAX,
-                "a round-trip time is 0 to 20000 ms",
-            );
-            let jitter_ok = self.range(
-                format!("{field}.jitter_ms"),
-                l.jitter_ms,
-                (0.0..=ONE_WAY_DELAY_MS_MAX).contains(&l.jitter_ms),
-                "jitter is 0 to 10000 ms",
-            );
-            let loss_ok = self.range(
-                format!("{field}.loss_pct"),
-                l.loss_pct,
-                (0.0..100.0).contains(&l.loss_pct),
-                "loss is 0 to just under 100 percent; use a partition for 100",
-            );
-            let bw_ok = match l.bandwidth_mbit {
-                Some(bw) => self.range(
-                    format!("{field}.bandwidth_mbit"),
-                    bw,
-                    bw > 0.0,
-                    "a bandwidth cap is above 0 Mbit/s; omit it for no cap",
-                ),
-                None => true,
+            let figures = LinkFigures {
+                rtt_ms: l.rtt_ms,
+                jitter_ms: l.jitter_ms,
+                bandwidth_mbit: l.bandwidth_mbit,
+                loss_pct: l.loss_pct,
+            };
+            let conditions = match figures.to_conditions(&field) {
+                Ok(c) => Some(c),
+                Err(errors) => {
+                    self.errors.extend(errors);
+                    None
+                }
             };
             let (Some(a), Some(b)) = (a, b) else { continue };
             if a == b {
@@ -753,19 +809,8 @@ impl Validator {
                 continue;
             }
             seen.insert(key.clone(), field);
-            if rtt_ok && jitter_ok && loss_ok && bw_ok {
-                links.insert(
-                    key,
-                    LinkConditions {
-                        one_way_delay: Duration::from_secs_f64(l.rtt_ms / 2.0 / 1000.0),
-                        jitter: Duration::from_secs_f64(l.jitter_ms / 1000.0),
-                        // Mbit/s → bytes/s, at least 1 so a tiny cap still moves.
-                        bandwidth_bytes_per_sec: l
-                            .bandwidth_mbit
-                            .map(|bw| ((bw * 1_000_000.0 / 8.0) as u64).max(1)),
-                        loss: l.loss_pct / 100.0,
-                    },
-                );
+            if let Some(conditions) = conditions {
+                links.insert(key, conditions);
             }
         }
         if wan.emulate {

@@ -16,5 +16,7 @@ pub mod config;
 pub mod geo;
 pub mod region;
 
-pub use config::{ConfigError, ConfigErrors, LinkConditions, Topology, TopologyConfig};
+pub use config::{
+    ConfigError, ConfigErrors, LinkConditions, LinkFigures, Topology, TopologyConfig,
+};
 pub use region::RegionName;

@@ -69,7 +69,8 @@ impl From<RegionName> for String {
 
 impl fmt::Display for RegionName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // `pad` honours width and alignment, so names line up in tables.
+        f.pad(&self.0)
     }
 }
 

@@ -1,1 +1,169 @@
-fn main() {}
+//! `meridian`: the command line. See `meridian --help`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use meridian::chaos::ChaosCommand;
+use meridian::logging::{self, LogFormat};
+use meridian::up::{self, UpOptions};
+use meridian_core::{RegionName, Topology, TopologyConfig};
+use tokio_util::sync::CancellationToken;
+
+/// Meridian: a self-hosted multi-region platform in one binary.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one region's node.
+    Node {
+        /// Topology file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Which of the topology's regions this node is.
+        #[arg(long)]
+        region: String,
+    },
+    /// Start a local multi-region cluster on 127.0.0.1 over emulated WAN links.
+    Up {
+        /// Regions to start, comma-separated.
+        #[arg(long, default_value = "us-east,eu-west,ap-south")]
+        regions: String,
+        /// Cluster directory (topology, logs, cluster.json).
+        #[arg(long, default_value = ".meridian")]
+        dir: PathBuf,
+        /// Use fixed ports: region i gets base+10i (peer), +1 (redis), +2 (admin).
+        #[arg(long)]
+        base_port: Option<u16>,
+    },
+    /// Inject faults into a running local cluster.
+    Chaos {
+        /// Cluster directory of `meridian up`.
+        #[arg(long, default_value = ".meridian")]
+        dir: PathBuf,
+        #[command(subcommand)]
+        command: ChaosCommand,
+    },
+    /// Show regions, links and replication of a running local cluster.
+    Status {
+        /// Cluster directory of `meridian up`.
+        #[arg(long, default_value = ".meridian")]
+        dir: PathBuf,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate a topology file and print what it resolves to.
+    CheckConfig {
+        /// Topology file (TOML).
+        config: PathBuf,
+    },
+}
+
+/// Reads and validates a topology file, resolving `secret_file`.
+fn load_topology(path: &Path) -> anyhow::Result<Topology> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read topology file {}", path.display()))?;
+    let mut config =
+        TopologyConfig::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if config.cluster.secret.is_none() {
+        if let Some(file) = config.cluster.secret_file.take() {
+            let secret = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read cluster.secret_file {}", file.display()))?;
+            config.cluster.secret = Some(secret.trim_end_matches(['\n', '\r']).to_string());
+        }
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Cancels the token on SIGINT or SIGTERM; a second signal exits at once.
+fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        tracing::info!("shutting down (signal again to exit at once)");
+        t.cancel();
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        std::process::exit(130);
+    });
+    token
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Node { config, region } => {
+            let topology = load_topology(&config)?;
+            let region = RegionName::new(region)?;
+            meridian::node::run(topology, region, shutdown_on_signals()).await
+        }
+        Command::Up {
+            regions,
+            dir,
+            base_port,
+        } => {
+            let regions = up::parse_regions(&regions)?;
+            up::run(
+                UpOptions {
+                    regions,
+                    dir,
+                    base_port,
+                },
+                shutdown_on_signals(),
+            )
+            .await
+        }
+        Command::Chaos { dir, command } => meridian::chaos::run(&dir, command).await,
+        Command::Status { dir, json } => meridian::status::run(&dir, json).await,
+        Command::CheckConfig { config } => {
+            let t = load_topology(&config)?;
+            println!(
+                "{}: ok — cluster `{}`, {} regions, {} tables, WAN emulation {}",
+                config.display(),
+                t.cluster_name,
+                t.regions.len(),
+                t.tables.len(),
+                if t.emulate_wan { "on" } else { "off" }
+            );
+            for ((a, b), c) in &t.links {
+                println!(
+                    "  {a} <-> {b}: RTT {:.1} ms",
+                    c.one_way_delay.as_secs_f64() * 2000.0
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -272,6 +272,7 @@ async fn dial_loop(
                 while queue.try_recv().is_ok() {}
                 shared.update(&target.region, |s| {
                     s.outbound_up = false;
+                    s.rtt_ms = None;
                     s.last_error = Some(why.clone());
                 });
                 if shutdown.is_cancelled() {

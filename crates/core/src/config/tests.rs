@@ -371,3 +371,24 @@ fn all_problems_are_reported_together_with_fixes() {
     );
     assert!(shown.contains("define it under [[regions]]"), "{shown}");
 }
+
+#[test]
+fn link_figures_round_trip_through_conditions() {
+    let f = LinkFigures {
+        rtt_ms: 80.0,
+        jitter_ms: 3.0,
+        bandwidth_mbit: Some(100.0),
+        loss_pct: 2.5,
+    };
+    let back = LinkFigures::from(f.to_conditions("x").unwrap());
+    assert!((back.rtt_ms - 80.0).abs() < 1e-6 && (back.loss_pct - 2.5).abs() < 1e-9);
+    assert_eq!(back.bandwidth_mbit, Some(100.0));
+    let bad = LinkFigures {
+        rtt_ms: -1.0,
+        loss_pct: 100.0,
+        ..f
+    };
+    let errs = bad.to_conditions("admin").unwrap_err();
+    assert_eq!(errs.len(), 2);
+    assert!(matches!(&errs[0], ConfigError::OutOfRange { field, .. } if field == "admin.rtt_ms"));
+}

@@ -1,0 +1,380 @@
+//! The admin HTTP API of a node (axum).
+//!
+//! | route | auth | what |
+//! |---|---|---|
+//! | `GET /health` | none | liveness and readiness (200, or 503 while not ready) |
+//! | `GET /status` | none | [`NodeStatus`] as JSON |
+//! | `GET /metrics` | none | Prometheus text format |
+//! | `GET /admin/links` | token | emulated links |
+//! | `PUT /admin/links/{peer}` | token | change one link: [`LinkPatch`] |
+//!
+//! Mutating and fault-injection routes need `Authorization: Bearer <token>`
+//! with the cluster's `admin_token`; without one configured they refuse
+//! everyone. Errors are JSON `{"error": "..."}` with the HTTP status mapped
+//! here, in one place.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use meridian_core::{LinkFigures, RegionName};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::Node;
+use crate::prom::{Kind, PromText};
+use crate::report::{EmulatedLink, LinkPatch, NodeStatus, PeerReport};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AdminState {
+    node: Arc<Node>,
+    unauthorized: Arc<AtomicU64>,
+}
+
+impl AdminState {
+    /// State for `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        AdminState {
+            node,
+            unauthorized: Arc::default(),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown`, finishing open requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}
+
+fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/admin/links", get(list_links))
+        .route("/admin/links/{peer}", put(patch_link))
+        .with_state(state)
+}
+
+/// An error with its HTTP status; the body is `{"error": message}`.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+/// Proof that the request carried the admin token.
+pub struct AdminAuth;
+
+impl FromRequestParts<AdminState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let ok = match (&state.node.topology.admin_token, presented) {
+            (Some(expected), Some(given)) => {
+                constant_time_eq(expected.as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+        if ok {
+            return Ok(AdminAuth);
+        }
+        state.unauthorized.fetch_add(1, Ordering::Relaxed);
+        let why = if state.node.topology.admin_token.is_none() {
+            "admin endpoints are disabled: set cluster.admin_token in the topology"
+        } else {
+            "missing or wrong admin token: send `Authorization: Bearer <admin_token>`"
+        };
+        Err(ApiError(StatusCode::UNAUTHORIZED, why.into()))
+    }
+}
+
+/// Compares without an early exit, so timing does not leak the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn health(State(s): State<AdminState>) -> Response {
+    let peers = s.node.mesh.status();
+    let up = peers.iter().filter(|p| p.outbound_up).count();
+    // A region serves its own clients whether or not peers are reachable
+    // (multi-master), so readiness does not wait for the mesh.
+    Json(json!({
+        "status": "ok",
+        "ready": true,
+        "region": s.node.region,
+        "peers_up": up,
+        "peers_total": peers.len(),
+    }))
+    .into_response()
+}
+
+fn node_status(node: &Node) -> NodeStatus {
+    NodeStatus {
+        cluster: node.topology.cluster_name.clone(),
+        region: node.region.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        uptime_s: node.started.elapsed().as_secs_f64(),
+        emulate_wan: node.topology.emulate_wan,
+        peers: node
+            .mesh
+            .status()
+            .into_iter()
+            .map(|link| {
+                let emulated = node.links.get(&link.region).map(|c| {
+                    let state = c.state();
+                    EmulatedLink {
+                        figures: LinkFigures::from(state.outbound),
+                        partitioned: state.partitioned,
+                        stats: c.stats(),
+                    }
+                });
+                PeerReport { link, emulated }
+            })
+            .collect(),
+    }
+}
+
+async fn status(State(s): State<AdminState>) -> Json<NodeStatus> {
+    Json(node_status(&s.node))
+}
+
+async fn metrics(State(s): State<AdminState>) -> Response {
+    let node = &s.node;
+    let region = node.region.as_str();
+    let status = node_status(node);
+    let mut p = PromText::default();
+    p.family(
+        "meridian_build_info",
+        Kind::Gauge,
+        "Always 1; labels carry the version and region.",
+    );
+    p.sample(
+        "meridian_build_info",
+        &[("version", &status.version), ("region", region)],
+        1.0,
+    );
+    p.family(
+        "meridian_uptime_seconds",
+        Kind::Gauge,
+        "Seconds since the node started.",
+    );
+    p.sample("meridian_uptime_seconds", &[], status.uptime_s);
+
+    p.family(
+        "meridian_peer_link_up",
+        Kind::Gauge,
+        "1 while the authenticated connection to or from the peer is alive.",
+    );
+    for peer in &status.peers {
+        let r = peer.link.region.as_str();
+        let out = f64::from(u8::from(peer.link.outbound_up));
+        let inb = f64::from(u8::from(peer.link.inbound_up));
+        p.sample(
+            "meridian_peer_link_up",
+            &[("peer", r), ("direction", "outbound")],
+            out,
+        );
+        p.sample(
+            "meridian_peer_link_up",
+            &[("peer", r), ("direction", "inbound")],
+            inb,
+        );
+    }
+    p.family(
+        "meridian_peer_link_rtt_seconds",
+        Kind::Gauge,
+        "Last heartbeat round-trip time to the peer.",
+    );
+    for peer in &status.peers {
+        if let Some(rtt) = peer.link.rtt_ms {
+            p.sample(
+                "meridian_peer_link_rtt_seconds",
+                &[("peer", peer.link.region.as_str())],
+                rtt / 1000.0,
+            );
+        }
+    }
+    p.family(
+        "meridian_peer_connects_total",
+        Kind::Counter,
+        "Successful authenticated connects to the peer.",
+    );
+    for peer in &status.peers {
+        let r = peer.link.region.as_str();
+        p.sample(
+            "meridian_peer_connects_total",
+            &[("peer", r)],
+            peer.link.connects_total as f64,
+        );
+    }
+    p.family(
+        "meridian_peer_auth_failures_total",
+        Kind::Counter,
+        "Peer connections refused for bad credentials.",
+    );
+    p.sample(
+        "meridian_peer_auth_failures_total",
+        &[],
+        node.mesh.auth_failures() as f64,
+    );
+    p.family(
+        "meridian_admin_unauthorized_total",
+        Kind::Counter,
+        "Admin requests refused for a missing or wrong token.",
+    );
+    p.sample(
+        "meridian_admin_unauthorized_total",
+        &[],
+        s.unauthorized.load(Ordering::Relaxed) as f64,
+    );
+
+    let emulated: Vec<_> = status
+        .peers
+        .iter()
+        .filter_map(|p| p.emulated.as_ref().map(|e| (p.link.region.as_str(), e)))
+        .collect();
+    p.family(
+        "meridian_wan_link_partitioned",
+        Kind::Gauge,
+        "1 while the emulated link to the peer is cut.",
+    );
+    for (r, e) in &emulated {
+        p.sample(
+            "meridian_wan_link_partitioned",
+            &[("peer", r)],
+            f64::from(u8::from(e.partitioned)),
+        );
+    }
+    p.family(
+        "meridian_wan_link_one_way_delay_seconds",
+        Kind::Gauge,
+        "Emulated one-way delay to the peer.",
+    );
+    for (r, e) in &emulated {
+        p.sample(
+            "meridian_wan_link_one_way_delay_seconds",
+            &[("peer", r)],
+            e.figures.rtt_ms / 2000.0,
+        );
+    }
+    p.family(
+        "meridian_wan_link_bytes_total",
+        Kind::Counter,
+        "Bytes carried by the emulated link on connections this node opened.",
+    );
+    for (r, e) in &emulated {
+        p.sample(
+            "meridian_wan_link_bytes_total",
+            &[("peer", r), ("direction", "outbound")],
+            e.stats.bytes_out as f64,
+        );
+        p.sample(
+            "meridian_wan_link_bytes_total",
+            &[("peer", r), ("direction", "inbound")],
+            e.stats.bytes_in as f64,
+        );
+    }
+    p.family(
+        "meridian_wan_link_connections_refused_total",
+        Kind::Counter,
+        "Connections the emulated link refused (partitioned or target unreachable).",
+    );
+    for (r, e) in &emulated {
+        p.sample(
+            "meridian_wan_link_connections_refused_total",
+            &[("peer", r)],
+            e.stats.connections_refused as f64,
+        );
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        p.finish(),
+    )
+        .into_response()
+}
+
+async fn list_links(_: AdminAuth, State(s): State<AdminState>) -> Json<NodeStatus> {
+    Json(node_status(&s.node))
+}
+
+async fn patch_link(
+    _: AdminAuth,
+    State(s): State<AdminState>,
+    Path(peer): Path<String>,
+    Json(patch): Json<LinkPatch>,
+) -> Result<Json<PeerReport>, ApiError> {
+    let node = &s.node;
+    let name = RegionName::new(peer.clone())
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if node.topology.region(&name).is_none() || name == node.region {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("`{peer}` is not a peer of region {}", node.region),
+        ));
+    }
+    let Some(control) = node.links.get(&name) else {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            "link emulation is off on this node: set wan.emulate = true to inject link faults"
+                .into(),
+        ));
+    };
+    let state = control.state();
+    let mut figures = LinkFigures::from(state.outbound);
+    if let Some(v) = patch.rtt_ms {
+        figures.rtt_ms = v;
+    }
+    if let Some(v) = patch.jitter_ms {
+        figures.jitter_ms = v;
+    }
+    if let Some(v) = patch.loss_pct {
+        figures.loss_pct = v;
+    }
+    if let Some(v) = patch.bandwidth_mbit {
+        figures.bandwidth_mbit = (v != 0.0).then_some(v);
+    }
+    let conditions = figures.to_conditions("link").map_err(|errors| {
+        let msg = errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError(StatusCode::BAD_REQUEST, msg)
+    })?;
+    control.set_conditions(conditions, conditions);
+    if let Some(p) = patch.partitioned {
+        control.set_partitioned(p);
+    }
+    tracing::info!(peer = %name, ?patch, "link changed through the admin API");
+    let report = node_status(node)
+        .peers
+        .into_iter()
+        .find(|p| p.link.region == name)
+        .expect("a configured peer always has a mesh entry");
+    Ok(Json(report))
+}

@@ -1,0 +1,98 @@
+//! A small JSON-over-HTTP/1 client for the admin and supervisor APIs, used by
+//! `up`, `chaos`, `status` and the integration tests. Loopback and LAN only:
+//! no TLS, no redirects, one bounded timeout per request.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+
+/// Longest a single admin request may take, connect included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest response body read, so a wrong port cannot make us buffer forever.
+pub const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Client with an optional bearer token.
+#[derive(Clone)]
+pub struct AdminClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    token: Option<String>,
+}
+
+impl AdminClient {
+    /// A client sending `token` as `Authorization: Bearer` when given.
+    pub fn new(token: Option<String>) -> Self {
+        AdminClient {
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            token,
+        }
+    }
+
+    /// Sends a request and returns the status and body text.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(StatusCode, String)> {
+        let mut req = Request::builder().method(method.clone()).uri(url);
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let payload = match body {
+            Some(v) => {
+                req = req.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&v)?)
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(payload))
+            .with_context(|| format!("bad URL {url}"))?;
+        let work = async {
+            let resp = self.client.request(req).await?;
+            let status = resp.status();
+            let body = http_body_util::Limited::new(resp.into_body(), RESPONSE_BYTES_MAX)
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("reading body: {e}"))?
+                .to_bytes();
+            anyhow::Ok((status, String::from_utf8_lossy(&body).into_owned()))
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, work)
+            .await
+            .with_context(|| format!("{method} {url} timed out after {REQUEST_TIMEOUT:?}"))?
+            .with_context(|| format!("{method} {url} failed"))
+    }
+
+    /// Sends and decodes a 2xx JSON answer; other statuses become errors
+    /// carrying the server's `error` message.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<T> {
+        let (status, text) = self.request(method.clone(), url, body).await?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or(text);
+            bail!("{method} {url}: {status}: {msg}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("{method} {url}: unexpected answer"))
+    }
+
+    /// `GET` and decode.
+    pub async fn get<T: DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
+        self.json(Method::GET, url, None).await
+    }
+}

@@ -1,0 +1,27 @@
+//! The `meridian` binary's library: every subcommand and the node runtime.
+//!
+//! # Layout
+//! - [`node`]: `meridian node`, one region's process (listeners, emulated
+//!   links, peer mesh, admin API).
+//! - [`admin`]: the node's admin HTTP API (health, status, metrics, faults).
+//! - [`up`]: `meridian up`, a supervised local multi-region cluster.
+//! - [`chaos`], [`status`]: operator commands against a running cluster.
+//! - [`cluster_file`]: `DIR/cluster.json`, how tools find a local cluster.
+//! - [`report`]: the JSON shapes of `/status` and link changes.
+//! - [`http_client`], [`prom`], [`logging`]: small plumbing.
+//!
+//! Architecture invariant: only this crate reads files, environment and
+//! signals; the library crates below it take values.
+
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod chaos;
+pub mod cluster_file;
+pub mod http_client;
+pub mod logging;
+pub mod node;
+pub mod prom;
+pub mod report;
+pub mod status;
+pub mod up;

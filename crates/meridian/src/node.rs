@@ -1,0 +1,109 @@
+//! `meridian node`: one region's process.
+//!
+//! Binds the region's listeners, starts one emulated link per peer when the
+//! topology asks for emulation, joins the peer mesh, serves the admin API,
+//! and stops cleanly when `shutdown` is cancelled (SIGINT/SIGTERM in `main`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use meridian_core::{RegionName, Topology};
+use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+
+/// A running node's shared state, read by the admin API.
+pub struct Node {
+    /// This node's region.
+    pub region: RegionName,
+    /// The validated topology it runs.
+    pub topology: Topology,
+    /// The peer mesh.
+    pub mesh: PeerMesh,
+    /// Emulated links by peer; empty when emulation is off.
+    pub links: BTreeMap<RegionName, LinkControl>,
+    /// When the node started.
+    pub started: Instant,
+}
+
+/// Binds `addr`, naming the listener in the error so an operator knows which
+/// config field to change.
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen for {what} on {addr} (is another process using the port?)")
+    })
+}
+
+/// Runs the node for `region` until `shutdown` is cancelled.
+pub async fn run(
+    topology: Topology,
+    region: RegionName,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let me = topology
+        .region(&region)
+        .with_context(|| {
+            format!("region `{region}` is not in the topology; pick one of its [[regions]]")
+        })?
+        .clone();
+    let peer_listener = bind("peer links", me.peer).await?;
+    let admin_listener = bind("the admin API", me.admin).await?;
+
+    let mut links = BTreeMap::new();
+    let mut targets = Vec::new();
+    for peer in topology.peers_of(&region) {
+        let dial = if topology.emulate_wan {
+            // The local end of the emulated link sits on our peer IP so that
+            // a multi-host setup keeps the traffic on the right interface.
+            let proxy = bind("an emulated link", SocketAddr::new(me.peer.ip(), 0)).await?;
+            let dial = proxy.local_addr()?;
+            let control = LinkControl::symmetric(topology.link(&region, &peer.name));
+            LinkProxy::spawn(
+                proxy,
+                peer.advertise_peer,
+                control.clone(),
+                shutdown.clone(),
+            );
+            links.insert(peer.name.clone(), control);
+            dial
+        } else {
+            peer.advertise_peer
+        };
+        targets.push(PeerTarget {
+            region: peer.name.clone(),
+            dial,
+        });
+    }
+    let identity = PeerIdentity::new(
+        topology.cluster_name.clone(),
+        region.clone(),
+        &topology.secret,
+    );
+    let (mesh, mut inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
+    // Nothing consumes peer frames yet (replication arrives with the table
+    // engine); drain them so peers are never back-pressured by us.
+    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+
+    let node = Arc::new(Node {
+        region: region.clone(),
+        topology,
+        mesh,
+        links,
+        started: Instant::now(),
+    });
+    tracing::info!(
+        %region,
+        peer = %me.peer,
+        admin = %me.admin,
+        emulated_links = node.links.len(),
+        "node ready"
+    );
+    admin::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;
+    tracing::info!(%region, "node stopped");
+    Ok(())
+}

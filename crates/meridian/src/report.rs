@@ -1,0 +1,68 @@
+//! The JSON a node's `GET /status` returns, shared by the admin API that
+//! writes it and the `status` and `chaos` commands that read it.
+
+use meridian_core::LinkFigures;
+use meridian_wan::{LinkStats, PeerLinkStatus};
+use serde::{Deserialize, Serialize};
+
+/// One node's view of itself and its links.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Cluster name.
+    pub cluster: String,
+    /// This node's region.
+    pub region: String,
+    /// Binary version.
+    pub version: String,
+    /// Process id, so tools can tell restarts apart.
+    pub pid: u32,
+    /// Seconds since start.
+    pub uptime_s: f64,
+    /// Whether inter-region links are emulated.
+    pub emulate_wan: bool,
+    /// One entry per peer region.
+    pub peers: Vec<PeerReport>,
+}
+
+/// One peer link.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PeerReport {
+    /// Mesh state: up/down, RTT, connects.
+    #[serde(flatten)]
+    pub link: PeerLinkStatus,
+    /// The emulated link's settings and counters, when emulation is on.
+    pub emulated: Option<EmulatedLink>,
+}
+
+/// An emulated link's settings (this node's outbound direction) and counters.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EmulatedLink {
+    /// RTT, jitter, bandwidth, loss.
+    pub figures: LinkFigures,
+    /// Whether it is cut.
+    pub partitioned: bool,
+    /// Bytes and connections carried.
+    pub stats: LinkStats,
+}
+
+/// A change to an emulated link (`PUT /admin/links/{peer}`); absent fields
+/// stay as they are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkPatch {
+    /// Cut (`true`) or heal (`false`) the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioned: Option<bool>,
+    /// New round-trip time in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtt_ms: Option<f64>,
+    /// New jitter bound in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<f64>,
+    /// New loss in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_pct: Option<f64>,
+    /// New bandwidth cap in Mbit/s; 0 removes the cap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth_mbit: Option<f64>,
+}

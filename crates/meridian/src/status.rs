@@ -1,0 +1,115 @@
+//! `meridian status`: one screen for a whole cluster — regions up or down,
+//! and every peer link with its measured RTT, emulated RTT and state.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use crate::cluster_file::ClusterFile;
+use crate::http_client::AdminClient;
+use crate::report::NodeStatus;
+
+/// Every region's status; `None` for regions that did not answer.
+pub async fn collect(file: &ClusterFile) -> BTreeMap<String, Option<NodeStatus>> {
+    let client = AdminClient::new(None);
+    let mut out = BTreeMap::new();
+    for (name, e) in &file.regions {
+        let status = client
+            .get::<NodeStatus>(&format!("{}/status", e.admin))
+            .await
+            .ok();
+        out.insert(name.clone(), status);
+    }
+    out
+}
+
+/// Renders the screen.
+pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>>) -> String {
+    let mut s = String::new();
+    let up = statuses.values().filter(|v| v.is_some()).count();
+    let _ = writeln!(
+        s,
+        "cluster `{}`: {up}/{} regions up",
+        file.cluster,
+        statuses.len()
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<14} {:<6} {:>7} {:>10} {:<17} ADMIN",
+        "REGION", "STATE", "PID", "UPTIME", "REDIS (RESP)"
+    );
+    for (name, status) in statuses {
+        let e = &file.regions[name];
+        match status {
+            Some(st) => {
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<6} {:>7} {:>9.0}s {:<17} {}",
+                    name, "up", st.pid, st.uptime_s, e.resp, e.admin
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<6} {:>7} {:>10} {:<17} {}",
+                    name, "DOWN", "-", "-", e.resp, e.admin
+                );
+            }
+        }
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<28} {:<12} {:>10} {:>12} {:>8} {:>12}",
+        "LINK (from -> to)", "STATE", "RTT ms", "EMULATED ms", "LOSS %", "BYTES OUT"
+    );
+    for (name, status) in statuses {
+        let Some(st) = status else { continue };
+        for p in &st.peers {
+            let pair = format!("{name} -> {}", p.link.region);
+            let state = match (&p.emulated, p.link.outbound_up) {
+                (Some(e), _) if e.partitioned => "PARTITIONED",
+                (_, true) => "up",
+                (_, false) => "DOWN",
+            };
+            let rtt = p
+                .link
+                .rtt_ms
+                .map(|r| format!("{r:.1}"))
+                .unwrap_or_else(|| "-".into());
+            let (emu, loss, bytes) = match &p.emulated {
+                Some(e) => (
+                    format!("{:.0}", e.figures.rtt_ms),
+                    format!("{:.1}", e.figures.loss_pct),
+                    e.stats.bytes_out.to_string(),
+                ),
+                None => ("off".into(), "-".into(), "-".into()),
+            };
+            let _ = writeln!(
+                s,
+                "{pair:<28} {state:<12} {rtt:>10} {emu:>12} {loss:>8} {bytes:>12}"
+            );
+        }
+    }
+    s
+}
+
+/// Prints the status of the cluster in `dir` (as JSON with `json`). Fails
+/// when no region answers.
+pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
+    let file = ClusterFile::load(dir)?;
+    let statuses = collect(&file).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&statuses)?);
+    } else {
+        print!("{}", render(&file, &statuses));
+    }
+    if statuses.values().all(Option::is_none) {
+        anyhow::bail!(
+            "no region answered: is `meridian up --dir {}` still running?",
+            dir.display()
+        );
+    }
+    Ok(())
+}
