@@ -5,6 +5,7 @@
 //!   a [`LinkControl`] that applies latency, jitter, bandwidth, loss and
 //!   partitions. Byte-level, so any protocol can cross an emulated link.
 //! - [`auth`]: mutual HMAC challenge–response proving the cluster secret.
+//! - [`timer`]: sub-millisecond sleeps for emulated delays.
 //! - [`mesh`]: [`PeerMesh`], the full mesh of authenticated links with
 //!   heartbeats, RTT measurement, redial with backoff, and opaque frames.
 //!
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod link;
 pub mod mesh;
+pub mod timer;
 
 pub use auth::{AuthError, PeerIdentity};
 pub use link::{LinkControl, LinkProxy, LinkState, LinkStats};

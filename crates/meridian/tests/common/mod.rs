@@ -1,0 +1,202 @@
+//! Test harness: a real `meridian up` cluster in a temp directory, stopped
+//! (SIGTERM, then SIGKILL) when the handle drops, whatever the test did.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meridian::cluster_file::ClusterFile;
+use meridian::http_client::AdminClient;
+use meridian::report::NodeStatus;
+
+/// The binary under test.
+pub fn exe() -> &'static str {
+    env!("CARGO_BIN_EXE_meridian")
+}
+
+/// A running `meridian up`.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub up: Child,
+    pub file: ClusterFile,
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, up to `limit`.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Cluster {
+    /// Starts `meridian up --regions <regions>` and waits for cluster.json.
+    pub async fn start(regions: &str) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let up = Command::new(exe())
+            .args(["up", "--regions", regions, "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut cluster = Cluster {
+            file: ClusterFile {
+                cluster: String::new(),
+                config: PathBuf::new(),
+                up_pid: up.id(),
+                supervisor: String::new(),
+                admin_token: String::new(),
+                regions: Default::default(),
+            },
+            dir,
+            up,
+        };
+        let path = cluster.dir.path().to_path_buf();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(file) = ClusterFile::load(&path) {
+                cluster.file = file;
+                return cluster;
+            }
+            if let Ok(Some(status)) = cluster.up.try_wait() {
+                let out = cluster.up.wait_with_output_lossy();
+                panic!("meridian up exited early ({status}): {out}");
+            }
+            assert!(Instant::now() < deadline, "cluster did not come up in 60 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn admin(&self, region: &str) -> String {
+        self.file.regions[region].admin.clone()
+    }
+
+    pub fn reload(&mut self) {
+        self.file = ClusterFile::load(self.dir.path()).unwrap();
+    }
+
+    pub async fn status(&self, region: &str) -> Option<NodeStatus> {
+        AdminClient::new(None)
+            .get::<NodeStatus>(&format!("{}/status", self.admin(region)))
+            .await
+            .ok()
+    }
+
+    /// Runs a `meridian` subcommand against this cluster's directory.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut cmd = Command::new(exe());
+        cmd.arg(args[0])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&args[1..]);
+        cmd.output().unwrap()
+    }
+
+    /// Sends `signal` to `up` and waits (bounded) for it to exit.
+    pub fn signal_up(&mut self, signal: i32) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.up.id() as i32, signal) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.up.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "meridian up did not exit after signal {signal}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn node_pids(&self) -> Vec<u32> {
+        self.file.regions.values().filter_map(|r| r.pid).collect()
+    }
+}
+
+trait OutputLossy {
+    fn wait_with_output_lossy(&mut self) -> String;
+}
+
+impl OutputLossy for Child {
+    fn wait_with_output_lossy(&mut self) -> String {
+        use std::io::Read;
+        let mut s = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.up.try_wait().ok().flatten().is_none() {
+            self.signal_up(libc::SIGTERM);
+        }
+        // Belt and braces: nothing this test started may outlive it.
+        for pid in processes_mentioning(self.dir.path()) {
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Whether a process exists (and is not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// Processes whose command line mentions `dir` (nodes started for it).
+pub fn processes_mentioning(dir: &Path) -> Vec<u32> {
+    let needle = dir.to_string_lossy().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(&needle) && alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+/// Waits until none of `pids` is alive.
+pub fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
