@@ -43,7 +43,11 @@ async fn echo_server() -> std::net::SocketAddr {
     addr
 }
 
-async fn proxied(target: std::net::SocketAddr, c: LinkConditions, shutdown: &CancellationToken) -> std::net::SocketAddr {
+async fn proxied(
+    target: std::net::SocketAddr,
+    c: LinkConditions,
+    shutdown: &CancellationToken,
+) -> std::net::SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     LinkProxy::spawn(l, target, LinkControl::symmetric(c), shutdown.clone());
@@ -103,21 +107,45 @@ async fn main() {
         let addr = proxied(echo, LinkConditions::from_rtt_ms(rtt), &shutdown).await;
         let mut v = round_trips(addr, ROUND_TRIPS).await;
         let (p50, p99) = (pct(&mut v, 0.5), pct(&mut v, 0.99));
-        println!("| {rtt:.0} | {p50:.2} | {p99:.2} | {:+.2} | {:+.2} |", p50 - rtt, p99 - rtt);
+        println!(
+            "| {rtt:.0} | {p50:.2} | {p99:.2} | {:+.2} | {:+.2} |",
+            p50 - rtt,
+            p99 - rtt
+        );
     }
     let mut direct = round_trips(echo, 2000).await;
     let zero = proxied(echo, LinkConditions::IDEAL, &shutdown).await;
     let mut via = round_trips(zero, 2000).await;
-    let (d50, d99, v50, v99) = (pct(&mut direct, 0.5), pct(&mut direct, 0.99), pct(&mut via, 0.5), pct(&mut via, 0.99));
+    let (d50, d99, v50, v99) = (
+        pct(&mut direct, 0.5),
+        pct(&mut direct, 0.99),
+        pct(&mut via, 0.5),
+        pct(&mut via, 0.99),
+    );
     println!("\n## Forwarder overhead with no emulated delay (2000 round trips)\n");
     println!("| path | p50 µs | p99 µs |");
     println!("|---|---:|---:|");
-    println!("| direct loopback | {:.0} | {:.0} |", d50 * 1000.0, d99 * 1000.0);
-    println!("| through LinkProxy | {:.0} | {:.0} |", v50 * 1000.0, v99 * 1000.0);
-    println!("| added | {:+.0} | {:+.0} |", (v50 - d50) * 1000.0, (v99 - d99) * 1000.0);
+    println!(
+        "| direct loopback | {:.0} | {:.0} |",
+        d50 * 1000.0,
+        d99 * 1000.0
+    );
+    println!(
+        "| through LinkProxy | {:.0} | {:.0} |",
+        v50 * 1000.0,
+        v99 * 1000.0
+    );
+    println!(
+        "| added | {:+.0} | {:+.0} |",
+        (v50 - d50) * 1000.0,
+        (v99 - d99) * 1000.0
+    );
     let d = bulk_mb_per_s(echo).await;
     let p = bulk_mb_per_s(zero).await;
-    println!("\n## Bulk throughput, {} MiB one way (echoed back)\n", BULK_BYTES >> 20);
+    println!(
+        "\n## Bulk throughput, {} MiB one way (echoed back)\n",
+        BULK_BYTES >> 20
+    );
     println!("| path | MB/s | ratio |");
     println!("|---|---:|---:|");
     println!("| direct loopback | {d:.0} | 1.00 |");

@@ -76,7 +76,10 @@ fn run(t: &'static Timer) {
         q = match q.heap.peek() {
             Some(Reverse(e)) => {
                 let wait = e.deadline.saturating_duration_since(now);
-                t.changed.wait_timeout(q, wait).expect("timer lock is never poisoned").0
+                t.changed
+                    .wait_timeout(q, wait)
+                    .expect("timer lock is never poisoned")
+                    .0
             }
             None => t.changed.wait(q).expect("timer lock is never poisoned"),
         };
@@ -96,7 +99,11 @@ pub async fn sleep_until(deadline: Instant) {
         q.seq += 1;
         let seq = q.seq;
         let earliest = q.heap.peek().is_none_or(|Reverse(e)| deadline < e.deadline);
-        q.heap.push(Reverse(Entry { deadline, seq, wake: tx }));
+        q.heap.push(Reverse(Entry {
+            deadline,
+            seq,
+            wake: tx,
+        }));
         if earliest {
             t.changed.notify_one();
         }
