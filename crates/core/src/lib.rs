@@ -7,16 +7,26 @@
 //! - [`config`]: the topology file ([`TopologyConfig`]) and its validation into
 //!   a [`Topology`], or every problem at once as [`ConfigErrors`].
 //!
-//! Owns no sockets, files or clocks: callers hand it text and values. Later
-//! issues add the hybrid logical clock, versions and records here.
+//! - [`hlc`]: the hybrid logical clock ([`Hlc`], [`HlcClock`]) with an
+//!   injectable physical clock.
+//! - [`record`]: [`LogEntry`], [`Op`], [`Version`], [`VersionVector`], and
+//!   [`record::apply`], the pure, order-independent merge of a write into a
+//!   key's state (LWW incarnations, PN-counters, per-field LWW hashes,
+//!   add-wins sets, TTL).
+//!
+//! Owns no sockets, files or clocks: callers hand it text and values.
 
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod geo;
+pub mod hlc;
+pub mod record;
 pub mod region;
 
 pub use config::{
     ConfigError, ConfigErrors, LinkConditions, LinkFigures, Topology, TopologyConfig,
 };
+pub use hlc::{Hlc, HlcClock, PhysicalClock, SystemClock};
+pub use record::{LogEntry, Op, Version, VersionVector};
 pub use region::RegionName;
