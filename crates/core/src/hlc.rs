@@ -161,6 +161,11 @@ impl<C: PhysicalClock> HlcClock<C> {
         self.last
     }
 
+    /// The physical clock's reading, in ms since the Unix epoch.
+    pub fn physical_ms(&self) -> u64 {
+        self.physical.now_ms()
+    }
+
     /// Remote stamps refused adoption for being too far ahead.
     pub fn remote_ahead_total(&self) -> u64 {
         self.remote_ahead_total

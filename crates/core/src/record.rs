@@ -194,6 +194,21 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// Approximate encoded size in bytes, for pending-bytes accounting and
+    /// batch limits (exact sizes would cost an encode per entry).
+    pub fn approx_bytes(&self) -> usize {
+        let payload: usize = match &self.op {
+            Op::Put { value, .. } => value.len(),
+            Op::Delete | Op::Add { .. } | Op::Expire { .. } => 8,
+            Op::HashSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len() + 2).sum(),
+            Op::HashDel { fields, .. } => fields.iter().map(|f| f.len() + 1).sum(),
+            Op::SetAdd { members, .. } => members.iter().map(|m| m.len() + 1).sum(),
+            Op::SetRemove { members, .. } => members.iter().map(|(m, v)| m.len() + 1 + 12 * v.len()).sum(),
+        };
+        // origin, seq, hlc, observed and framing: about 48 bytes.
+        48 + self.table.len() + self.key.len() + payload
+    }
+
     /// The write's version.
     pub fn version(&self) -> Version {
         Version {

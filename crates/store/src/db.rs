@@ -1,0 +1,526 @@
+//! The single writer: group commit, the hybrid logical clock, and merging.
+//!
+//! Every change — a local write or a batch of replicated entries — is a
+//! request to one writer thread. The thread takes whatever requests are
+//! waiting (up to [`BATCH_REQUESTS_MAX`]), merges each against the key states
+//! as already changed by earlier requests of the same batch, and commits the
+//! whole batch in one backend transaction: one fsync for many writers (group
+//! commit). Only then are the requests answered, so a write is acknowledged
+//! only once durable under the configured [`Durability`].
+//!
+//! A local write is a *decision* run on the writer thread against the key's
+//! current state: it returns the [`Op`] to log (or none, e.g. `SET NX` on an
+//! existing key, or a refusal such as WRONGTYPE). Read-modify-write commands
+//! are therefore atomic without locks.
+//!
+//! Why a thread and a std channel, not a tokio task: backend commits block
+//! (fsync), and a dedicated thread keeps them off the async workers.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Instant;
+
+use meridian_core::hlc::{HlcClock, PhysicalClock};
+use meridian_core::record::{apply, Conflict, KeyState};
+use meridian_core::{LogEntry, Op, RegionName, VersionVector};
+use serde::Serialize;
+use tokio::sync::{oneshot, watch};
+
+use crate::backend::{Backend, CommitBatch, Durability, StoreError};
+use crate::histogram::Histogram;
+
+/// Requests merged into one commit at most. Bounds a commit's size and the
+/// latency the first request in it waits for the others.
+pub const BATCH_REQUESTS_MAX: usize = 1024;
+
+/// Requests waiting for the writer; beyond it callers wait (back-pressure).
+pub const QUEUE_REQUESTS_MAX: usize = 8192;
+
+/// Conflicts kept for `GET /conflicts`: the newest, a ring buffer.
+pub const CONFLICT_LOG_MAX: usize = 1000;
+
+/// Bytes of a losing value kept in the conflict log.
+pub const CONFLICT_VALUE_PREVIEW_BYTES: usize = 64;
+
+/// What a local write decides, given the key's current state and the time.
+pub type Decide = Box<dyn FnOnce(Option<&KeyState>, u64) -> Result<Option<Op>, String> + Send>;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct DbConfig {
+    /// This node's region: the origin of its local writes.
+    pub region: RegionName,
+    /// fsync per commit or not.
+    pub durability: Durability,
+    /// HLC max offset for remote stamps (see `meridian_core::hlc`).
+    pub max_offset_ms: u64,
+}
+
+/// Why the engine refused a request.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The decision refused the write (WRONGTYPE, not an integer, ...).
+    #[error("{0}")]
+    Rejected(String),
+    /// The backend failed; nothing of the batch was applied.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engine is shutting down.
+    #[error("the storage engine is stopped")]
+    Stopped,
+}
+
+/// The result of a local write.
+#[derive(Clone, Debug)]
+pub struct LocalOutcome {
+    /// The key's state before.
+    pub before: Option<KeyState>,
+    /// The key's state after (same as before when nothing was written).
+    pub after: Option<KeyState>,
+    /// The logged entry; `None` when the decision wrote nothing.
+    pub entry: Option<LogEntry>,
+}
+
+/// The result of applying replicated entries.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteOutcome {
+    /// Entries newly applied.
+    pub applied: u64,
+    /// Entries skipped because they were already applied.
+    pub duplicates: u64,
+    /// Set when the entries skipped ahead of what is applied: the next
+    /// sequence this node needs from that origin.
+    pub gap: Option<(RegionName, u64)>,
+}
+
+/// One overwritten concurrent write, as `GET /conflicts` lists it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConflictRecord {
+    /// Table.
+    pub table: String,
+    /// Key, lossy UTF-8.
+    pub key: String,
+    /// The surviving write.
+    pub winner: String,
+    /// The overwritten write.
+    pub loser: String,
+    /// Start of the loser's value when it was a string (lossy UTF-8).
+    pub loser_value: Option<String>,
+    /// When this region detected it, ms since the Unix epoch.
+    pub detected_at_ms: u64,
+}
+
+/// Counters and histograms the engine keeps, read by `/metrics`.
+#[derive(Default)]
+pub struct DbStats {
+    /// Local writes committed.
+    pub local_writes: AtomicU64,
+    /// Remote entries applied.
+    pub remote_applied: AtomicU64,
+    /// Backend commits (each one fsync with `Durability::Fsync`).
+    pub commits: AtomicU64,
+    /// Commits that failed.
+    pub commit_failures: AtomicU64,
+    /// Remote stamps beyond the HLC max offset.
+    pub hlc_remote_ahead: AtomicU64,
+    /// Conflicts per table.
+    pub conflicts: Mutex<BTreeMap<String, u64>>,
+    /// The newest conflicts.
+    pub conflict_log: Mutex<VecDeque<ConflictRecord>>,
+    /// Apply time here minus commit time at the origin, per origin, seconds.
+    pub replication_latency: Mutex<BTreeMap<RegionName, Histogram>>,
+    /// Time from a commit's start to its end, seconds.
+    pub commit_seconds: Histogram,
+}
+
+enum Request {
+    Local {
+        table: String,
+        key: Vec<u8>,
+        decide: Decide,
+        reply: oneshot::Sender<Result<LocalOutcome, DbError>>,
+    },
+    Remote {
+        entries: Vec<LogEntry>,
+        reply: oneshot::Sender<Result<RemoteOutcome, DbError>>,
+    },
+    PeerAck {
+        peer: RegionName,
+        vv: VersionVector,
+    },
+}
+
+/// Handle to the engine. Cheap to clone; the writer stops when the last
+/// handle is dropped.
+#[derive(Clone)]
+pub struct Db {
+    backend: Arc<dyn Backend>,
+    requests: mpsc::SyncSender<Request>,
+    applied: watch::Receiver<VersionVector>,
+    stats: Arc<DbStats>,
+    region: RegionName,
+}
+
+impl Db {
+    /// Starts the writer over `backend`, with `physical` as the clock.
+    pub fn start<C: PhysicalClock + 'static>(backend: Arc<dyn Backend>, config: DbConfig, physical: C) -> Result<Db, StoreError> {
+        let meta = backend.meta()?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
+        let (vv_tx, vv_rx) = watch::channel(meta.vv.clone());
+        let stats = Arc::new(DbStats::default());
+        let writer = Writer {
+            backend: backend.clone(),
+            clock: HlcClock::new(physical, config.max_offset_ms, meta.hlc_floor),
+            vv: meta.vv,
+            config: config.clone(),
+            stats: stats.clone(),
+            applied: vv_tx,
+            peer_vvs: BTreeMap::new(),
+        };
+        std::thread::Builder::new()
+            .name(format!("meridian-writer-{}", config.region))
+            .spawn(move || writer.run(rx))
+            .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
+        Ok(Db {
+            backend,
+            requests: tx,
+            applied: vv_rx,
+            stats,
+            region: config.region,
+        })
+    }
+
+    /// This node's region.
+    pub fn region(&self) -> &RegionName {
+        &self.region
+    }
+
+    /// Runs `decide` against the key's state on the writer thread and, if
+    /// it returns an op, logs and applies it durably.
+    pub async fn write(&self, table: &str, key: &[u8], decide: Decide) -> Result<LocalOutcome, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Local {
+            table: table.to_string(),
+            key: key.to_vec(),
+            decide,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Applies replicated entries (any origins, each origin's in sequence).
+    pub async fn apply_remote(&self, entries: Vec<LogEntry>) -> Result<RemoteOutcome, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::Remote { entries, reply }).await?;
+        rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Records a peer's acknowledged vector; persisted with the next commit.
+    pub fn record_peer_ack(&self, peer: RegionName, vv: VersionVector) {
+        // Best effort: a full queue drops an ack, a later one supersedes it.
+        let _ = self.requests.try_send(Request::PeerAck { peer, vv });
+    }
+
+    async fn submit(&self, req: Request) -> Result<(), DbError> {
+        match self.requests.try_send(req) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Disconnected(_)) => Err(DbError::Stopped),
+            Err(mpsc::TrySendError::Full(req)) => {
+                // Back-pressure without blocking an async worker.
+                let tx = self.requests.clone();
+                tokio::task::spawn_blocking(move || tx.send(req).map_err(|_| DbError::Stopped))
+                    .await
+                    .map_err(|_| DbError::Stopped)?
+            }
+        }
+    }
+
+    /// A key's current state.
+    pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError> {
+        self.backend.get(table, key)
+    }
+
+    /// Keys of a table in order, after a cursor.
+    pub fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, KeyState)>, StoreError> {
+        self.backend.scan(table, after, limit)
+    }
+
+    /// Log entries of an origin (for shipping to peers).
+    pub fn read_log(&self, origin: &RegionName, from_seq: u64, max_entries: usize, max_bytes: usize) -> Result<Vec<LogEntry>, StoreError> {
+        self.backend.read_log(origin, from_seq, max_entries, max_bytes)
+    }
+
+    /// The backend, for maintenance (GC, size).
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The version vector as of the last commit.
+    pub fn applied(&self) -> VersionVector {
+        self.applied.borrow().clone()
+    }
+
+    /// Subscribes to version vector changes (one per commit).
+    pub fn subscribe(&self) -> watch::Receiver<VersionVector> {
+        self.applied.clone()
+    }
+
+    /// Waits until the applied vector covers `token`, or `timeout` passes.
+    /// Returns whether it was covered.
+    pub async fn wait_for(&self, token: &VersionVector, timeout: std::time::Duration) -> bool {
+        let mut rx = self.applied.clone();
+        tokio::time::timeout(timeout, rx.wait_for(|vv| vv.covers(token)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Engine counters.
+    pub fn stats(&self) -> &DbStats {
+        &self.stats
+    }
+}
+
+struct Writer<C: PhysicalClock> {
+    backend: Arc<dyn Backend>,
+    clock: HlcClock<C>,
+    vv: VersionVector,
+    config: DbConfig,
+    stats: Arc<DbStats>,
+    applied: watch::Sender<VersionVector>,
+    peer_vvs: BTreeMap<RegionName, VersionVector>,
+}
+
+/// A request's answer, held until its batch is durable.
+enum Pending {
+    Local(oneshot::Sender<Result<LocalOutcome, DbError>>, Result<LocalOutcome, DbError>),
+    Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>, RemoteOutcome),
+}
+
+impl<C: PhysicalClock> Writer<C> {
+    fn run(mut self, rx: mpsc::Receiver<Request>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH_REQUESTS_MAX {
+                match rx.try_recv() {
+                    Ok(r) => batch.push(r),
+                    Err(_) => break,
+                }
+            }
+            self.process(batch);
+        }
+        tracing::debug!(region = %self.config.region, "writer stopped");
+    }
+
+    fn process(&mut self, batch: Vec<Request>) {
+        let started = Instant::now();
+        let mut vv = self.vv.clone();
+        let mut overlay: HashMap<(String, Vec<u8>), Option<KeyState>> = HashMap::new();
+        let mut log: Vec<LogEntry> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)> = Vec::new();
+        let mut latencies: Vec<(RegionName, f64)> = Vec::new();
+        let mut failure: Option<StoreError> = None;
+
+        for req in batch {
+            match req {
+                Request::PeerAck { peer, vv } => {
+                    self.peer_vvs.entry(peer).or_default().merge(&vv);
+                }
+                Request::Local { table, key, decide, reply } => {
+                    let before = match self.current(&mut overlay, &table, &key) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            let _ = reply.send(Err(DbError::Stopped));
+                            continue;
+                        }
+                    };
+                    let now_ms = self.physical_now();
+                    let outcome = match decide(before.as_ref(), now_ms) {
+                        Err(msg) => Err(DbError::Rejected(msg)),
+                        Ok(None) => Ok(LocalOutcome {
+                            before: before.clone(),
+                            after: before,
+                            entry: None,
+                        }),
+                        Ok(Some(op)) => {
+                            let seq = vv.get(&self.config.region) + 1;
+                            let entry = LogEntry {
+                                origin: self.config.region.clone(),
+                                seq,
+                                hlc: self.clock.now(),
+                                table: table.clone(),
+                                key: key.clone(),
+                                observed: before.as_ref().map(|s| s.last.clone()),
+                                op,
+                            };
+                            let applied = apply(before.as_ref(), &entry);
+                            debug_assert!(applied.conflict.is_none(), "a local write cannot conflict with what it observed");
+                            vv.advance(&self.config.region, seq);
+                            overlay.insert((table, key), Some(applied.state.clone()));
+                            log.push(entry.clone());
+                            Ok(LocalOutcome {
+                                before,
+                                after: Some(applied.state),
+                                entry: Some(entry),
+                            })
+                        }
+                    };
+                    pending.push(Pending::Local(reply, outcome));
+                }
+                Request::Remote { entries, reply } => {
+                    let mut out = RemoteOutcome::default();
+                    let now_ms = self.physical_now();
+                    for entry in entries {
+                        let have = vv.get(&entry.origin);
+                        if entry.seq <= have {
+                            out.duplicates += 1;
+                            continue;
+                        }
+                        if entry.seq != have + 1 {
+                            out.gap = Some((entry.origin.clone(), have + 1));
+                            break;
+                        }
+                        debug_assert!(entry.origin != self.config.region, "our own entries came back as remote");
+                        if !self.clock.observe(entry.hlc) {
+                            self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let current = match self.current(&mut overlay, &entry.table, &entry.key) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                                break;
+                            }
+                        };
+                        let applied = apply(current.as_ref(), &entry);
+                        if let Some(c) = applied.conflict {
+                            conflicts.push((entry.table.clone(), entry.key.clone(), c, current.clone()));
+                        }
+                        if applied.changed {
+                            overlay.insert((entry.table.clone(), entry.key.clone()), Some(applied.state));
+                        }
+                        latencies.push((entry.origin.clone(), now_ms.saturating_sub(entry.hlc.wall_ms()) as f64 / 1000.0));
+                        vv.advance(&entry.origin, entry.seq);
+                        log.push(entry);
+                        out.applied += 1;
+                    }
+                    pending.push(Pending::Remote(reply, out));
+                }
+            }
+        }
+
+        let commit = CommitBatch {
+            states: overlay
+                .into_iter()
+                .filter_map(|((t, k), s)| s.map(|s| (t, k, s)))
+                .collect(),
+            log,
+            vv: vv.clone(),
+            hlc_floor: self.clock.last(),
+            peer_vvs: std::mem::take(&mut self.peer_vvs),
+        };
+        let result = match failure {
+            Some(e) => Err(e),
+            None if commit.states.is_empty() && commit.log.is_empty() && commit.peer_vvs.is_empty() => Ok(()),
+            None => self.backend.commit(&commit, self.config.durability),
+        };
+        self.stats.commit_seconds.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                let locals = commit.log.iter().filter(|e| e.origin == self.config.region).count() as u64;
+                self.stats.local_writes.fetch_add(locals, Ordering::Relaxed);
+                self.stats
+                    .remote_applied
+                    .fetch_add(commit.log.len() as u64 - locals, Ordering::Relaxed);
+                self.record_conflicts(conflicts);
+                self.record_latencies(latencies);
+                self.vv = vv;
+                self.applied.send_replace(self.vv.clone());
+                for p in pending {
+                    match p {
+                        Pending::Local(reply, outcome) => {
+                            let _ = reply.send(outcome);
+                        }
+                        Pending::Remote(reply, outcome) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // Nothing of the batch is durable: refuse every request in
+                // it, keep the last committed vector, and keep running.
+                self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "commit failed; the batch's writes were refused");
+                self.peer_vvs = commit.peer_vvs;
+                let msg = e.to_string();
+                for p in pending {
+                    match p {
+                        Pending::Local(reply, Ok(_)) => {
+                            let _ = reply.send(Err(DbError::Store(StoreError::Io(msg.clone()))));
+                        }
+                        Pending::Local(reply, Err(e)) => {
+                            let _ = reply.send(Err(e));
+                        }
+                        Pending::Remote(reply, _) => {
+                            let _ = reply.send(Err(DbError::Store(StoreError::Io(msg.clone()))));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Wall time for TTL decisions and lag. The clock's physical source is
+    /// the one time source, so simulations control both.
+    fn physical_now(&self) -> u64 {
+        self.clock.physical_ms()
+    }
+
+    fn current(&self, overlay: &mut HashMap<(String, Vec<u8>), Option<KeyState>>, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError> {
+        if let Some(s) = overlay.get(&(table.to_string(), key.to_vec())) {
+            return Ok(s.clone());
+        }
+        self.backend.get(table, key)
+    }
+
+    fn record_conflicts(&self, conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)>) {
+        if conflicts.is_empty() {
+            return;
+        }
+        let now = self.physical_now();
+        let mut counts = self.stats.conflicts.lock().expect("stats lock is never poisoned");
+        let mut log = self.stats.conflict_log.lock().expect("stats lock is never poisoned");
+        for (table, key, c, before) in conflicts {
+            *counts.entry(table.clone()).or_default() += 1;
+            let loser_value = before
+                .filter(|s| s.last == c.loser)
+                .and_then(|s| s.bytes())
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(CONFLICT_VALUE_PREVIEW_BYTES)]).into_owned());
+            if log.len() == CONFLICT_LOG_MAX {
+                log.pop_front();
+            }
+            log.push_back(ConflictRecord {
+                table,
+                key: String::from_utf8_lossy(&key).into_owned(),
+                winner: format!("{}@{}", c.winner.origin, c.winner.hlc),
+                loser: format!("{}@{}", c.loser.origin, c.loser.hlc),
+                loser_value,
+                detected_at_ms: now,
+            });
+        }
+    }
+
+    fn record_latencies(&self, latencies: Vec<(RegionName, f64)>) {
+        if latencies.is_empty() {
+            return;
+        }
+        let mut h = self.stats.replication_latency.lock().expect("stats lock is never poisoned");
+        for (origin, seconds) in latencies {
+            h.entry(origin).or_default().observe(seconds);
+        }
+    }
+}
