@@ -297,7 +297,10 @@ impl Replicator {
 
     /// What we had of `origin` `relay_after` ago (0 if we did not know yet).
     fn relay_target(&self, now_ms: u64, origin: &RegionName) -> u64 {
-        let horizon = now_ms.saturating_sub(self.config.relay_after.as_millis() as u64);
+        // Within the first `relay_after` nothing is old enough to relay.
+        let Some(horizon) = now_ms.checked_sub(self.config.relay_after.as_millis() as u64) else {
+            return 0;
+        };
         self.history
             .iter()
             .take_while(|(t, _)| *t <= horizon)
