@@ -5,11 +5,15 @@
 //! origin), its [`Hlc`] and origin order it totally ([`Version`]), and its
 //! [`Op`] says what it does to one key of one table.
 //!
-//! A key holds one **incarnation** at a time, named by the version of the
-//! write that started it. `SET` and `DEL` always start a new incarnation;
-//! a typed write on an absent key (first `INCR`, `HSET`, `SADD`) does too.
-//! Every other typed write names the incarnation it observed at its origin
-//! ([`Target::Existing`]). [`apply`] then keeps, for each key:
+//! A key holds one **incarnation** at a time. `SET` and `DEL` start a new
+//! one, named by their own version. Typed writes (`INCR`, `HSET`, `SADD`,
+//! `EXPIRE`, ...) never start one: they name the incarnation their origin
+//! observed ([`Target`]) — the genesis incarnation of a never-written key,
+//! the `SET` or `DEL` that started the current one (writes after a `DEL`
+//! revive its tombstone), or, after an expiry, a fresh incarnation named
+//! after that expiry. So two regions incrementing a brand-new key, or one
+//! just deleted, land in the same incarnation and both count.
+//! [`apply`] then keeps, for each key:
 //! - the highest incarnation of all writes seen (last writer wins for whole
 //!   values, by `(hlc, origin)`);
 //! - inside it, every typed write that names it, merged by its rule:
@@ -108,13 +112,31 @@ impl VersionVector {
     }
 }
 
+/// The name of an incarnation: the version of the `SET`/`DEL` that started
+/// it, or a synthetic version for a fresh incarnation after an expiry. The
+/// `fresh` flag keeps a synthetic name from ever equalling a real write's
+/// version (both could carry the same HLC and origin).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Incarnation {
+    /// The version naming it.
+    pub version: Version,
+    /// Whether it is a synthetic after-expiry incarnation.
+    pub fresh: bool,
+}
+
 /// Which incarnation a typed write applies to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
-    /// The key was absent at the origin: this write starts an incarnation.
-    New,
-    /// The incarnation the origin observed.
+    /// The key was never written: every region's first typed writes share
+    /// this incarnation, so concurrent first `INCR`s all count.
+    Genesis,
+    /// The incarnation started by this write (a `SET` or `DEL`); writes
+    /// after a `DEL` revive its tombstone, so they merge too.
     Existing(Version),
+    /// A fresh incarnation after the observed one expired. Its name derives
+    /// from the (converged) expiry, so regions that agree on the expiry
+    /// agree on the name.
+    Fresh(Version),
 }
 
 /// What a write does to its key.
@@ -145,8 +167,8 @@ pub enum Op {
     },
     /// Delete hash fields.
     HashDel {
-        /// Incarnation (must exist at the origin).
-        target: Version,
+        /// Incarnation.
+        target: Target,
         /// Fields.
         fields: Vec<Vec<u8>>,
     },
@@ -160,15 +182,15 @@ pub enum Op {
     /// Remove set members: each removal cancels the adds (by version) the
     /// origin had observed for that member.
     SetRemove {
-        /// Incarnation (must exist at the origin).
-        target: Version,
+        /// Incarnation.
+        target: Target,
         /// `(member, observed add versions)`.
         members: Vec<(Vec<u8>, Vec<Version>)>,
     },
     /// Set or clear the expiry of an incarnation.
     Expire {
-        /// Incarnation (must exist at the origin).
-        target: Version,
+        /// Incarnation.
+        target: Target,
         /// New absolute expiry, or `None` to persist.
         expires_at_ms: Option<u64>,
     },
@@ -203,7 +225,10 @@ impl LogEntry {
             Op::HashSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len() + 2).sum(),
             Op::HashDel { fields, .. } => fields.iter().map(|f| f.len() + 1).sum(),
             Op::SetAdd { members, .. } => members.iter().map(|m| m.len() + 1).sum(),
-            Op::SetRemove { members, .. } => members.iter().map(|(m, v)| m.len() + 1 + 12 * v.len()).sum(),
+            Op::SetRemove { members, .. } => members
+                .iter()
+                .map(|(m, v)| m.len() + 1 + 12 * v.len())
+                .sum(),
         };
         // origin, seq, hlc, observed and framing: about 48 bytes.
         48 + self.table.len() + self.key.len() + payload
@@ -252,19 +277,15 @@ impl Member {
     }
 }
 
-/// The data of an incarnation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Value {
-    /// Known only through writes that depend on it; its creator is on its way.
-    Pending,
-    /// Deleted (or purged after expiry).
-    Tombstone,
-    /// A string; with a counter delta when it holds an integer.
-    Bytes(Vec<u8>),
+/// The data type a key shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A string (possibly an integer with counter deltas).
+    String,
     /// A hash.
-    Hash(BTreeMap<Vec<u8>, Field>),
+    Hash,
     /// A set.
-    Set(BTreeMap<Vec<u8>, Member>),
+    Set,
 }
 
 /// An incarnation's expiry and the write that set it.
@@ -276,27 +297,46 @@ pub struct Expiry {
     pub version: Version,
 }
 
-/// Everything stored for one key.
+/// Everything stored for one key: one incarnation and its merged contents.
+///
+/// Each data type's contents are kept apart and merged by their own rule;
+/// the type shown is the one written last (by version). Origins refuse
+/// typed writes that do not match the shown type (WRONGTYPE), so mixed
+/// contents only arise from concurrent writes, and then every region shows
+/// the same one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyState {
-    /// The incarnation's name.
-    pub incarnation: Version,
-    /// What the incarnation's creator had observed; `None` if nothing or
-    /// the creator has not arrived yet (see `created`).
+    /// The incarnation's name; `None` is the genesis incarnation of a key
+    /// never `SET` or `DEL`eted.
+    pub incarnation: Option<Incarnation>,
+    /// What the incarnation's creator (`SET`/`DEL`) had observed.
     pub observed: Option<Version>,
-    /// Whether the creator write has been applied.
+    /// Whether the incarnation is complete: its creator write has been
+    /// applied (genesis and fresh incarnations have none to wait for).
     pub created: bool,
-    /// The data.
-    pub value: Value,
-    /// Sum of counter deltas applied to a `Bytes` incarnation.
+    /// The string a `SET` gave; `None` for other incarnations.
+    pub bytes: Option<Vec<u8>>,
+    /// Sum of counter deltas, added to `bytes` read as an integer (or 0).
     pub delta: i64,
+    /// Newest counter write.
+    pub delta_version: Option<Version>,
+    /// Hash fields.
+    pub hash: BTreeMap<Vec<u8>, Field>,
+    /// Newest hash write.
+    pub hash_version: Option<Version>,
+    /// Set members.
+    pub set: BTreeMap<Vec<u8>, Member>,
+    /// Newest set write.
+    pub set_version: Option<Version>,
     /// Expiry.
     pub expiry: Option<Expiry>,
     /// Newest write applied to this key.
     pub last: Version,
-    /// The incarnation a not-yet-created state replaced, kept until its
-    /// creator arrives so a conflict can still be judged then.
+    /// What a still-incomplete state replaced, so a conflict can be judged
+    /// when its creator arrives.
     pub replaced_last: Option<Version>,
+    /// Contents dropped locally after expiry (never replicated).
+    pub purged: bool,
 }
 
 /// An overwritten concurrent write.
@@ -320,25 +360,59 @@ pub struct Applied {
 }
 
 impl KeyState {
+    /// The state a lone `SET` of `value` at `version` produces, as replicas
+    /// store it (for tests and tools that need a realistic state).
+    pub fn from_put(version: Version, value: Vec<u8>) -> KeyState {
+        let mut s = blank(
+            Some(Incarnation {
+                version: version.clone(),
+                fresh: false,
+            }),
+            false,
+            version,
+        );
+        s.bytes = Some(value);
+        s
+    }
+
+    /// The type the key shows, ignoring expiry: the type written last.
+    pub fn kind(&self) -> Option<Kind> {
+        let string = match (&self.bytes, &self.delta_version) {
+            (Some(_), d) => self
+                .incarnation
+                .as_ref()
+                .map(|i| i.version.clone())
+                .max(d.clone()),
+            (None, Some(d)) => Some(d.clone()),
+            (None, None) => None,
+        };
+        [
+            (Kind::String, string),
+            (Kind::Hash, self.hash_version.clone()),
+            (Kind::Set, self.set_version.clone()),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (v, k)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, k)| k)
+    }
+
     /// Whether the key reads as absent at `now_ms`.
     pub fn is_absent(&self, now_ms: u64) -> bool {
-        if !self.created || self.expired(now_ms) {
+        if !self.created || self.purged || self.expired(now_ms) {
             return true;
         }
-        match &self.value {
-            Value::Pending | Value::Tombstone => true,
-            Value::Bytes(_) => false,
-            Value::Hash(f) => !f.values().any(|f| f.value.is_some()),
-            Value::Set(m) => !m.values().any(Member::present),
+        match self.kind() {
+            None => true,
+            Some(Kind::String) => false,
+            Some(Kind::Hash) => !self.hash.values().any(|f| f.value.is_some()),
+            Some(Kind::Set) => !self.set.values().any(Member::present),
         }
     }
 
     /// Whether the expiry deadline has passed.
     pub fn expired(&self, now_ms: u64) -> bool {
-        self.expiry
-            .as_ref()
-            .and_then(|e| e.at_ms)
-            .is_some_and(|at| at <= now_ms)
+        self.expires_at_ms().is_some_and(|at| at <= now_ms)
     }
 
     /// The absolute expiry, if any.
@@ -346,16 +420,43 @@ impl KeyState {
         self.expiry.as_ref().and_then(|e| e.at_ms)
     }
 
-    /// A string value as bytes, applying any counter delta.
+    /// The string value, counter deltas applied; `None` unless the key
+    /// shows a string.
     pub fn bytes(&self) -> Option<Vec<u8>> {
-        match &self.value {
-            Value::Bytes(b) if self.delta == 0 => Some(b.clone()),
-            Value::Bytes(b) => {
+        if self.kind() != Some(Kind::String) {
+            return None;
+        }
+        match &self.bytes {
+            Some(b) if self.delta == 0 => Some(b.clone()),
+            Some(b) => {
                 let base: i64 = std::str::from_utf8(b).ok()?.parse().ok()?;
                 Some(base.wrapping_add(self.delta).to_string().into_bytes())
             }
-            _ => None,
+            None => Some(self.delta.to_string().into_bytes()),
         }
+    }
+
+    /// Live hash fields, when the key shows a hash.
+    pub fn hash_fields(&self) -> Vec<(&[u8], &[u8])> {
+        if self.kind() != Some(Kind::Hash) {
+            return Vec::new();
+        }
+        self.hash
+            .iter()
+            .filter_map(|(k, f)| f.value.as_deref().map(|v| (k.as_slice(), v)))
+            .collect()
+    }
+
+    /// Present set members, when the key shows a set.
+    pub fn set_members(&self) -> Vec<&[u8]> {
+        if self.kind() != Some(Kind::Set) {
+            return Vec::new();
+        }
+        self.set
+            .iter()
+            .filter(|(_, m)| m.present())
+            .map(|(k, _)| k.as_slice())
+            .collect()
     }
 
     /// Local purge of an expired key: keeps the incarnation (so late writes
@@ -371,53 +472,79 @@ impl KeyState {
         let safe = self
             .expires_at_ms()
             .is_some_and(|at| at.saturating_add(max_offset_ms) < closed_ms);
-        if self.created && safe && self.value != Value::Tombstone {
-            self.value = Value::Tombstone;
+        if self.created && safe && !self.purged {
+            self.purged = true;
+            self.bytes = None;
             self.delta = 0;
+            self.hash.clear();
+            self.set.clear();
             return true;
         }
         false
     }
 
-    /// The incarnation a write at the origin should target, for typed ops:
-    /// `New` when the key reads absent.
-    pub fn target(state: Option<&KeyState>, now_ms: u64) -> Target {
-        match state {
-            Some(s) if !s.is_absent(now_ms) => Target::Existing(s.incarnation.clone()),
-            _ => Target::New,
+    /// The incarnation a typed write at the origin targets at `now_ms`.
+    pub fn typed_target(state: Option<&KeyState>, now_ms: u64) -> Target {
+        let Some(s) = state else {
+            return Target::Genesis;
+        };
+        if let (Some(at), Some(e)) = (s.expires_at_ms().filter(|at| *at <= now_ms), &s.expiry) {
+            // Named after the expiry, after everything the incarnation holds.
+            let hlc = Hlc::new(at, 0).max(Hlc::from_u64(s.last.hlc.as_u64() + 1));
+            return Target::Fresh(Version {
+                hlc,
+                origin: e.version.origin.clone(),
+            });
+        }
+        match &s.incarnation {
+            None => Target::Genesis,
+            Some(i) if i.fresh => Target::Fresh(i.version.clone()),
+            Some(i) => Target::Existing(i.version.clone()),
         }
     }
 }
 
-/// The incarnation a write belongs to, and whether it is that incarnation's
-/// creator.
-fn incarnation_of(entry: &LogEntry) -> (Version, bool) {
-    let own = entry.version();
+/// The incarnation a write belongs to, whether it is that incarnation's
+/// creator, and whether the incarnation needs a creator at all.
+fn incarnation_of(entry: &LogEntry) -> (Option<Incarnation>, bool, bool) {
+    let named = |version: &Version, fresh| {
+        Some(Incarnation {
+            version: version.clone(),
+            fresh,
+        })
+    };
     match &entry.op {
-        Op::Put { .. } | Op::Delete => (own, true),
-        Op::Add { target, .. } | Op::HashSet { target, .. } | Op::SetAdd { target, .. } => {
-            match target {
-                Target::New => (own, true),
-                Target::Existing(v) => (v.clone(), false),
-            }
-        }
-        Op::HashDel { target, .. } | Op::SetRemove { target, .. } | Op::Expire { target, .. } => {
-            (target.clone(), false)
-        }
+        Op::Put { .. } | Op::Delete => (named(&entry.version(), false), true, true),
+        Op::Add { target, .. }
+        | Op::HashSet { target, .. }
+        | Op::HashDel { target, .. }
+        | Op::SetAdd { target, .. }
+        | Op::SetRemove { target, .. }
+        | Op::Expire { target, .. } => match target {
+            Target::Genesis => (None, false, false),
+            Target::Existing(v) => (named(v, false), false, true),
+            Target::Fresh(v) => (named(v, true), false, false),
+        },
     }
 }
 
 /// A fresh state for incarnation `inc`, before any write is merged into it.
-fn blank(inc: Version, last: Version) -> KeyState {
+fn blank(inc: Option<Incarnation>, needs_creator: bool, last: Version) -> KeyState {
     KeyState {
         incarnation: inc,
         observed: None,
-        created: false,
-        value: Value::Pending,
+        created: !needs_creator,
+        bytes: None,
         delta: 0,
+        delta_version: None,
+        hash: BTreeMap::new(),
+        hash_version: None,
+        set: BTreeMap::new(),
+        set_version: None,
         expiry: None,
         last,
         replaced_last: None,
+        purged: false,
     }
 }
 
@@ -425,30 +552,32 @@ fn blank(inc: Version, last: Version) -> KeyState {
 /// module docs for the rules.
 pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
     let version = entry.version();
-    let (inc, creator) = incarnation_of(entry);
+    let (inc, creator, needs_creator) = incarnation_of(entry);
     let mut conflict = None;
     let mut state = match current {
-        None => blank(inc.clone(), version.clone()),
+        None => blank(inc.clone(), needs_creator, version.clone()),
         Some(cur) if inc > cur.incarnation => {
-            if creator {
-                if entry.observed.as_ref() < Some(&cur.last) && cur.created {
+            let mut s = blank(inc.clone(), needs_creator, version.clone());
+            if creator || !needs_creator {
+                // The writer knew what it replaced (or replaced an expired
+                // incarnation): judge the conflict now.
+                // A pending state's writes are real writes too.
+                if !cur.purged && entry.observed.as_ref() < Some(&cur.last) {
                     conflict = Some(Conflict {
                         winner: version.clone(),
                         loser: cur.last.clone(),
                     });
                 }
-                blank(inc.clone(), version.clone())
             } else {
-                let mut s = blank(inc.clone(), version.clone());
-                s.replaced_last = cur.created.then(|| cur.last.clone());
-                s
+                s.replaced_last = (!cur.purged).then(|| cur.last.clone());
             }
+            s
         }
         Some(cur) if inc < cur.incarnation => {
             // The write belongs to an incarnation that was replaced.
             if cur.created && cur.observed.as_ref() < Some(&version) {
                 conflict = Some(Conflict {
-                    winner: cur.incarnation.clone(),
+                    winner: cur.last.clone(),
                     loser: version,
                 });
             }
@@ -478,8 +607,8 @@ pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
             }
         }
     }
-    if state.value == Value::Tombstone && !creator {
-        // Writes to a deleted or purged incarnation change nothing.
+    if state.purged {
+        // Writes to a purged incarnation change nothing (see purge_expired).
         return Applied {
             state,
             changed: false,
@@ -497,12 +626,9 @@ pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
     }
 }
 
-fn lww_expiry(state: &mut KeyState, at_ms: Option<u64>, version: &Version) {
-    if state.expiry.as_ref().is_none_or(|e| *version > e.version) {
-        state.expiry = Some(Expiry {
-            at_ms,
-            version: version.clone(),
-        });
+fn newest(slot: &mut Option<Version>, version: &Version) {
+    if slot.as_ref() < Some(version) {
+        *slot = Some(version.clone());
     }
 }
 
@@ -512,50 +638,60 @@ fn merge_op(state: &mut KeyState, entry: &LogEntry, version: &Version) {
             value,
             expires_at_ms,
         } => {
-            state.value = Value::Bytes(value.clone());
+            state.bytes = Some(value.clone());
             lww_expiry(state, *expires_at_ms, version);
         }
-        Op::Delete => {
-            state.value = Value::Tombstone;
-            state.delta = 0;
-        }
-        Op::Add { target, delta } => {
-            if *target == Target::New {
-                state.value = Value::Bytes(b"0".to_vec());
-            }
+        // A tombstone incarnation has no contents of its own; typed writes
+        // that revive it keep theirs.
+        Op::Delete => {}
+        Op::Add { delta, .. } => {
             state.delta = state.delta.wrapping_add(*delta);
+            newest(&mut state.delta_version, version);
         }
         Op::HashSet { fields, .. } => {
-            let map = as_hash(&mut state.value);
             for (f, v) in fields {
-                set_field(map, f, Some(v.clone()), version);
+                set_field(&mut state.hash, f, Some(v.clone()), version);
             }
+            newest(&mut state.hash_version, version);
         }
         Op::HashDel { fields, .. } => {
-            let map = as_hash(&mut state.value);
             for f in fields {
-                set_field(map, f, None, version);
+                set_field(&mut state.hash, f, None, version);
             }
+            newest(&mut state.hash_version, version);
         }
         Op::SetAdd { members, .. } => {
-            let set = as_set(&mut state.value);
             for m in members {
-                set.entry(m.clone())
+                state
+                    .set
+                    .entry(m.clone())
                     .or_default()
                     .adds
                     .insert(version.clone());
             }
+            newest(&mut state.set_version, version);
         }
         Op::SetRemove { members, .. } => {
-            let set = as_set(&mut state.value);
             for (m, seen) in members {
-                set.entry(m.clone())
+                state
+                    .set
+                    .entry(m.clone())
                     .or_default()
                     .removed
                     .extend(seen.iter().cloned());
             }
+            newest(&mut state.set_version, version);
         }
         Op::Expire { expires_at_ms, .. } => lww_expiry(state, *expires_at_ms, version),
+    }
+}
+
+fn lww_expiry(state: &mut KeyState, at_ms: Option<u64>, version: &Version) {
+    if state.expiry.as_ref().is_none_or(|e| *version > e.version) {
+        state.expiry = Some(Expiry {
+            at_ms,
+            version: version.clone(),
+        });
     }
 }
 
@@ -580,30 +716,6 @@ fn set_field(
                 },
             );
         }
-    }
-}
-
-fn as_hash(v: &mut Value) -> &mut BTreeMap<Vec<u8>, Field> {
-    if !matches!(v, Value::Hash(_)) {
-        // Pending becomes a hash; any other type here means the origin broke
-        // the one-type-per-incarnation rule, which its type checks prevent.
-        debug_assert!(matches!(v, Value::Pending), "hash write on {v:?}");
-        *v = Value::Hash(BTreeMap::new());
-    }
-    match v {
-        Value::Hash(m) => m,
-        _ => unreachable!("just made a hash"),
-    }
-}
-
-fn as_set(v: &mut Value) -> &mut BTreeMap<Vec<u8>, Member> {
-    if !matches!(v, Value::Set(_)) {
-        debug_assert!(matches!(v, Value::Pending), "set write on {v:?}");
-        *v = Value::Set(BTreeMap::new());
-    }
-    match v {
-        Value::Set(m) => m,
-        _ => unreachable!("just made a set"),
     }
 }
 

@@ -16,20 +16,24 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use meridian_core::{LinkFigures, RegionName};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::data_api;
 use crate::node::Node;
 use crate::prom::{Kind, PromText};
-use crate::report::{EmulatedLink, LinkPatch, NodeStatus, PeerReport};
+use crate::report::{
+    EmulatedLink, LagReport, LinkPatch, NodeStatus, PeerReport, ReplicationReport,
+};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -39,6 +43,11 @@ pub struct AdminState {
 }
 
 impl AdminState {
+    /// The node served.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
     /// State for `node`.
     pub fn new(node: Arc<Node>) -> Self {
         AdminState {
@@ -66,11 +75,29 @@ fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/links", get(list_links))
         .route("/admin/links/{peer}", put(patch_link))
+        .route(
+            "/data/{table}/{key}",
+            put(data_api::put)
+                .get(data_api::get)
+                .delete(data_api::delete),
+        )
+        .route("/data/{table}/{key}/incr", post(data_api::incr))
+        .route("/conflicts", get(data_api::conflicts))
+        // Values up to the limit plus room for nothing else: the data API
+        // takes raw bodies.
+        .layer(DefaultBodyLimit::max(data_api::VALUE_BYTES_MAX + 1))
         .with_state(state)
 }
 
 /// An error with its HTTP status; the body is `{"error": message}`.
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    /// An error answering `status` with `message`.
+    pub fn new(status: StatusCode, message: String) -> Self {
+        ApiError(status, message)
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -153,6 +180,45 @@ fn node_status(node: &Node) -> NodeStatus {
                 PeerReport { link, emulated }
             })
             .collect(),
+        replication: Some(replication_report(node)),
+    }
+}
+
+fn replication_report(node: &Node) -> ReplicationReport {
+    let repl = node.repl.status();
+    let lag = node
+        .db
+        .stats()
+        .replication_latency
+        .lock()
+        .expect("stats lock is never poisoned")
+        .iter()
+        .map(|(origin, h)| {
+            let snap = h.snapshot();
+            let ms = |q: f64| snap.quantile(q).map(|s| s * 1000.0);
+            (
+                origin.to_string(),
+                LagReport {
+                    count: snap.count,
+                    p50_ms: ms(0.5),
+                    p99_ms: ms(0.99),
+                },
+            )
+        })
+        .collect();
+    ReplicationReport {
+        applied: node
+            .db
+            .applied()
+            .iter()
+            .map(|(r, s)| (r.to_string(), s))
+            .collect(),
+        peers: repl
+            .peers
+            .into_iter()
+            .map(|(r, p)| (r.to_string(), p))
+            .collect(),
+        lag_from: lag,
     }
 }
 
@@ -308,6 +374,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
             e.stats.connections_refused as f64,
         );
     }
+    replication_metrics(&mut p, node);
     (
         [(
             header::CONTENT_TYPE,
@@ -316,6 +383,140 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         p.finish(),
     )
         .into_response()
+}
+
+fn replication_metrics(p: &mut PromText, node: &Node) {
+    let me = node.region.as_str();
+    let stats = node.db.stats();
+    p.family(
+        "meridian_replication_latency_seconds",
+        Kind::Histogram,
+        "Apply time at the destination minus commit time at the origin.",
+    );
+    for (origin, h) in stats
+        .replication_latency
+        .lock()
+        .expect("stats lock is never poisoned")
+        .iter()
+    {
+        let s = h.snapshot();
+        p.histogram(
+            "meridian_replication_latency_seconds",
+            &[("from", origin.as_str()), ("to", me)],
+            &s.buckets,
+            s.sum,
+            s.count,
+        );
+    }
+    let repl = node.repl.status();
+    p.family(
+        "meridian_replication_pending_operations",
+        Kind::Gauge,
+        "Writes of this region the destination has not acknowledged.",
+    );
+    for (peer, r) in &repl.peers {
+        p.sample(
+            "meridian_replication_pending_operations",
+            &[("from", me), ("to", peer.as_str())],
+            r.pending_operations as f64,
+        );
+    }
+    p.family(
+        "meridian_replication_pending_bytes",
+        Kind::Gauge,
+        "Approximate bytes of those writes.",
+    );
+    for (peer, r) in &repl.peers {
+        p.sample(
+            "meridian_replication_pending_bytes",
+            &[("from", me), ("to", peer.as_str())],
+            r.pending_bytes as f64,
+        );
+    }
+    p.family(
+        "meridian_replication_failed_operations_total",
+        Kind::Counter,
+        "Writes whose delivery failed (lost link, stalled acknowledgements, gaps) and were sent again.",
+    );
+    for (peer, r) in &repl.peers {
+        p.sample(
+            "meridian_replication_failed_operations_total",
+            &[("from", me), ("to", peer.as_str())],
+            r.counters.retransmitted as f64,
+        );
+    }
+    p.family(
+        "meridian_replication_relayed_operations_total",
+        Kind::Counter,
+        "Other regions' writes this region relayed to the peer.",
+    );
+    for (peer, r) in &repl.peers {
+        p.sample(
+            "meridian_replication_relayed_operations_total",
+            &[("via", me), ("to", peer.as_str())],
+            r.counters.relayed as f64,
+        );
+    }
+    p.family(
+        "meridian_replication_applied_sequence",
+        Kind::Gauge,
+        "Version vector: highest contiguous sequence applied per origin.",
+    );
+    for (origin, seq) in node.db.applied().iter() {
+        p.sample(
+            "meridian_replication_applied_sequence",
+            &[("origin", origin.as_str())],
+            seq as f64,
+        );
+    }
+    p.family(
+        "meridian_conflicts_total",
+        Kind::Counter,
+        "Concurrent writes overwritten by another, detected in this region.",
+    );
+    for (table, n) in stats
+        .conflicts
+        .lock()
+        .expect("stats lock is never poisoned")
+        .iter()
+    {
+        p.sample("meridian_conflicts_total", &[("table", table)], *n as f64);
+    }
+    let counter = |p: &mut PromText, name: &str, help: &str, v: u64| {
+        p.family(name, Kind::Counter, help);
+        p.sample(name, &[], v as f64);
+    };
+    use std::sync::atomic::Ordering::Relaxed;
+    counter(
+        p,
+        "meridian_hlc_remote_ahead_total",
+        "Remote HLC stamps beyond the max clock offset (counted, not adopted).",
+        stats.hlc_remote_ahead.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_local_writes_total",
+        "Writes accepted in this region.",
+        stats.local_writes.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_remote_applied_total",
+        "Replicated writes applied here.",
+        stats.remote_applied.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_commits_total",
+        "Storage commits (one fsync each under the fsync policy).",
+        stats.commits.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_commit_failures_total",
+        "Storage commits that failed; their writes were refused.",
+        stats.commit_failures.load(Relaxed),
+    );
 }
 
 async fn list_links(_: AdminAuth, State(s): State<AdminState>) -> Json<NodeStatus> {

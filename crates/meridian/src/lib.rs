@@ -4,6 +4,7 @@
 //! - [`node`]: `meridian node`, one region's process (listeners, emulated
 //!   links, peer mesh, admin API).
 //! - [`admin`]: the node's admin HTTP API (health, status, metrics, faults).
+//! - [`data_api`]: put/get/delete/incr and conflicts on the admin port.
 //! - [`up`]: `meridian up`, a supervised local multi-region cluster.
 //! - [`chaos`], [`status`]: operator commands against a running cluster.
 //! - [`cluster_file`]: `DIR/cluster.json`, how tools find a local cluster.
@@ -18,6 +19,7 @@
 pub mod admin;
 pub mod chaos;
 pub mod cluster_file;
+pub mod data_api;
 pub mod http_client;
 pub mod logging;
 pub mod node;

@@ -7,8 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use meridian::chaos::ChaosCommand;
 use meridian::logging::{self, LogFormat};
+use meridian::node::StorageOptions;
 use meridian::up::{self, UpOptions};
 use meridian_core::{RegionName, Topology, TopologyConfig};
+use meridian_store::Durability;
 use tokio_util::sync::CancellationToken;
 
 /// Meridian: a self-hosted multi-region platform in one binary.
@@ -22,6 +24,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DurabilityArg {
+    Fsync,
+    None,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run one region's node.
@@ -32,6 +40,13 @@ enum Command {
         /// Which of the topology's regions this node is.
         #[arg(long)]
         region: String,
+        /// Data directory (created if missing).
+        #[arg(long, default_value = "meridian-data")]
+        data_dir: PathBuf,
+        /// `fsync` (default: nothing acknowledged is lost on a crash) or
+        /// `none` (benchmarks only).
+        #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
+        durability: DurabilityArg,
     },
     /// Start a local multi-region cluster on 127.0.0.1 over emulated WAN links.
     Up {
@@ -111,10 +126,23 @@ fn shutdown_on_signals() -> CancellationToken {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Node { config, region } => {
+        Command::Node {
+            config,
+            region,
+            data_dir,
+            durability,
+        } => {
             let topology = load_topology(&config)?;
             let region = RegionName::new(region)?;
-            meridian::node::run(topology, region, shutdown_on_signals()).await
+            let durability = match durability {
+                DurabilityArg::Fsync => Durability::Fsync,
+                DurabilityArg::None => Durability::None,
+            };
+            let storage = StorageOptions {
+                data_dir,
+                durability,
+            };
+            meridian::node::run(topology, region, storage, shutdown_on_signals()).await
         }
         Command::Up {
             regions,

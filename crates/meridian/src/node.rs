@@ -6,11 +6,17 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use meridian_core::hlc::MAX_OFFSET_MS_DEFAULT;
+use meridian_core::SystemClock;
 use meridian_core::{RegionName, Topology};
+use meridian_repl::{ReplConfig, ReplHandle};
+use meridian_store::db::{Db, DbConfig};
+use meridian_store::{Durability, RedbStore};
 use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +31,10 @@ pub struct Node {
     pub topology: Topology,
     /// The peer mesh.
     pub mesh: PeerMesh,
+    /// The storage engine.
+    pub db: Db,
+    /// The replicator.
+    pub repl: ReplHandle,
     /// Emulated links by peer; empty when emulation is off.
     pub links: BTreeMap<RegionName, LinkControl>,
     /// When the node started.
@@ -39,10 +49,23 @@ async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
+/// Where and how a node keeps its data.
+#[derive(Clone, Debug)]
+pub struct StorageOptions {
+    /// Directory of the database file.
+    pub data_dir: PathBuf,
+    /// fsync per commit, or not (benchmarks only).
+    pub durability: Durability,
+}
+
+/// The database file inside the data directory.
+pub const DB_FILE: &str = "meridian.redb";
+
 /// Runs the node for `region` until `shutdown` is cancelled.
 pub async fn run(
     topology: Topology,
     region: RegionName,
+    storage: StorageOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let me = topology
@@ -79,20 +102,45 @@ pub async fn run(
             dial,
         });
     }
+    std::fs::create_dir_all(&storage.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            storage.data_dir.display()
+        )
+    })?;
+    let db_path = storage.data_dir.join(DB_FILE);
+    let backend = RedbStore::open(&db_path)
+        .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let db = Db::start(
+        Arc::new(backend),
+        DbConfig {
+            region: region.clone(),
+            durability: storage.durability,
+            max_offset_ms: MAX_OFFSET_MS_DEFAULT,
+        },
+        SystemClock,
+    )?;
     let identity = PeerIdentity::new(
         topology.cluster_name.clone(),
         region.clone(),
         &topology.secret,
     );
-    let (mesh, mut inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
-    // Nothing consumes peer frames yet (replication arrives with the table
-    // engine); drain them so peers are never back-pressured by us.
-    tokio::spawn(async move { while inbound.recv().await.is_some() {} });
+    let (mesh, inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
+    let all_regions = topology.regions.iter().map(|r| r.name.clone()).collect();
+    let repl = meridian_repl::runtime::spawn(
+        db.clone(),
+        mesh.clone(),
+        inbound,
+        ReplConfig::new(region.clone(), all_regions),
+        shutdown.clone(),
+    )?;
 
     let node = Arc::new(Node {
         region: region.clone(),
         topology,
         mesh,
+        db,
+        repl,
         links,
         started: Instant::now(),
     });
@@ -101,6 +149,8 @@ pub async fn run(
         peer = %me.peer,
         admin = %me.admin,
         emulated_links = node.links.len(),
+        data = %db_path.display(),
+        applied = %crate::data_api::format_token(&node.db.applied()),
         "node ready"
     );
     admin::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;

@@ -18,6 +18,8 @@ pub enum Kind {
     Counter,
     /// Goes up and down.
     Gauge,
+    /// Buckets, sum and count.
+    Histogram,
 }
 
 impl PromText {
@@ -26,6 +28,7 @@ impl PromText {
         let kind = match kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
         };
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -49,6 +52,32 @@ impl PromText {
             self.out.push('}');
         }
         let _ = writeln!(self.out, " {value}");
+    }
+
+    /// One histogram series of the current family: `_bucket{le}`, `_sum`,
+    /// `_count`. `buckets` are `(upper bound, cumulative count)`, the last
+    /// one `+Inf`.
+    pub fn histogram(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &str)],
+        buckets: &[(f64, u64)],
+        sum: f64,
+        count: u64,
+    ) {
+        let bucket = format!("{name}_bucket");
+        for (bound, cumulative) in buckets {
+            let le = if bound.is_infinite() {
+                "+Inf".to_string()
+            } else {
+                bound.to_string()
+            };
+            let mut l: Vec<(&str, &str)> = labels.to_vec();
+            l.push(("le", &le));
+            self.sample(&bucket, &l, *cumulative as f64);
+        }
+        self.sample(&format!("{name}_sum"), labels, sum);
+        self.sample(&format!("{name}_count"), labels, count as f64);
     }
 
     /// The finished document.

@@ -1,7 +1,10 @@
 //! The JSON a node's `GET /status` returns, shared by the admin API that
 //! writes it and the `status` and `chaos` commands that read it.
 
+use std::collections::BTreeMap;
+
 use meridian_core::LinkFigures;
+pub use meridian_repl::runtime::PeerReplication;
 use meridian_wan::{LinkStats, PeerLinkStatus};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,31 @@ pub struct NodeStatus {
     pub emulate_wan: bool,
     /// One entry per peer region.
     pub peers: Vec<PeerReport>,
+    /// Replication state.
+    #[serde(default)]
+    pub replication: Option<ReplicationReport>,
+}
+
+/// What `/status` says about replication.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReplicationReport {
+    /// Version vector: highest contiguous sequence applied per origin.
+    pub applied: BTreeMap<String, u64>,
+    /// Per destination peer: what it acknowledged, what is pending.
+    pub peers: BTreeMap<String, PeerReplication>,
+    /// Replication lag of writes from each origin into this region.
+    pub lag_from: BTreeMap<String, LagReport>,
+}
+
+/// Lag quantiles (estimated from the histogram).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LagReport {
+    /// Writes measured.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: Option<f64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<f64>,
 }
 
 /// One peer link.

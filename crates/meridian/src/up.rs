@@ -200,6 +200,8 @@ impl Supervisor {
             .arg(&self.config)
             .arg("--region")
             .arg(region.as_str())
+            .arg("--data-dir")
+            .arg(self.dir.join("data").join(region.as_str()))
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

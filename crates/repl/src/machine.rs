@@ -197,7 +197,13 @@ impl Replicator {
             .filter(|r| **r != config.me)
             .map(|r| {
                 let acked = peer_vvs.get(r).cloned().unwrap_or_default();
-                (r.clone(), PeerState { acked, ..PeerState::default() })
+                (
+                    r.clone(),
+                    PeerState {
+                        acked,
+                        ..PeerState::default()
+                    },
+                )
             })
             .collect();
         Replicator {
@@ -220,7 +226,10 @@ impl Replicator {
                     for origin in self.vv.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>() {
                         p.last_progress_ms.insert(origin, now_ms);
                     }
-                    out.push(Command::Ack { peer, vv: self.vv.clone() });
+                    out.push(Command::Ack {
+                        peer,
+                        vv: self.vv.clone(),
+                    });
                 }
             }
             Event::PeerDown(peer) => {
@@ -240,7 +249,11 @@ impl Replicator {
                 }
                 self.collect_garbage(&mut out);
             }
-            Event::Resend { peer, origin, from_seq } => {
+            Event::Resend {
+                peer,
+                origin,
+                from_seq,
+            } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     let sent = p.sent.entry(origin.clone()).or_insert(0);
                     let rewind = sent.saturating_sub(from_seq.saturating_sub(1));
@@ -262,7 +275,11 @@ impl Replicator {
                 }
                 self.collect_garbage(&mut out);
             }
-            Event::Sent { peer, origin, through_seq } => {
+            Event::Sent {
+                peer,
+                origin,
+                through_seq,
+            } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.shipping.remove(&origin);
                     let sent = p.sent.entry(origin.clone()).or_insert(0);
@@ -290,7 +307,13 @@ impl Replicator {
         }
         if self.history.len() > VV_HISTORY_MAX {
             // Thin the middle: drop every other sample.
-            let thinned: VecDeque<_> = self.history.iter().enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, s)| s.clone()).collect();
+            let thinned: VecDeque<_> = self
+                .history
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 0)
+                .map(|(_, s)| s.clone())
+                .collect();
             self.history = thinned;
         }
     }
@@ -314,7 +337,11 @@ impl Replicator {
         let targets: BTreeMap<RegionName, u64> = origins
             .iter()
             .map(|(o, have)| {
-                let target = if *o == self.config.me { *have } else { self.relay_target(now_ms, o) };
+                let target = if *o == self.config.me {
+                    *have
+                } else {
+                    self.relay_target(now_ms, o)
+                };
                 (o.clone(), target)
             })
             .collect();
@@ -378,7 +405,13 @@ impl Replicator {
 
     fn collect_garbage(&mut self, out: &mut Vec<Command>) {
         for (origin, have) in self.vv.iter() {
-            let everyone = self.peers.values().map(|p| p.acked.get(origin)).min().unwrap_or(have).min(have);
+            let everyone = self
+                .peers
+                .values()
+                .map(|p| p.acked.get(origin))
+                .min()
+                .unwrap_or(have)
+                .min(have);
             let done = self.truncated.get(origin).copied().unwrap_or(0);
             if everyone >= done + self.config.gc_min_entries {
                 self.truncated.insert(origin.clone(), everyone);
@@ -403,7 +436,9 @@ impl Replicator {
     /// Our own entries the peer has not acknowledged.
     pub fn pending_ops(&self, peer: &RegionName) -> u64 {
         let me = &self.config.me;
-        self.peers.get(peer).map_or(0, |p| self.vv.get(me).saturating_sub(p.acked.get(me)))
+        self.peers
+            .get(peer)
+            .map_or(0, |p| self.vv.get(me).saturating_sub(p.acked.get(me)))
     }
 
     /// A peer's counters.
@@ -433,7 +468,10 @@ impl Replicator {
             }
         }
         for (origin, done) in &self.truncated {
-            assert!(self.vv.get(origin) >= *done, "truncated {origin} beyond what we applied");
+            assert!(
+                self.vv.get(origin) >= *done,
+                "truncated {origin} beyond what we applied"
+            );
         }
     }
 }

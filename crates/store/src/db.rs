@@ -111,6 +111,19 @@ pub struct ConflictRecord {
     pub detected_at_ms: u64,
 }
 
+/// Own entries between two checkpoints of the pending-bytes accounting.
+const OWN_BYTES_CHECKPOINT_EVERY: u64 = 64;
+
+/// Cumulative approximate bytes of our own log, checkpointed every
+/// [`OWN_BYTES_CHECKPOINT_EVERY`] entries, so "pending bytes to a peer" costs
+/// 16 bytes per 64 unacknowledged entries of memory, not a copy of the log.
+#[derive(Default)]
+struct OwnBytes {
+    total: u64,
+    last_seq: u64,
+    checkpoints: VecDeque<(u64, u64)>,
+}
+
 /// Counters and histograms the engine keeps, read by `/metrics`.
 #[derive(Default)]
 pub struct DbStats {
@@ -132,23 +145,50 @@ pub struct DbStats {
     pub replication_latency: Mutex<BTreeMap<RegionName, Histogram>>,
     /// Time from a commit's start to its end, seconds.
     pub commit_seconds: Histogram,
+    own_bytes: Mutex<OwnBytes>,
 }
 
-enum Request {
+/// A change for the [`Engine`].
+pub enum Request {
+    /// A local write: `decide` picks the op from the key's current state.
     Local {
+        /// Table.
         table: String,
+        /// Key.
         key: Vec<u8>,
+        /// The decision.
         decide: Decide,
-        reply: oneshot::Sender<Result<LocalOutcome, DbError>>,
     },
+    /// Replicated entries.
     Remote {
+        /// Entries, each origin's in sequence.
         entries: Vec<LogEntry>,
-        reply: oneshot::Sender<Result<RemoteOutcome, DbError>>,
     },
+    /// A peer's acknowledged vector, persisted with the batch.
     PeerAck {
+        /// The peer.
         peer: RegionName,
+        /// Its vector.
         vv: VersionVector,
     },
+}
+
+/// The [`Engine`]'s answer to one [`Request`], in request order.
+#[derive(Debug)]
+pub enum Response {
+    /// To a local write (boxed: key states are large next to the others).
+    Local(Box<Result<LocalOutcome, DbError>>),
+    /// To replicated entries.
+    Remote(Result<RemoteOutcome, DbError>),
+    /// To a peer ack (nothing to say).
+    Noted,
+}
+
+/// How the writer thread answers a request once its batch is durable.
+enum Reply {
+    Local(oneshot::Sender<Result<LocalOutcome, DbError>>),
+    Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>),
+    None,
 }
 
 /// Handle to the engine. Cheap to clone; the writer stops when the last
@@ -156,31 +196,26 @@ enum Request {
 #[derive(Clone)]
 pub struct Db {
     backend: Arc<dyn Backend>,
-    requests: mpsc::SyncSender<Request>,
+    requests: mpsc::SyncSender<(Request, Reply)>,
     applied: watch::Receiver<VersionVector>,
     stats: Arc<DbStats>,
     region: RegionName,
 }
 
 impl Db {
-    /// Starts the writer over `backend`, with `physical` as the clock.
-    pub fn start<C: PhysicalClock + 'static>(backend: Arc<dyn Backend>, config: DbConfig, physical: C) -> Result<Db, StoreError> {
-        let meta = backend.meta()?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE_REQUESTS_MAX);
-        let (vv_tx, vv_rx) = watch::channel(meta.vv.clone());
-        let stats = Arc::new(DbStats::default());
-        let writer = Writer {
-            backend: backend.clone(),
-            clock: HlcClock::new(physical, config.max_offset_ms, meta.hlc_floor),
-            vv: meta.vv,
-            config: config.clone(),
-            stats: stats.clone(),
-            applied: vv_tx,
-            peer_vvs: BTreeMap::new(),
-        };
+    /// Starts the writer thread over `backend`, with `physical` as the clock.
+    pub fn start<C: PhysicalClock + 'static>(
+        backend: Arc<dyn Backend>,
+        config: DbConfig,
+        physical: C,
+    ) -> Result<Db, StoreError> {
+        let engine = Engine::open(backend.clone(), config.clone(), physical)?;
+        let (tx, rx) = mpsc::sync_channel::<(Request, Reply)>(QUEUE_REQUESTS_MAX);
+        let (vv_tx, vv_rx) = watch::channel(engine.vv().clone());
+        let stats = engine.stats().clone();
         std::thread::Builder::new()
             .name(format!("meridian-writer-{}", config.region))
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer_loop(engine, rx, vv_tx))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Db {
             backend,
@@ -198,14 +233,21 @@ impl Db {
 
     /// Runs `decide` against the key's state on the writer thread and, if
     /// it returns an op, logs and applies it durably.
-    pub async fn write(&self, table: &str, key: &[u8], decide: Decide) -> Result<LocalOutcome, DbError> {
+    pub async fn write(
+        &self,
+        table: &str,
+        key: &[u8],
+        decide: Decide,
+    ) -> Result<LocalOutcome, DbError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Request::Local {
-            table: table.to_string(),
-            key: key.to_vec(),
-            decide,
-            reply,
-        })
+        self.submit(
+            Request::Local {
+                table: table.to_string(),
+                key: key.to_vec(),
+                decide,
+            },
+            Reply::Local(reply),
+        )
         .await?;
         rx.await.map_err(|_| DbError::Stopped)?
     }
@@ -213,18 +255,21 @@ impl Db {
     /// Applies replicated entries (any origins, each origin's in sequence).
     pub async fn apply_remote(&self, entries: Vec<LogEntry>) -> Result<RemoteOutcome, DbError> {
         let (reply, rx) = oneshot::channel();
-        self.submit(Request::Remote { entries, reply }).await?;
+        self.submit(Request::Remote { entries }, Reply::Remote(reply))
+            .await?;
         rx.await.map_err(|_| DbError::Stopped)?
     }
 
     /// Records a peer's acknowledged vector; persisted with the next commit.
     pub fn record_peer_ack(&self, peer: RegionName, vv: VersionVector) {
         // Best effort: a full queue drops an ack, a later one supersedes it.
-        let _ = self.requests.try_send(Request::PeerAck { peer, vv });
+        let _ = self
+            .requests
+            .try_send((Request::PeerAck { peer, vv }, Reply::None));
     }
 
-    async fn submit(&self, req: Request) -> Result<(), DbError> {
-        match self.requests.try_send(req) {
+    async fn submit(&self, req: Request, reply: Reply) -> Result<(), DbError> {
+        match self.requests.try_send((req, reply)) {
             Ok(()) => Ok(()),
             Err(mpsc::TrySendError::Disconnected(_)) => Err(DbError::Stopped),
             Err(mpsc::TrySendError::Full(req)) => {
@@ -243,13 +288,25 @@ impl Db {
     }
 
     /// Keys of a table in order, after a cursor.
-    pub fn scan(&self, table: &str, after: Option<&[u8]>, limit: usize) -> Result<Vec<(Vec<u8>, KeyState)>, StoreError> {
+    pub fn scan(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyState)>, StoreError> {
         self.backend.scan(table, after, limit)
     }
 
     /// Log entries of an origin (for shipping to peers).
-    pub fn read_log(&self, origin: &RegionName, from_seq: u64, max_entries: usize, max_bytes: usize) -> Result<Vec<LogEntry>, StoreError> {
-        self.backend.read_log(origin, from_seq, max_entries, max_bytes)
+    pub fn read_log(
+        &self,
+        origin: &RegionName,
+        from_seq: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        self.backend
+            .read_log(origin, from_seq, max_entries, max_bytes)
     }
 
     /// The backend, for maintenance (GC, size).
@@ -276,44 +333,146 @@ impl Db {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// Approximate bytes of our own entries after `seq` (what a peer that
+    /// acknowledged `seq` still lacks).
+    pub fn own_bytes_after(&self, seq: u64) -> u64 {
+        let own = self
+            .stats
+            .own_bytes
+            .lock()
+            .expect("stats lock is never poisoned");
+        if seq >= own.last_seq {
+            return 0;
+        }
+        // Bytes up to `seq`: the last checkpoint at or before it, plus the
+        // average entry size since then.
+        let (cp_seq, cp_bytes) = own
+            .checkpoints
+            .iter()
+            .take_while(|(s, _)| *s <= seq)
+            .last()
+            .copied()
+            .unwrap_or((0, 0));
+        let per_entry = (own.total - cp_bytes) as f64 / (own.last_seq - cp_seq).max(1) as f64;
+        let upto = cp_bytes as f64 + per_entry * (seq - cp_seq) as f64;
+        own.total.saturating_sub(upto as u64)
+    }
+
+    /// Drops pending-bytes checkpoints every peer is past.
+    pub fn forget_own_bytes_through(&self, seq: u64) {
+        let mut own = self
+            .stats
+            .own_bytes
+            .lock()
+            .expect("stats lock is never poisoned");
+        while own.checkpoints.len() > 1 && own.checkpoints[1].0 <= seq {
+            own.checkpoints.pop_front();
+        }
+    }
+
     /// Engine counters.
     pub fn stats(&self) -> &DbStats {
         &self.stats
     }
 }
 
-struct Writer<C: PhysicalClock> {
+fn writer_loop<C: PhysicalClock>(
+    mut engine: Engine<C>,
+    rx: mpsc::Receiver<(Request, Reply)>,
+    applied: watch::Sender<VersionVector>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut requests = vec![first.0];
+        let mut replies = vec![first.1];
+        while requests.len() < BATCH_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok((req, reply)) => {
+                    requests.push(req);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        let responses = engine.process(requests);
+        // Publish before answering: whoever is told "written" and then
+        // waits on the vector must find it already covered.
+        applied.send_if_modified(|vv| {
+            let changed = vv != engine.vv();
+            if changed {
+                *vv = engine.vv().clone();
+            }
+            changed
+        });
+        for (reply, response) in replies.into_iter().zip(responses) {
+            match (reply, response) {
+                (Reply::Local(tx), Response::Local(r)) => {
+                    let _ = tx.send(*r);
+                }
+                (Reply::Remote(tx), Response::Remote(r)) => {
+                    let _ = tx.send(r);
+                }
+                _ => {}
+            }
+        }
+    }
+    tracing::debug!(region = %engine.config.region, "writer stopped");
+}
+
+/// The synchronous heart of [`Db`]: merges a batch of requests and commits
+/// it once. The writer thread drives it; the deterministic simulation drives
+/// it directly with an in-memory backend and a manual clock.
+pub struct Engine<C: PhysicalClock> {
     backend: Arc<dyn Backend>,
     clock: HlcClock<C>,
     vv: VersionVector,
     config: DbConfig,
     stats: Arc<DbStats>,
-    applied: watch::Sender<VersionVector>,
     peer_vvs: BTreeMap<RegionName, VersionVector>,
 }
 
 /// A request's answer, held until its batch is durable.
 enum Pending {
-    Local(oneshot::Sender<Result<LocalOutcome, DbError>>, Result<LocalOutcome, DbError>),
-    Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>, RemoteOutcome),
+    Local(Box<Result<LocalOutcome, DbError>>),
+    Remote(RemoteOutcome),
+    Noted,
 }
 
-impl<C: PhysicalClock> Writer<C> {
-    fn run(mut self, rx: mpsc::Receiver<Request>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            while batch.len() < BATCH_REQUESTS_MAX {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            self.process(batch);
-        }
-        tracing::debug!(region = %self.config.region, "writer stopped");
+impl<C: PhysicalClock> Engine<C> {
+    /// Opens the engine over `backend`, resuming from its metadata.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        config: DbConfig,
+        physical: C,
+    ) -> Result<Self, StoreError> {
+        let meta = backend.meta()?;
+        Ok(Engine {
+            backend,
+            clock: HlcClock::new(physical, config.max_offset_ms, meta.hlc_floor),
+            vv: meta.vv,
+            config,
+            stats: Arc::new(DbStats::default()),
+            peer_vvs: BTreeMap::new(),
+        })
     }
 
-    fn process(&mut self, batch: Vec<Request>) {
+    /// The version vector as of the last successful commit.
+    pub fn vv(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Arc<DbStats> {
+        &self.stats
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Merges `batch` and commits it in one transaction; answers in order.
+    /// If the commit fails, every request of the batch is refused.
+    pub fn process(&mut self, batch: Vec<Request>) -> Vec<Response> {
         let started = Instant::now();
         let mut vv = self.vv.clone();
         let mut overlay: HashMap<(String, Vec<u8>), Option<KeyState>> = HashMap::new();
@@ -327,13 +486,14 @@ impl<C: PhysicalClock> Writer<C> {
             match req {
                 Request::PeerAck { peer, vv } => {
                     self.peer_vvs.entry(peer).or_default().merge(&vv);
+                    pending.push(Pending::Noted);
                 }
-                Request::Local { table, key, decide, reply } => {
+                Request::Local { table, key, decide } => {
                     let before = match self.current(&mut overlay, &table, &key) {
                         Ok(s) => s,
                         Err(e) => {
                             failure.get_or_insert(e);
-                            let _ = reply.send(Err(DbError::Stopped));
+                            pending.push(Pending::Local(Box::new(Err(DbError::Stopped))));
                             continue;
                         }
                     };
@@ -357,7 +517,10 @@ impl<C: PhysicalClock> Writer<C> {
                                 op,
                             };
                             let applied = apply(before.as_ref(), &entry);
-                            debug_assert!(applied.conflict.is_none(), "a local write cannot conflict with what it observed");
+                            debug_assert!(
+                                applied.conflict.is_none(),
+                                "a local write cannot conflict with what it observed"
+                            );
                             vv.advance(&self.config.region, seq);
                             overlay.insert((table, key), Some(applied.state.clone()));
                             log.push(entry.clone());
@@ -368,9 +531,9 @@ impl<C: PhysicalClock> Writer<C> {
                             })
                         }
                     };
-                    pending.push(Pending::Local(reply, outcome));
+                    pending.push(Pending::Local(Box::new(outcome)));
                 }
-                Request::Remote { entries, reply } => {
+                Request::Remote { entries } => {
                     let mut out = RemoteOutcome::default();
                     let now_ms = self.physical_now();
                     for entry in entries {
@@ -383,7 +546,10 @@ impl<C: PhysicalClock> Writer<C> {
                             out.gap = Some((entry.origin.clone(), have + 1));
                             break;
                         }
-                        debug_assert!(entry.origin != self.config.region, "our own entries came back as remote");
+                        debug_assert!(
+                            entry.origin != self.config.region,
+                            "our own entries came back as remote"
+                        );
                         if !self.clock.observe(entry.hlc) {
                             self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
                         }
@@ -396,17 +562,28 @@ impl<C: PhysicalClock> Writer<C> {
                         };
                         let applied = apply(current.as_ref(), &entry);
                         if let Some(c) = applied.conflict {
-                            conflicts.push((entry.table.clone(), entry.key.clone(), c, current.clone()));
+                            conflicts.push((
+                                entry.table.clone(),
+                                entry.key.clone(),
+                                c,
+                                current.clone(),
+                            ));
                         }
                         if applied.changed {
-                            overlay.insert((entry.table.clone(), entry.key.clone()), Some(applied.state));
+                            overlay.insert(
+                                (entry.table.clone(), entry.key.clone()),
+                                Some(applied.state),
+                            );
                         }
-                        latencies.push((entry.origin.clone(), now_ms.saturating_sub(entry.hlc.wall_ms()) as f64 / 1000.0));
+                        latencies.push((
+                            entry.origin.clone(),
+                            now_ms.saturating_sub(entry.hlc.wall_ms()) as f64 / 1000.0,
+                        ));
                         vv.advance(&entry.origin, entry.seq);
                         log.push(entry);
                         out.applied += 1;
                     }
-                    pending.push(Pending::Remote(reply, out));
+                    pending.push(Pending::Remote(out));
                 }
             }
         }
@@ -423,32 +600,42 @@ impl<C: PhysicalClock> Writer<C> {
         };
         let result = match failure {
             Some(e) => Err(e),
-            None if commit.states.is_empty() && commit.log.is_empty() && commit.peer_vvs.is_empty() => Ok(()),
+            None if commit.states.is_empty()
+                && commit.log.is_empty()
+                && commit.peer_vvs.is_empty() =>
+            {
+                Ok(())
+            }
             None => self.backend.commit(&commit, self.config.durability),
         };
-        self.stats.commit_seconds.observe(started.elapsed().as_secs_f64());
+        self.stats
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
-                let locals = commit.log.iter().filter(|e| e.origin == self.config.region).count() as u64;
+                let locals = commit
+                    .log
+                    .iter()
+                    .filter(|e| e.origin == self.config.region)
+                    .count() as u64;
                 self.stats.local_writes.fetch_add(locals, Ordering::Relaxed);
                 self.stats
                     .remote_applied
                     .fetch_add(commit.log.len() as u64 - locals, Ordering::Relaxed);
+                self.record_own_bytes(&commit.log);
                 self.record_conflicts(conflicts);
                 self.record_latencies(latencies);
+                debug_assert!(vv.covers(&self.vv), "version vector went backwards");
                 self.vv = vv;
-                self.applied.send_replace(self.vv.clone());
-                for p in pending {
-                    match p {
-                        Pending::Local(reply, outcome) => {
-                            let _ = reply.send(outcome);
-                        }
-                        Pending::Remote(reply, outcome) => {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                }
+                pending
+                    .into_iter()
+                    .map(|p| match p {
+                        Pending::Local(outcome) => Response::Local(outcome),
+                        Pending::Remote(outcome) => Response::Remote(Ok(outcome)),
+                        Pending::Noted => Response::Noted,
+                    })
+                    .collect()
             }
             Err(e) => {
                 // Nothing of the batch is durable: refuse every request in
@@ -457,19 +644,19 @@ impl<C: PhysicalClock> Writer<C> {
                 tracing::error!(error = %e, "commit failed; the batch's writes were refused");
                 self.peer_vvs = commit.peer_vvs;
                 let msg = e.to_string();
-                for p in pending {
-                    match p {
-                        Pending::Local(reply, Ok(_)) => {
-                            let _ = reply.send(Err(DbError::Store(StoreError::Io(msg.clone()))));
+                pending
+                    .into_iter()
+                    .map(|p| match p {
+                        Pending::Local(outcome) => Response::Local(Box::new(match *outcome {
+                            Ok(_) => Err(DbError::Store(StoreError::Io(msg.clone()))),
+                            Err(e) => Err(e),
+                        })),
+                        Pending::Remote(_) => {
+                            Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
-                        Pending::Local(reply, Err(e)) => {
-                            let _ = reply.send(Err(e));
-                        }
-                        Pending::Remote(reply, _) => {
-                            let _ = reply.send(Err(DbError::Store(StoreError::Io(msg.clone()))));
-                        }
-                    }
-                }
+                        Pending::Noted => Response::Noted,
+                    })
+                    .collect()
             }
         }
     }
@@ -480,7 +667,12 @@ impl<C: PhysicalClock> Writer<C> {
         self.clock.physical_ms()
     }
 
-    fn current(&self, overlay: &mut HashMap<(String, Vec<u8>), Option<KeyState>>, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError> {
+    fn current(
+        &self,
+        overlay: &mut HashMap<(String, Vec<u8>), Option<KeyState>>,
+        table: &str,
+        key: &[u8],
+    ) -> Result<Option<KeyState>, StoreError> {
         if let Some(s) = overlay.get(&(table.to_string(), key.to_vec())) {
             return Ok(s.clone());
         }
@@ -492,14 +684,25 @@ impl<C: PhysicalClock> Writer<C> {
             return;
         }
         let now = self.physical_now();
-        let mut counts = self.stats.conflicts.lock().expect("stats lock is never poisoned");
-        let mut log = self.stats.conflict_log.lock().expect("stats lock is never poisoned");
+        let mut counts = self
+            .stats
+            .conflicts
+            .lock()
+            .expect("stats lock is never poisoned");
+        let mut log = self
+            .stats
+            .conflict_log
+            .lock()
+            .expect("stats lock is never poisoned");
         for (table, key, c, before) in conflicts {
             *counts.entry(table.clone()).or_default() += 1;
             let loser_value = before
                 .filter(|s| s.last == c.loser)
                 .and_then(|s| s.bytes())
-                .map(|b| String::from_utf8_lossy(&b[..b.len().min(CONFLICT_VALUE_PREVIEW_BYTES)]).into_owned());
+                .map(|b| {
+                    String::from_utf8_lossy(&b[..b.len().min(CONFLICT_VALUE_PREVIEW_BYTES)])
+                        .into_owned()
+                });
             if log.len() == CONFLICT_LOG_MAX {
                 log.pop_front();
             }
@@ -514,11 +717,31 @@ impl<C: PhysicalClock> Writer<C> {
         }
     }
 
+    fn record_own_bytes(&self, log: &[LogEntry]) {
+        let mut own = self
+            .stats
+            .own_bytes
+            .lock()
+            .expect("stats lock is never poisoned");
+        for e in log.iter().filter(|e| e.origin == self.config.region) {
+            own.total += e.approx_bytes() as u64;
+            own.last_seq = e.seq;
+            if e.seq % OWN_BYTES_CHECKPOINT_EVERY == 0 {
+                let total = own.total;
+                own.checkpoints.push_back((e.seq, total));
+            }
+        }
+    }
+
     fn record_latencies(&self, latencies: Vec<(RegionName, f64)>) {
         if latencies.is_empty() {
             return;
         }
-        let mut h = self.stats.replication_latency.lock().expect("stats lock is never poisoned");
+        let mut h = self
+            .stats
+            .replication_latency
+            .lock()
+            .expect("stats lock is never poisoned");
         for (origin, seconds) in latencies {
             h.entry(origin).or_default().observe(seconds);
         }

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bucket upper bounds in seconds: dense from 1 ms to 300 ms, where
 /// inter-region replication lag lives, sparse beyond.
 pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.13, 0.15, 0.175,
-    0.2, 0.225, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11,
+    0.12, 0.13, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0,
+    60.0,
 ];
 
 /// A histogram over [`LATENCY_BUCKETS_SECONDS`].
@@ -21,7 +22,9 @@ impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             // One more than the bounds: the +Inf bucket.
-            counts: (0..=LATENCY_BUCKETS_SECONDS.len()).map(|_| AtomicU64::new(0)).collect(),
+            counts: (0..=LATENCY_BUCKETS_SECONDS.len())
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             sum_bits: AtomicU64::new(0f64.to_bits()),
         }
     }
@@ -45,7 +48,9 @@ impl Histogram {
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
             .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| Some((f64::from_bits(bits) + value).to_bits()));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
     }
 
     /// A consistent-enough copy for export.
@@ -54,7 +59,10 @@ impl Histogram {
         let mut buckets = Vec::with_capacity(self.counts.len());
         for (i, c) in self.counts.iter().enumerate() {
             cumulative += c.load(Ordering::Relaxed);
-            let bound = LATENCY_BUCKETS_SECONDS.get(i).copied().unwrap_or(f64::INFINITY);
+            let bound = LATENCY_BUCKETS_SECONDS
+                .get(i)
+                .copied()
+                .unwrap_or(f64::INFINITY);
             buckets.push((bound, cumulative));
         }
         HistogramSnapshot {
@@ -81,7 +89,11 @@ impl HistogramSnapshot {
                     return Some(lower_bound);
                 }
                 let in_bucket = (*cumulative - lower_count) as f64;
-                let frac = if in_bucket > 0.0 { (rank - lower_count as f64) / in_bucket } else { 0.0 };
+                let frac = if in_bucket > 0.0 {
+                    (rank - lower_count as f64) / in_bucket
+                } else {
+                    0.0
+                };
                 return Some(lower_bound + (bound - lower_bound) * frac);
             }
             lower_bound = *bound;
@@ -109,10 +121,25 @@ mod tests {
         assert_eq!(s.count, 101);
         assert_eq!(s.buckets.last().unwrap(), &(f64::INFINITY, 101));
         assert!((s.sum - (50.0 * 0.041 + 50.0 * 0.085 + 100.0)).abs() < 1e-9);
-        let p50 = s.quantile(0.5).unwrap();
-        assert!((0.04..=0.05).contains(&p50), "{p50}");
-        let p90 = s.quantile(0.9).unwrap();
-        assert!((0.08..=0.09).contains(&p90), "{p90}");
-        assert_eq!(HistogramSnapshot { buckets: vec![], count: 0, sum: 0.0 }.quantile(0.5), None);
+        // 101 samples: rank 25.25 lies among the 0.041s, rank 75.75 among
+        // the 0.085s; each interpolates inside its bucket.
+        let p25 = s.quantile(0.25).unwrap();
+        assert!((0.04..=0.05).contains(&p25), "{p25}");
+        let p75 = s.quantile(0.75).unwrap();
+        assert!((0.08..=0.09).contains(&p75), "{p75}");
+        assert_eq!(
+            s.quantile(1.0),
+            Some(60.0),
+            "the +Inf bucket reports its lower bound"
+        );
+        assert_eq!(
+            HistogramSnapshot {
+                buckets: vec![],
+                count: 0,
+                sum: 0.0
+            }
+            .quantile(0.5),
+            None
+        );
     }
 }

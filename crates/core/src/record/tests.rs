@@ -20,6 +20,13 @@ fn entry(origin: &str, seq: u64, hlc: u64, observed: Option<Version>, op: Op) ->
     }
 }
 
+fn put(value: &[u8]) -> Op {
+    Op::Put {
+        value: value.to_vec(),
+        expires_at_ms: None,
+    }
+}
+
 fn run(entries: &[&LogEntry]) -> (Option<KeyState>, Vec<Conflict>) {
     let mut state: Option<KeyState> = None;
     let mut conflicts = Vec::new();
@@ -33,30 +40,11 @@ fn run(entries: &[&LogEntry]) -> (Option<KeyState>, Vec<Conflict>) {
 
 #[test]
 fn last_writer_wins_for_concurrent_puts_and_reports_the_conflict() {
-    let a = entry(
-        "a",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"A".to_vec(),
-            expires_at_ms: None,
-        },
-    );
-    let b = entry(
-        "b",
-        1,
-        12,
-        None,
-        Op::Put {
-            value: b"B".to_vec(),
-            expires_at_ms: None,
-        },
-    );
+    let a = entry("a", 1, 10, None, put(b"A"));
+    let b = entry("b", 1, 12, None, put(b"B"));
     for order in [[&a, &b], [&b, &a]] {
         let (s, conflicts) = run(&order);
-        let s = s.unwrap();
-        assert_eq!(s.bytes().unwrap(), b"B");
+        assert_eq!(s.unwrap().bytes().unwrap(), b"B");
         assert_eq!(
             conflicts,
             vec![Conflict {
@@ -69,26 +57,8 @@ fn last_writer_wins_for_concurrent_puts_and_reports_the_conflict() {
 
 #[test]
 fn a_causal_overwrite_is_not_a_conflict() {
-    let a = entry(
-        "a",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"A".to_vec(),
-            expires_at_ms: None,
-        },
-    );
-    let b = entry(
-        "b",
-        1,
-        12,
-        Some(a.version()),
-        Op::Put {
-            value: b"B".to_vec(),
-            expires_at_ms: None,
-        },
-    );
+    let a = entry("a", 1, 10, None, put(b"A"));
+    let b = entry("b", 1, 12, Some(a.version()), put(b"B"));
     for order in [[&a, &b], [&b, &a]] {
         let (s, conflicts) = run(&order);
         assert_eq!(s.unwrap().bytes().unwrap(), b"B");
@@ -98,49 +68,23 @@ fn a_causal_overwrite_is_not_a_conflict() {
 
 #[test]
 fn equal_hlc_ties_break_by_origin() {
-    let a = entry(
-        "a",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"A".to_vec(),
-            expires_at_ms: None,
-        },
-    );
-    let b = entry(
-        "b",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"B".to_vec(),
-            expires_at_ms: None,
-        },
-    );
+    let a = entry("a", 1, 10, None, put(b"A"));
+    let b = entry("b", 1, 10, None, put(b"B"));
     assert_eq!(run(&[&b, &a]).0.unwrap().bytes().unwrap(), b"B");
 }
 
 #[test]
 fn concurrent_increments_all_count() {
-    let set = entry(
-        "a",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"5".to_vec(),
-            expires_at_ms: None,
-        },
-    );
-    let inc = set.version();
+    let set = entry("a", 1, 10, None, put(b"5"));
+    let t = Target::Existing(set.version());
+    let obs = Some(set.version());
     let x = entry(
         "a",
         2,
         20,
-        Some(inc.clone()),
+        obs.clone(),
         Op::Add {
-            target: Target::Existing(inc.clone()),
+            target: t.clone(),
             delta: 3,
         },
     );
@@ -148,9 +92,9 @@ fn concurrent_increments_all_count() {
         "b",
         1,
         21,
-        Some(inc.clone()),
+        obs.clone(),
         Op::Add {
-            target: Target::Existing(inc.clone()),
+            target: t.clone(),
             delta: -1,
         },
     );
@@ -158,9 +102,9 @@ fn concurrent_increments_all_count() {
         "c",
         1,
         22,
-        Some(inc.clone()),
+        obs,
         Op::Add {
-            target: Target::Existing(inc),
+            target: t,
             delta: 10,
         },
     );
@@ -173,17 +117,171 @@ fn concurrent_increments_all_count() {
 }
 
 #[test]
-fn pending_incarnation_is_hidden_until_its_creator_arrives() {
-    let set = entry(
+fn concurrent_first_increments_of_a_new_key_all_count() {
+    // Three regions INCR a key none of them has seen: the genesis incarnation.
+    let x = entry(
         "a",
         1,
         10,
         None,
-        Op::Put {
-            value: b"5".to_vec(),
-            expires_at_ms: None,
+        Op::Add {
+            target: Target::Genesis,
+            delta: 1,
         },
     );
+    let y = entry(
+        "b",
+        1,
+        11,
+        None,
+        Op::Add {
+            target: Target::Genesis,
+            delta: 10,
+        },
+    );
+    let z = entry(
+        "c",
+        1,
+        12,
+        None,
+        Op::Add {
+            target: Target::Genesis,
+            delta: 100,
+        },
+    );
+    for order in [[&x, &y, &z], [&z, &y, &x], [&y, &x, &z]] {
+        let (s, conflicts) = run(&order);
+        assert_eq!(s.unwrap().bytes().unwrap(), b"111");
+        assert!(conflicts.is_empty());
+    }
+}
+
+#[test]
+fn increments_after_a_delete_revive_its_tombstone_and_merge() {
+    let set = entry("a", 1, 10, None, put(b"7"));
+    let del = entry("a", 2, 20, Some(set.version()), Op::Delete);
+    let t = Target::Existing(del.version());
+    let x = entry(
+        "b",
+        1,
+        30,
+        Some(del.version()),
+        Op::Add {
+            target: t.clone(),
+            delta: 2,
+        },
+    );
+    let y = entry(
+        "c",
+        1,
+        31,
+        Some(del.version()),
+        Op::Add {
+            target: t,
+            delta: 3,
+        },
+    );
+    for order in [
+        [&set, &del, &x, &y],
+        [&y, &x, &del, &set],
+        [&x, &set, &y, &del],
+    ] {
+        let (s, _) = run(&order);
+        assert_eq!(
+            s.unwrap().bytes().unwrap(),
+            b"5",
+            "the deleted 7 must not come back"
+        );
+    }
+    let (s, _) = run(&[&set, &del]);
+    assert!(s.unwrap().is_absent(0));
+}
+
+#[test]
+fn increments_after_expiry_start_a_fresh_incarnation_everywhere() {
+    let set = entry(
+        "a",
+        1,
+        Hlc::new(10, 0).as_u64(),
+        None,
+        Op::Put {
+            value: b"7".to_vec(),
+            expires_at_ms: Some(1000),
+        },
+    );
+    let s = run(&[&set]).0.unwrap();
+    let t = KeyState::typed_target(Some(&s), 2000);
+    assert!(
+        matches!(&t, Target::Fresh(v) if v.hlc.wall_ms() == 1000),
+        "{t:?}"
+    );
+    assert_eq!(
+        KeyState::typed_target(Some(&s), 999),
+        Target::Existing(set.version())
+    );
+    let x = entry(
+        "b",
+        1,
+        Hlc::new(2000, 0).as_u64(),
+        Some(set.version()),
+        Op::Add {
+            target: t.clone(),
+            delta: 1,
+        },
+    );
+    let y = entry(
+        "c",
+        1,
+        Hlc::new(2001, 0).as_u64(),
+        Some(set.version()),
+        Op::Add {
+            target: t,
+            delta: 1,
+        },
+    );
+    for order in [[&set, &x, &y], [&y, &x, &set]] {
+        let s = run(&order).0.unwrap();
+        assert_eq!(s.bytes().unwrap(), b"2");
+        assert!(
+            !s.is_absent(5000),
+            "the fresh incarnation does not inherit the expiry"
+        );
+    }
+}
+
+#[test]
+fn concurrent_writes_of_different_types_show_the_newest_type_everywhere() {
+    let h = entry(
+        "a",
+        1,
+        10,
+        None,
+        Op::HashSet {
+            target: Target::Genesis,
+            fields: vec![(b"f".to_vec(), b"v".to_vec())],
+        },
+    );
+    let s = entry(
+        "b",
+        1,
+        11,
+        None,
+        Op::SetAdd {
+            target: Target::Genesis,
+            members: vec![b"m".to_vec()],
+        },
+    );
+    for order in [[&h, &s], [&s, &h]] {
+        let st = run(&order).0.unwrap();
+        assert_eq!(st.kind(), Some(Kind::Set));
+        assert_eq!(st.set_members(), vec![&b"m"[..]]);
+        assert!(st.hash_fields().is_empty());
+    }
+}
+
+#[test]
+fn pending_incarnation_is_hidden_until_its_creator_arrives() {
+    let set = entry("a", 1, 10, None, put(b"5"));
     let inc = entry(
         "b",
         1,
@@ -201,17 +299,8 @@ fn pending_incarnation_is_hidden_until_its_creator_arrives() {
 }
 
 #[test]
-fn delete_beats_older_increments_and_newer_set_beats_delete() {
-    let set = entry(
-        "a",
-        1,
-        10,
-        None,
-        Op::Put {
-            value: b"1".to_vec(),
-            expires_at_ms: None,
-        },
-    );
+fn delete_beats_older_increments_and_reports_only_the_unseen_one() {
+    let set = entry("a", 1, 10, None, put(b"1"));
     let del = entry("b", 1, 20, Some(set.version()), Op::Delete);
     let inc = entry(
         "c",
@@ -223,26 +312,20 @@ fn delete_beats_older_increments_and_newer_set_beats_delete() {
             delta: 1,
         },
     );
-    let (s, conflicts) = run(&[&set, &inc, &del]);
-    assert!(s.unwrap().is_absent(0));
-    assert_eq!(
-        conflicts,
-        vec![Conflict {
-            winner: del.version(),
-            loser: inc.version()
-        }]
-    );
     // The delete saw the SET (no conflict) but not the concurrent INCR: the
     // same single conflict whatever the arrival order.
-    let (s, conflicts) = run(&[&del, &set, &inc]);
-    assert!(s.unwrap().is_absent(0));
-    assert_eq!(
-        conflicts,
-        vec![Conflict {
-            winner: del.version(),
-            loser: inc.version()
-        }]
-    );
+    for order in [[&set, &inc, &del], [&del, &set, &inc], [&inc, &del, &set]] {
+        let (s, conflicts) = run(&order);
+        assert!(s.unwrap().is_absent(0));
+        assert_eq!(
+            conflicts,
+            vec![Conflict {
+                winner: del.version(),
+                loser: inc.version()
+            }],
+            "{order:?}"
+        );
+    }
 }
 
 #[test]
@@ -253,18 +336,17 @@ fn hash_fields_merge_per_field() {
         10,
         None,
         Op::HashSet {
-            target: Target::New,
+            target: Target::Genesis,
             fields: vec![(b"f".to_vec(), b"1".to_vec())],
         },
     );
-    let t = Target::Existing(h.version());
     let x = entry(
         "a",
         2,
         20,
         Some(h.version()),
         Op::HashSet {
-            target: t.clone(),
+            target: Target::Genesis,
             fields: vec![(b"g".to_vec(), b"a".to_vec())],
         },
     );
@@ -274,7 +356,7 @@ fn hash_fields_merge_per_field() {
         21,
         Some(h.version()),
         Op::HashSet {
-            target: t,
+            target: Target::Genesis,
             fields: vec![
                 (b"g".to_vec(), b"b".to_vec()),
                 (b"h".to_vec(), b"z".to_vec()),
@@ -287,19 +369,15 @@ fn hash_fields_merge_per_field() {
         22,
         Some(h.version()),
         Op::HashDel {
-            target: h.version(),
+            target: Target::Genesis,
             fields: vec![b"f".to_vec()],
         },
     );
-    let (s, _) = run(&[&y, &d, &h, &x]);
-    let Value::Hash(map) = s.unwrap().value else {
-        panic!("not a hash")
-    };
-    let live: Vec<(&[u8], &[u8])> = map
-        .iter()
-        .filter_map(|(k, f)| f.value.as_deref().map(|v| (k.as_slice(), v)))
-        .collect();
-    assert_eq!(live, vec![(&b"g"[..], &b"b"[..]), (&b"h"[..], &b"z"[..])]);
+    let s = run(&[&y, &d, &h, &x]).0.unwrap();
+    assert_eq!(
+        s.hash_fields(),
+        vec![(&b"g"[..], &b"b"[..]), (&b"h"[..], &b"z"[..])]
+    );
 }
 
 #[test]
@@ -310,29 +388,29 @@ fn set_add_wins_over_a_concurrent_remove() {
         10,
         None,
         Op::SetAdd {
-            target: Target::New,
+            target: Target::Genesis,
             members: vec![b"m".to_vec()],
         },
     );
-    let inc = add1.version();
+    let tag = add1.version();
     // b removes m having seen add1; c concurrently re-adds m.
     let rem = entry(
         "b",
         1,
         20,
-        Some(inc.clone()),
+        Some(tag.clone()),
         Op::SetRemove {
-            target: inc.clone(),
-            members: vec![(b"m".to_vec(), vec![inc.clone()])],
+            target: Target::Genesis,
+            members: vec![(b"m".to_vec(), vec![tag.clone()])],
         },
     );
     let add2 = entry(
         "c",
         1,
         19,
-        Some(inc.clone()),
+        Some(tag),
         Op::SetAdd {
-            target: Target::Existing(inc),
+            target: Target::Genesis,
             members: vec![b"m".to_vec()],
         },
     );
@@ -341,13 +419,14 @@ fn set_add_wins_over_a_concurrent_remove() {
         [&add2, &rem, &add1],
         [&rem, &add1, &add2],
     ] {
-        let Value::Set(set) = run(&order).0.unwrap().value else {
-            panic!()
-        };
-        assert!(set[&b"m"[..]].present(), "add-wins violated for {order:?}");
+        let s = run(&order).0.unwrap();
+        assert_eq!(
+            s.set_members(),
+            vec![&b"m"[..]],
+            "add-wins violated for {order:?}"
+        );
     }
-    let only_rem = run(&[&add1, &rem]).0.unwrap();
-    assert!(only_rem.is_absent(0));
+    assert!(run(&[&add1, &rem]).0.unwrap().is_absent(0));
 }
 
 #[test]
@@ -368,16 +447,14 @@ fn expiry_is_last_writer_wins_and_purge_waits_for_closed_time() {
         20,
         Some(set.version()),
         Op::Expire {
-            target: set.version(),
+            target: Target::Existing(set.version()),
             expires_at_ms: None,
         },
     );
-    let (s, _) = run(&[&persist, &set]);
-    let mut s = s.unwrap();
+    let mut s = run(&[&persist, &set]).0.unwrap();
     assert_eq!(s.expires_at_ms(), None);
     assert!(!s.is_absent(5000));
-    let (s2, _) = run(&[&set]);
-    let mut s2 = s2.unwrap();
+    let mut s2 = run(&[&set]).0.unwrap();
     assert!(!s2.is_absent(999) && s2.is_absent(1000));
     assert!(
         !s2.purge_expired(1400, 500),
@@ -392,12 +469,11 @@ fn expiry_is_last_writer_wins_and_purge_waits_for_closed_time() {
         15,
         Some(set.version()),
         Op::Expire {
-            target: set.version(),
+            target: Target::Existing(set.version()),
             expires_at_ms: Some(99_999),
         },
     );
-    let a = apply(Some(&s2), &late);
-    assert!(!a.changed);
+    assert!(!apply(Some(&s2), &late).changed);
 }
 
 #[test]
@@ -416,17 +492,17 @@ fn version_vectors_cover_and_merge() {
 
 mod convergence {
     //! Random writes from three origins, each origin acting only on what it
-    //! has seen; then replicas apply everything in many interleavings.
+    //! has seen (with its own clock, TTLs that expire, every op type); then
+    //! replicas apply everything in many interleavings.
 
     use super::*;
 
-    const ORIGINS: [&str; 3] = ["a", "b", "c"];
     const KEYS: [&[u8]; 3] = [b"k0", b"k1", b"k2"];
 
     struct Origin {
         name: RegionName,
         seq: u64,
-        clock: u64,
+        clock_ms: u64,
         states: BTreeMap<Vec<u8>, KeyState>,
         applied: [usize; 3],
     }
@@ -437,67 +513,76 @@ mod convergence {
     }
 
     fn write(o: &mut Origin, rng: &mut fastrand::Rng) -> LogEntry {
+        o.clock_ms += 1 + rng.u64(..3);
+        let now = o.clock_ms;
         let key = KEYS[rng.usize(..KEYS.len())].to_vec();
         let cur = o.states.get(&key);
-        let now = 0;
         let observed = cur.map(|s| s.last.clone());
-        let target = KeyState::target(cur, now);
+        let target = KeyState::typed_target(cur, now);
         let live = cur.filter(|s| !s.is_absent(now));
+        let kind = live.and_then(KeyState::kind);
         let member = vec![b'm', b'0' + rng.u8(..3)];
         let byte = rng.u8(..);
         let digit = rng.u8(..10);
         let delta = rng.i64(-5..6);
-        let at = rng.u64(1..1_000_000);
-        let op = match (live.map(|s| &s.value), rng.u8(..10)) {
+        let ttl = (rng.u8(..3) == 0).then(|| now + rng.u64(1..15));
+        let numeric = live
+            .and_then(KeyState::bytes)
+            .is_some_and(|b| std::str::from_utf8(&b).is_ok_and(|t| t.parse::<i64>().is_ok()));
+        let op = match (kind, rng.u8(..10)) {
             (_, 0) => Op::Delete,
             (_, 1) => Op::Put {
                 value: vec![b'0' + digit],
-                expires_at_ms: None,
+                expires_at_ms: ttl,
             },
             (None, 2..=4) => Op::Add { target, delta },
             (None, 5..=7) => Op::HashSet {
                 target,
-                fields: vec![(member.clone(), vec![byte])],
+                fields: vec![(member, vec![byte])],
             },
             (None, _) => Op::SetAdd {
                 target,
-                members: vec![member.clone()],
+                members: vec![member],
             },
-            (Some(Value::Bytes(b)), n) if b.iter().all(u8::is_ascii_digit) && n < 8 => {
-                Op::Add { target, delta }
-            }
-            (Some(Value::Bytes(_)), _) => Op::Expire {
-                target: live.unwrap().incarnation.clone(),
-                expires_at_ms: Some(at),
-            },
-            (Some(Value::Hash(_)), n) if n < 7 => Op::HashSet {
+            (Some(_), 9) => Op::Expire {
                 target,
-                fields: vec![(member.clone(), vec![byte])],
+                expires_at_ms: ttl,
             },
-            (Some(Value::Hash(_)), _) => Op::HashDel {
-                target: live.unwrap().incarnation.clone(),
-                fields: vec![member.clone()],
-            },
-            (Some(Value::Set(_)), n) if n < 6 => Op::SetAdd {
+            (Some(Kind::String), n) if numeric && n < 7 => Op::Add { target, delta },
+            (Some(Kind::String), _) => Op::Expire {
                 target,
-                members: vec![member.clone()],
+                expires_at_ms: None,
             },
-            (Some(Value::Set(set)), _) => {
-                let m = member.clone();
-                let seen = set.get(&m).map(Member::live_adds).unwrap_or_default();
+            (Some(Kind::Hash), n) if n < 7 => Op::HashSet {
+                target,
+                fields: vec![(member, vec![byte])],
+            },
+            (Some(Kind::Hash), _) => Op::HashDel {
+                target,
+                fields: vec![member],
+            },
+            (Some(Kind::Set), n) if n < 6 => Op::SetAdd {
+                target,
+                members: vec![member],
+            },
+            (Some(Kind::Set), _) => {
+                let seen = live
+                    .unwrap()
+                    .set
+                    .get(&member)
+                    .map(Member::live_adds)
+                    .unwrap_or_default();
                 Op::SetRemove {
-                    target: live.unwrap().incarnation.clone(),
-                    members: vec![(m, seen)],
+                    target,
+                    members: vec![(member, seen)],
                 }
             }
-            (Some(v), _) => unreachable!("live value {v:?}"),
         };
         o.seq += 1;
-        o.clock += 1 + rng.u64(..3);
         let e = LogEntry {
             origin: o.name.clone(),
             seq: o.seq,
-            hlc: Hlc::from_u64(o.clock),
+            hlc: Hlc::new(now, 0),
             table: "t".into(),
             key,
             observed,
@@ -510,7 +595,7 @@ mod convergence {
     fn receive(o: &mut Origin, logs: &[Vec<LogEntry>; 3], from: usize, upto: usize) {
         while o.applied[from] < upto {
             let e = &logs[from][o.applied[from]];
-            o.clock = o.clock.max(e.hlc.as_u64());
+            o.clock_ms = o.clock_ms.max(e.hlc.wall_ms());
             apply_into(&mut o.states, e);
             o.applied[from] += 1;
         }
@@ -533,18 +618,18 @@ mod convergence {
 
     fn scenario(seed: u64) {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let mut origins: Vec<Origin> = ORIGINS
+        let mut origins: Vec<Origin> = ["a", "b", "c"]
             .iter()
             .map(|n| Origin {
                 name: r(n),
                 seq: 0,
-                clock: 0,
+                clock_ms: 1000,
                 states: BTreeMap::new(),
                 applied: [0; 3],
             })
             .collect();
         let mut logs: [Vec<LogEntry>; 3] = Default::default();
-        for _ in 0..rng.usize(5..60) {
+        for _ in 0..rng.usize(5..80) {
             let i = rng.usize(..3);
             if rng.u8(..4) == 0 {
                 let from = rng.usize(..3);
@@ -579,6 +664,7 @@ mod convergence {
         }
     }
 
+    /// `MERIDIAN_SEEDS=N` runs more seeds; a failing seed names itself.
     #[test]
     fn any_interleaving_converges() {
         let seeds: u64 = std::env::var("MERIDIAN_SEEDS")

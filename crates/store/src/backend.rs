@@ -1,0 +1,122 @@
+//! The storage trait every backend implements, and the types it moves.
+//!
+//! A backend is deliberately dumb: reads, and one atomic, durable commit of
+//! a [`CommitBatch`] (key states + log entries + metadata). All merge logic,
+//! clocks and group commit live above it in [`crate::db`], so a backend is
+//! small enough to be checked completely by the conformance suite
+//! (`tests/conformance.rs`), which every implementation must pass.
+
+use std::collections::BTreeMap;
+
+use meridian_core::record::KeyState;
+use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
+
+/// How hard a commit tries to reach the disk before it returns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// fsync before returning: nothing acknowledged is lost on a crash.
+    #[default]
+    Fsync,
+    /// No fsync: for benchmarks only; a crash loses recent commits.
+    None,
+}
+
+/// Everything one commit writes, atomically.
+#[derive(Clone, Debug, Default)]
+pub struct CommitBatch {
+    /// New states of keys: `(table, key, state)`.
+    pub states: Vec<(String, Vec<u8>, KeyState)>,
+    /// Log entries to append; per origin, sequences are contiguous and
+    /// continue exactly where that origin's log ends.
+    pub log: Vec<LogEntry>,
+    /// The version vector after this commit.
+    pub vv: VersionVector,
+    /// The highest HLC issued or adopted, the clock's floor after a restart.
+    pub hlc_floor: Hlc,
+    /// Peers' acknowledged version vectors learnt since the last commit.
+    pub peer_vvs: BTreeMap<RegionName, VersionVector>,
+}
+
+/// What a backend remembers besides keys and logs, loaded at open.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Highest contiguous sequence applied per origin.
+    pub vv: VersionVector,
+    /// HLC floor.
+    pub hlc_floor: Hlc,
+    /// Last known acknowledged vector of each peer.
+    pub peer_vvs: BTreeMap<RegionName, VersionVector>,
+    /// Per origin, the first sequence still in the log (entries below were
+    /// garbage-collected). Absent: nothing collected yet (starts at 1).
+    pub log_start: BTreeMap<RegionName, u64>,
+}
+
+/// Backend failures. `Io` covers full disks and failing devices: the caller
+/// refuses the write and keeps running; `Corrupt` means stop the node.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The device failed or is full; retryable once the operator acts.
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    /// Stored bytes do not decode: the data directory is damaged.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// A log read asked for entries that were garbage-collected.
+    #[error("log of {origin} starts at {first_available}, entry {requested} was collected")]
+    LogTruncated {
+        /// The origin.
+        origin: RegionName,
+        /// The first sequence still kept.
+        first_available: u64,
+        /// What was asked for.
+        requested: u64,
+    },
+    /// A commit broke the backend's contract (gap in a log, VV going back).
+    #[error("commit rejected: {0}")]
+    Invalid(String),
+}
+
+/// A durable (or in-memory) home for key states, per-origin logs and meta.
+///
+/// Implementations: [`crate::MemStore`] (tests, simulation) and
+/// [`crate::RedbStore`] (production). Reads may run on any thread while a
+/// commit is in progress and see the state before or after it, never half.
+pub trait Backend: Send + Sync + 'static {
+    /// The state of one key.
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError>;
+
+    /// Up to `limit` keys of `table` in key order, strictly after `after`.
+    fn scan(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyState)>, StoreError>;
+
+    /// Entries of `origin` from `from_seq` on, in order, at most
+    /// `max_entries` and — except that the first entry is always returned —
+    /// at most `max_bytes` of encoded entries. Empty past the end.
+    fn read_log(
+        &self,
+        origin: &RegionName,
+        from_seq: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Applies the batch atomically with the given durability.
+    fn commit(&self, batch: &CommitBatch, durability: Durability) -> Result<(), StoreError>;
+
+    /// Drops `origin`'s log entries up to and including `through_seq`
+    /// (everyone has them). May keep a few more for efficiency (bucketed
+    /// logs), but `Meta::log_start` and `read_log` must behave as if exactly
+    /// those were dropped. Returns the new `log_start`.
+    fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError>;
+
+    /// Metadata as of the last commit.
+    fn meta(&self) -> Result<Meta, StoreError>;
+
+    /// Approximate bytes on disk (or in memory), for metrics.
+    fn size_bytes(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,516 @@
+//! [`RedbStore`]: the production [`Backend`], one redb file per node.
+//!
+//! # Layout
+//! - `data`: `[len(table) as u8][table bytes][user key]` → postcard
+//!   [`KeyState`]. The length prefix makes a table's keys one contiguous
+//!   range that no other table's keys fall into (`a` vs `ab`), so `scan` is a
+//!   single range read.
+//! - `log/{origin}/{bucket:010}`: `seq` → postcard [`LogEntry`], bucket
+//!   `(seq - 1) / LOG_BUCKET_ENTRIES`. redb deletes are slow (each one
+//!   rewrites B-tree pages), so truncation drops whole bucket tables and
+//!   keeps the partly collected bucket; `log_start` in `meta` hides what it
+//!   keeps.
+//! - `meta`: small postcard blobs: the version vector, HLC floor, peers'
+//!   vectors, `log_start` and `log_end` per origin, and the layout version.
+//!   `log_end` is internal: it survives truncation, so an append after the
+//!   whole log was collected is still checked against where the log ended.
+//!
+//! Every commit and truncation is one redb write transaction, and every read
+//! one read transaction, so readers see a commit entirely or not at all.
+//! The contract checks are shared with [`crate::MemStore`] (`contract`).
+//!
+//! Does not own merging, clocks or group commit: [`crate::Backend`] says why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use meridian_core::record::KeyState;
+use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::backend::{Backend, CommitBatch, Durability, Meta, StoreError};
+use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
+
+/// Log entries per bucket table. Truncation works in whole buckets, so this
+/// bounds how many collected entries stay on disk per origin (at ~150 bytes
+/// an entry, about 600 KiB), while keeping the number of tables small: a
+/// million-entry log is 245 tables, and a typical read of a few hundred
+/// entries opens one or two.
+pub const LOG_BUCKET_ENTRIES: u64 = 4096;
+
+/// The layout this code writes and reads; stored in `meta` so a future
+/// layout change is detected at open instead of misread.
+const LAYOUT_VERSION: u32 = 1;
+
+/// redb's page cache. Its default (1 GiB) is per database, and `meridian up`
+/// runs several nodes on one machine; 256 MiB holds the hot part of a
+/// multi-GB data set and the recent log buckets replication reads.
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
+
+const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_LAYOUT: &str = "layout_version";
+const META_VV: &str = "vv";
+const META_HLC_FLOOR: &str = "hlc_floor";
+const META_PEER_VVS: &str = "peer_vvs";
+const META_LOG_START: &str = "log_start";
+const META_LOG_END: &str = "log_end";
+
+/// A [`Backend`] on a redb database file.
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+}
+
+impl fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A log entry's sequence and postcard bytes, ready to insert.
+type EncodedEntry = (u64, Vec<u8>);
+
+/// Everything in `meta`, decoded.
+#[derive(Default)]
+struct StoredMeta {
+    meta: Meta,
+    log_end: BTreeMap<RegionName, u64>,
+}
+
+impl StoredMeta {
+    fn log_start(&self, origin: &RegionName) -> u64 {
+        self.meta.log_start.get(origin).copied().unwrap_or(1)
+    }
+
+    fn log_end(&self, origin: &RegionName) -> u64 {
+        self.log_end.get(origin).copied().unwrap_or(0)
+    }
+}
+
+impl RedbStore {
+    /// Opens the database at `path`, creating it if the file does not exist.
+    /// The parent directory must exist.
+    ///
+    /// Checks the layout version and that each origin's recorded log end
+    /// matches its last stored entry; a mismatch is [`StoreError::Corrupt`].
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Integrity checking on every open is off (redb's default): it reads
+        // the whole file, so start-up would grow with the data. redb still
+        // checks and repairs after an unclean shutdown.
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(from_redb)?;
+        let txn = db.begin_write().map_err(from_redb)?;
+        {
+            // Opening creates the tables, so readers can rely on them.
+            txn.open_table(DATA).map_err(from_redb)?;
+            let mut meta = txn.open_table(META).map_err(from_redb)?;
+            match get_decoded::<u32>(&meta, META_LAYOUT)? {
+                Some(LAYOUT_VERSION) => {}
+                Some(other) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} has store layout {other}, this build reads layout {LAYOUT_VERSION}",
+                        path.display()
+                    )))
+                }
+                None => {
+                    if meta.len().map_err(from_redb)? != 0 {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} has metadata but no layout version",
+                            path.display()
+                        )));
+                    }
+                    put_encoded(&mut meta, META_LAYOUT, &LAYOUT_VERSION)?;
+                }
+            }
+            let stored = load_meta(&meta)?;
+            drop(meta);
+            check_log_ends(&txn, &stored)?;
+        }
+        txn.commit().map_err(from_redb)?;
+        tracing::debug!(path = %path.display(), "opened redb store");
+        Ok(RedbStore {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The paired check of `log_end`: each origin's recorded end must be the
+/// last entry of its last bucket (or, for a fully collected log, just below
+/// `log_start`). Catches a `meta` and a log that disagree before a commit
+/// builds on them.
+fn check_log_ends(txn: &WriteTransaction, stored: &StoredMeta) -> Result<(), StoreError> {
+    for (origin, &end) in &stored.log_end {
+        let start = stored.log_start(origin);
+        if start > end + 1 {
+            return Err(StoreError::Corrupt(format!(
+                "log of {origin} starts at {start} but ends at {end}"
+            )));
+        }
+        if start == end + 1 {
+            continue;
+        }
+        let name = log_table_name(origin, bucket_of(end));
+        let table = txn
+            .open_table(log_table(&name))
+            .map_err(|e| missing_bucket(origin, &name, e))?;
+        let last = table.last().map_err(from_redb)?.map(|(k, _)| k.value());
+        if last != Some(end) {
+            return Err(StoreError::Corrupt(format!(
+                "log of {origin} should end at {end}, its last stored entry is {last:?}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn bucket_of(seq: u64) -> u64 {
+    debug_assert!(seq >= 1, "sequences start at 1");
+    (seq - 1) / LOG_BUCKET_ENTRIES
+}
+
+/// The last sequence bucket `bucket` can hold.
+fn bucket_last_seq(bucket: u64) -> u64 {
+    (bucket + 1) * LOG_BUCKET_ENTRIES
+}
+
+fn log_table_name(origin: &RegionName, bucket: u64) -> String {
+    // Region names are `[a-z0-9-]`, so `/` cannot be confused with them.
+    format!("log/{origin}/{bucket:010}")
+}
+
+fn log_table(name: &str) -> TableDefinition<'_, u64, &'static [u8]> {
+    TableDefinition::new(name)
+}
+
+fn data_prefix(table: &str) -> Vec<u8> {
+    debug_assert!(table.len() <= TABLE_NAME_BYTES_MAX);
+    let mut k = Vec::with_capacity(1 + table.len());
+    k.push(table.len() as u8);
+    k.extend_from_slice(table.as_bytes());
+    k
+}
+
+fn data_key(table: &str, key: &[u8]) -> Vec<u8> {
+    let mut k = data_prefix(table);
+    k.extend_from_slice(key);
+    k
+}
+
+/// Maps redb's errors onto what the caller can act on: damaged files stop
+/// the node, a value redb cannot hold rejects the batch, everything else
+/// (failing or full disk, lock held by another process) is an I/O error.
+fn from_redb(e: impl Into<redb::Error>) -> StoreError {
+    let e: redb::Error = e.into();
+    match e {
+        redb::Error::Corrupted(m) => StoreError::Corrupt(m),
+        redb::Error::UpgradeRequired(_)
+        | redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TableIsNotMultimap(_)
+        | redb::Error::TypeDefinitionChanged { .. }
+        // Every table a read opens exists by construction.
+        | redb::Error::TableDoesNotExist(_) => StoreError::Corrupt(e.to_string()),
+        redb::Error::ValueTooLarge(_) => StoreError::Invalid(e.to_string()),
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+fn missing_bucket(origin: &RegionName, name: &str, e: redb::TableError) -> StoreError {
+    match e {
+        redb::TableError::TableDoesNotExist(_) => {
+            StoreError::Corrupt(format!("log of {origin}: bucket table {name} is missing"))
+        }
+        other => from_redb(other),
+    }
+}
+
+fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(value)
+        .map_err(|e| StoreError::Invalid(format!("cannot encode {what}: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: impl fmt::Display) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("{what} does not decode: {e}")))
+}
+
+fn get_decoded<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(from_redb)? {
+        Some(v) => decode(v.value(), format_args!("meta `{key}`")).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn put_encoded<T: Serialize>(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = encode(value, key)?;
+    table.insert(key, bytes.as_slice()).map_err(from_redb)?;
+    Ok(())
+}
+
+fn load_meta(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<StoredMeta, StoreError> {
+    Ok(StoredMeta {
+        meta: Meta {
+            vv: get_decoded::<VersionVector>(table, META_VV)?.unwrap_or_default(),
+            hlc_floor: get_decoded::<Hlc>(table, META_HLC_FLOOR)?.unwrap_or_default(),
+            peer_vvs: get_decoded(table, META_PEER_VVS)?.unwrap_or_default(),
+            log_start: get_decoded(table, META_LOG_START)?.unwrap_or_default(),
+        },
+        log_end: get_decoded(table, META_LOG_END)?.unwrap_or_default(),
+    })
+}
+
+impl Backend for RedbStore {
+    fn get(&self, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError> {
+        if table.len() > TABLE_NAME_BYTES_MAX {
+            // No commit can have stored it.
+            return Ok(None);
+        }
+        let txn = self.db.begin_read().map_err(from_redb)?;
+        let data = txn.open_table(DATA).map_err(from_redb)?;
+        let k = data_key(table, key);
+        match data.get(k.as_slice()).map_err(from_redb)? {
+            Some(v) => decode(
+                v.value(),
+                format_args!("state of {table}/{}", key.escape_ascii()),
+            )
+            .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, KeyState)>, StoreError> {
+        if table.len() > TABLE_NAME_BYTES_MAX || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin_read().map_err(from_redb)?;
+        let data = txn.open_table(DATA).map_err(from_redb)?;
+        let prefix = data_prefix(table);
+        let start = match after {
+            Some(a) => data_key(table, a),
+            None => prefix.clone(),
+        };
+        let lower = match after {
+            Some(_) => Bound::Excluded(start.as_slice()),
+            None => Bound::Included(start.as_slice()),
+        };
+        let mut out = Vec::new();
+        for item in data
+            .range::<&[u8]>((lower, Bound::Unbounded))
+            .map_err(from_redb)?
+        {
+            let (k, v) = item.map_err(from_redb)?;
+            let Some(user_key) = k.value().strip_prefix(prefix.as_slice()) else {
+                break; // the next table's keys
+            };
+            let state = decode(
+                v.value(),
+                format_args!("state of {table}/{}", user_key.escape_ascii()),
+            )?;
+            out.push((user_key.to_vec(), state));
+            if out.len() == limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_log(
+        &self,
+        origin: &RegionName,
+        from_seq: u64,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        // One read transaction for meta and entries: a truncation committed
+        // meanwhile is seen entirely or not at all.
+        let txn = self.db.begin_read().map_err(from_redb)?;
+        let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
+        let mut seq = contract::check_read_from(origin, from_seq, stored.log_start(origin))?;
+        let end = stored.log_end(origin);
+        let mut budget = LogReadBudget::new(max_entries, max_bytes);
+        let mut out = Vec::new();
+        while seq <= end && !budget.exhausted() {
+            let name = log_table_name(origin, bucket_of(seq));
+            let table = txn
+                .open_table(log_table(&name))
+                .map_err(|e| missing_bucket(origin, &name, e))?;
+            let last = bucket_last_seq(bucket_of(seq)).min(end);
+            for item in table.range(seq..=last).map_err(from_redb)? {
+                let (k, v) = item.map_err(from_redb)?;
+                if k.value() != seq {
+                    return Err(StoreError::Corrupt(format!(
+                        "log of {origin} jumps from {} to {}",
+                        seq - 1,
+                        k.value()
+                    )));
+                }
+                let bytes = v.value();
+                if !budget.take(bytes.len()) {
+                    return Ok(out);
+                }
+                let entry: LogEntry = decode(bytes, format_args!("log entry {origin}/{seq}"))?;
+                debug_assert!(entry.origin == *origin && entry.seq == seq);
+                out.push(entry);
+                seq += 1;
+            }
+            if seq <= last && !budget.exhausted() {
+                return Err(StoreError::Corrupt(format!(
+                    "log of {origin} should hold {seq} (it ends at {end}), {name} stops before it"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    fn commit(&self, batch: &CommitBatch, durability: Durability) -> Result<(), StoreError> {
+        // Encode outside the write transaction, which excludes other writers.
+        let states = batch
+            .states
+            .iter()
+            .map(|(table, key, state)| {
+                contract::check_table_name(table)?;
+                Ok((data_key(table, key), encode(state, "a key state")?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Entries grouped per bucket table, in sequence order within each, so
+        // each table is opened once per commit.
+        let mut buckets: BTreeMap<(&RegionName, u64), Vec<EncodedEntry>> = BTreeMap::new();
+        for e in &batch.log {
+            // Seq 0 never exists; check_commit rejects it below, so only
+            // keep it from tripping bucket_of's assertion first.
+            let bucket = if e.seq == 0 { 0 } else { bucket_of(e.seq) };
+            buckets
+                .entry((&e.origin, bucket))
+                .or_default()
+                .push((e.seq, encode(e, "a log entry")?));
+        }
+
+        let mut txn = self.db.begin_write().map_err(from_redb)?;
+        txn.set_durability(match durability {
+            Durability::Fsync => redb::Durability::Immediate,
+            Durability::None => redb::Durability::None,
+        })
+        .map_err(from_redb)?;
+        {
+            let mut meta = txn.open_table(META).map_err(from_redb)?;
+            let mut stored = load_meta(&meta)?;
+            // On error the transaction is dropped, which aborts it: nothing
+            // changes.
+            let new_ends = contract::check_commit(
+                batch,
+                &CommitBase {
+                    vv: &stored.meta.vv,
+                    hlc_floor: stored.meta.hlc_floor,
+                    log_end: &stored.log_end,
+                },
+            )?;
+
+            let mut data = txn.open_table(DATA).map_err(from_redb)?;
+            for (key, value) in &states {
+                data.insert(key.as_slice(), value.as_slice())
+                    .map_err(from_redb)?;
+            }
+            drop(data);
+            for ((origin, bucket), entries) in &buckets {
+                let name = log_table_name(origin, *bucket);
+                let mut table = txn.open_table(log_table(&name)).map_err(from_redb)?;
+                for (seq, bytes) in entries {
+                    let old = table.insert(*seq, bytes.as_slice()).map_err(from_redb)?;
+                    debug_assert!(
+                        old.is_none(),
+                        "check_commit let {origin}/{seq} through twice"
+                    );
+                }
+            }
+
+            put_encoded(&mut meta, META_VV, &batch.vv)?;
+            put_encoded(&mut meta, META_HLC_FLOOR, &batch.hlc_floor)?;
+            if !batch.peer_vvs.is_empty() {
+                for (peer, vv) in &batch.peer_vvs {
+                    stored.meta.peer_vvs.insert(peer.clone(), vv.clone());
+                }
+                put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
+            }
+            if !new_ends.is_empty() {
+                stored.log_end.extend(new_ends);
+                put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
+            }
+        }
+        txn.commit().map_err(from_redb)
+    }
+
+    fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError> {
+        // Default durability (immediate): truncations are rare and must not
+        // be undone by a crash after the caller acted on them.
+        let txn = self.db.begin_write().map_err(from_redb)?;
+        let new_start = {
+            let mut meta = txn.open_table(META).map_err(from_redb)?;
+            let mut stored = load_meta(&meta)?;
+            let start = stored.log_start(origin);
+            let Some(new_start) =
+                contract::check_truncate(origin, through_seq, start, stored.log_end(origin))?
+            else {
+                return Ok(start);
+            };
+            // Drop every bucket that lies wholly at or below `through_seq`;
+            // buckets below `start`'s were dropped by earlier truncations.
+            let mut bucket = bucket_of(start);
+            while bucket_last_seq(bucket) <= through_seq {
+                let name = log_table_name(origin, bucket);
+                let existed = txn.delete_table(log_table(&name)).map_err(from_redb)?;
+                debug_assert!(existed, "bucket {name} holds kept entries but is missing");
+                bucket += 1;
+            }
+            stored.meta.log_start.insert(origin.clone(), new_start);
+            put_encoded(&mut meta, META_LOG_START, &stored.meta.log_start)?;
+            new_start
+        };
+        txn.commit().map_err(from_redb)?;
+        Ok(new_start)
+    }
+
+    fn meta(&self) -> Result<Meta, StoreError> {
+        let txn = self.db.begin_read().map_err(from_redb)?;
+        let meta = txn.open_table(META).map_err(from_redb)?;
+        Ok(load_meta(&meta)?.meta)
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))
+    }
+}

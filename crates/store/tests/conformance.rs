@@ -1,0 +1,935 @@
+//! The conformance suite every [`Backend`] must pass.
+//!
+//! Each check is a function generic over a factory returning a fresh backend
+//! and a guard that keeps its resources alive (a temporary directory for
+//! redb). `suite!` instantiates every check for [`MemStore`] and
+//! [`RedbStore`], so the two cannot drift apart; the checks at the end need a
+//! file (reopening, a second opener) and run on redb alone.
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use meridian_core::record::KeyState;
+use meridian_core::{Hlc, LogEntry, Op, RegionName, Version, VersionVector};
+use meridian_store::redb_store::LOG_BUCKET_ENTRIES;
+use meridian_store::{
+    Backend, CommitBatch, Durability, MemStore, Meta, RedbStore, StoreError, TABLE_NAME_BYTES_MAX,
+};
+use tempfile::TempDir;
+
+// ---------------------------------------------------------------- factories
+
+fn mem_store() -> (MemStore, ()) {
+    (MemStore::new(), ())
+}
+
+fn redb_store() -> (RedbStore, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = RedbStore::open(&dir.path().join("store.redb")).expect("open redb");
+    (store, dir)
+}
+
+/// Instantiates each named check once per backend.
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod mem {
+            $(#[test] fn $check() { super::$check(super::mem_store) })*
+        }
+        mod redb {
+            $(#[test] fn $check() { super::$check(super::redb_store) })*
+        }
+    };
+}
+
+suite!(
+    get_returns_committed_states,
+    scan_is_ordered_with_cursor_and_limit,
+    tables_are_isolated,
+    read_log_returns_ranges,
+    read_log_respects_max_entries_and_max_bytes,
+    invalid_commits_are_rejected_and_change_nothing,
+    truncated_entries_are_reported_kept_ones_read,
+    truncation_across_bucket_boundaries,
+    meta_round_trips,
+    empty_commit_persists_meta,
+    commits_without_fsync_are_visible,
+    readers_see_whole_commits,
+    size_grows_with_data,
+);
+
+// ---------------------------------------------------------------- builders
+
+fn region(name: &str) -> RegionName {
+    RegionName::new(name).expect("valid region name")
+}
+
+fn version(hlc: u64, origin: &str) -> Version {
+    Version {
+        hlc: Hlc::from_u64(hlc),
+        origin: region(origin),
+    }
+}
+
+/// A created string incarnation stamped `n`, holding `value_bytes` bytes.
+fn state(n: u64, value_bytes: usize) -> KeyState {
+    KeyState::from_put(version(n, "us-east"), vec![b'v'; value_bytes])
+}
+
+/// Entry `seq` of `origin`; sizes vary with `seq` so byte limits are tested
+/// on unequal entries.
+fn entry(origin: &RegionName, seq: u64) -> LogEntry {
+    LogEntry {
+        origin: origin.clone(),
+        seq,
+        hlc: Hlc::from_u64(1_000 + seq),
+        table: "t".into(),
+        key: format!("k{seq}").into_bytes(),
+        observed: None,
+        op: Op::Put {
+            value: vec![b'x'; (seq % 7) as usize * 10],
+            expires_at_ms: None,
+        },
+    }
+}
+
+fn encoded_len(e: &LogEntry) -> usize {
+    postcard::to_stdvec(e).expect("encodes").len()
+}
+
+fn vv(pairs: &[(&RegionName, u64)]) -> VersionVector {
+    let mut v = VersionVector::new();
+    for (o, s) in pairs {
+        v.advance(o, *s);
+    }
+    v
+}
+
+/// A batch that keeps the stored meta and writes `states`.
+fn states_batch<B: Backend>(b: &B, states: Vec<(&str, &[u8], KeyState)>) -> CommitBatch {
+    let meta = b.meta().expect("meta");
+    CommitBatch {
+        states: states
+            .into_iter()
+            .map(|(t, k, s)| (t.to_string(), k.to_vec(), s))
+            .collect(),
+        log: Vec::new(),
+        vv: meta.vv,
+        hlc_floor: meta.hlc_floor,
+        peer_vvs: BTreeMap::new(),
+    }
+}
+
+/// Appends `seqs` to `origin`'s log, advancing the vector to match.
+fn append<B: Backend>(
+    b: &B,
+    origin: &RegionName,
+    seqs: RangeInclusive<u64>,
+    durability: Durability,
+) -> Result<(), StoreError> {
+    let meta = b.meta()?;
+    let mut vv = meta.vv.clone();
+    let log: Vec<LogEntry> = seqs.map(|s| entry(origin, s)).collect();
+    if let Some(last) = log.last() {
+        if last.seq > vv.get(origin) {
+            vv.advance(origin, last.seq);
+        }
+    }
+    b.commit(
+        &CommitBatch {
+            states: Vec::new(),
+            log,
+            vv,
+            hlc_floor: meta.hlc_floor,
+            peer_vvs: BTreeMap::new(),
+        },
+        durability,
+    )
+}
+
+/// Appends `seqs` in commits of `per_commit` entries without fsync, then
+/// one empty fsync'd commit, as a bulk loader would.
+fn append_bulk<B: Backend>(b: &B, origin: &RegionName, seqs: RangeInclusive<u64>) {
+    const PER_COMMIT: u64 = 512;
+    let (mut from, to) = seqs.into_inner();
+    while from <= to {
+        let upto = (from + PER_COMMIT - 1).min(to);
+        append(b, origin, from..=upto, Durability::None).expect("append");
+        from = upto + 1;
+    }
+    b.commit(&states_batch(b, Vec::new()), Durability::Fsync)
+        .expect("fsync");
+}
+
+fn read_all<B: Backend>(
+    b: &B,
+    origin: &RegionName,
+    from: u64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    b.read_log(origin, from, usize::MAX, usize::MAX)
+}
+
+fn seqs(entries: &[LogEntry]) -> Vec<u64> {
+    entries.iter().map(|e| e.seq).collect()
+}
+
+/// Everything observable about a backend, for "changed nothing" checks.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    meta: Meta,
+    tables: Vec<Vec<(Vec<u8>, KeyState)>>,
+    logs: Vec<Vec<LogEntry>>,
+}
+
+fn snapshot<B: Backend>(b: &B, tables: &[&str], origins: &[&RegionName]) -> Snapshot {
+    let meta = b.meta().expect("meta");
+    Snapshot {
+        tables: tables
+            .iter()
+            .map(|t| b.scan(t, None, usize::MAX).expect("scan"))
+            .collect(),
+        logs: origins
+            .iter()
+            .map(|o| {
+                let start = meta.log_start.get(*o).copied().unwrap_or(1);
+                read_all(b, o, start).expect("read_log")
+            })
+            .collect(),
+        meta,
+    }
+}
+
+fn assert_invalid(r: Result<(), StoreError>, why: &str) {
+    match r {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("{why}: expected Invalid, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- checks
+
+fn get_returns_committed_states<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    assert_eq!(b.get("t", b"k").unwrap(), None);
+    b.commit(
+        &states_batch(
+            &b,
+            vec![("t", b"k", state(1, 10)), ("u", b"k", state(2, 10))],
+        ),
+        Durability::Fsync,
+    )
+    .unwrap();
+    assert_eq!(b.get("t", b"k").unwrap(), Some(state(1, 10)));
+    assert_eq!(b.get("u", b"k").unwrap(), Some(state(2, 10)));
+    assert_eq!(b.get("t", b"other").unwrap(), None);
+    assert_eq!(b.get("v", b"k").unwrap(), None);
+
+    // Later commits overwrite; within a batch the last write of a key wins.
+    b.commit(
+        &states_batch(&b, vec![("t", b"k", state(3, 5)), ("t", b"k", state(4, 5))]),
+        Durability::Fsync,
+    )
+    .unwrap();
+    assert_eq!(b.get("t", b"k").unwrap(), Some(state(4, 5)));
+    assert_eq!(b.get("u", b"k").unwrap(), Some(state(2, 10)));
+}
+
+fn scan_is_ordered_with_cursor_and_limit<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    // Binary keys in scrambled order, including the empty key and bytes
+    // that sort differently as signed values.
+    let keys: Vec<Vec<u8>> = vec![
+        b"m".to_vec(),
+        vec![0xff, 0x00],
+        b"".to_vec(),
+        b"a".to_vec(),
+        vec![0x00],
+        b"ab".to_vec(),
+        vec![0x80],
+        b"b".to_vec(),
+    ];
+    let batch_states: Vec<(&str, &[u8], KeyState)> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| ("t", k.as_slice(), state(i as u64 + 1, 8)))
+        .collect();
+    b.commit(&states_batch(&b, batch_states), Durability::Fsync)
+        .unwrap();
+
+    let mut sorted = keys.clone();
+    sorted.sort();
+    let all = b.scan("t", None, usize::MAX).unwrap();
+    assert_eq!(
+        all.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+        sorted
+    );
+    for (k, s) in &all {
+        let i = keys.iter().position(|x| x == k).unwrap();
+        assert_eq!(*s, state(i as u64 + 1, 8), "state of {k:?}");
+    }
+
+    // Paging with the last key as cursor visits every key once, in order.
+    let mut paged = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = b.scan("t", after.as_deref(), 3).unwrap();
+        assert!(page.len() <= 3);
+        if page.is_empty() {
+            break;
+        }
+        after = Some(page.last().unwrap().0.clone());
+        paged.extend(page.into_iter().map(|(k, _)| k));
+    }
+    assert_eq!(paged, sorted);
+
+    // The cursor is exclusive, and need not be a stored key.
+    let after_a = b.scan("t", Some(b"a"), usize::MAX).unwrap();
+    assert_eq!(after_a.first().map(|(k, _)| k.as_slice()), Some(&b"ab"[..]));
+    let after_aa = b.scan("t", Some(b"aa"), 1).unwrap();
+    assert_eq!(after_aa.len(), 1);
+    assert_eq!(after_aa[0].0, b"ab");
+    // The empty cursor excludes only the empty key.
+    assert_eq!(
+        b.scan("t", Some(b""), usize::MAX).unwrap().len(),
+        keys.len() - 1
+    );
+    assert!(b.scan("t", Some(&[0xff, 0x00]), 10).unwrap().is_empty());
+    assert!(b.scan("t", None, 0).unwrap().is_empty());
+    assert!(b.scan("absent", None, 10).unwrap().is_empty());
+}
+
+fn tables_are_isolated<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    // Naive concatenation of table and key would make ("a", "bx") and
+    // ("ab", "x") the same stored key.
+    b.commit(
+        &states_batch(
+            &b,
+            vec![
+                ("a", b"bx", state(1, 1)),
+                ("a", b"a", state(2, 1)),
+                ("ab", b"x", state(3, 1)),
+                ("ab", b"", state(4, 1)),
+                ("b", b"a", state(5, 1)),
+                ("", b"ab", state(6, 1)),
+            ],
+        ),
+        Durability::Fsync,
+    )
+    .unwrap();
+    let keys = |t: &str| -> Vec<Vec<u8>> {
+        b.scan(t, None, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(keys("a"), vec![b"a".to_vec(), b"bx".to_vec()]);
+    assert_eq!(keys("ab"), vec![b"".to_vec(), b"x".to_vec()]);
+    assert_eq!(keys("b"), vec![b"a".to_vec()]);
+    assert_eq!(keys(""), vec![b"ab".to_vec()]);
+    assert!(keys("abx").is_empty());
+    // A cursor past a table's last key does not run into the next table.
+    assert!(b.scan("a", Some(b"bx"), 10).unwrap().is_empty());
+    assert_eq!(b.get("a", b"bx").unwrap(), Some(state(1, 1)));
+    assert_eq!(b.get("ab", b"x").unwrap(), Some(state(3, 1)));
+    assert_eq!(b.get("a", b"b").unwrap(), None);
+    assert_eq!(b.get("ab", b"bx").unwrap(), None);
+    assert_eq!(b.get("", b"a").unwrap(), None);
+}
+
+fn read_log_returns_ranges<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let (a, c) = (region("us-east"), region("eu-west"));
+    assert!(read_all(&b, &a, 1).unwrap().is_empty());
+    // Two origins interleaved within one batch and across batches.
+    let meta = b.meta().unwrap();
+    b.commit(
+        &CommitBatch {
+            log: vec![entry(&a, 1), entry(&c, 1), entry(&a, 2), entry(&c, 2)],
+            vv: vv(&[(&a, 2), (&c, 2)]),
+            hlc_floor: meta.hlc_floor,
+            ..CommitBatch::default()
+        },
+        Durability::Fsync,
+    )
+    .unwrap();
+    append(&b, &a, 3..=10, Durability::Fsync).unwrap();
+    append(&b, &c, 3..=3, Durability::Fsync).unwrap();
+
+    let all = read_all(&b, &a, 1).unwrap();
+    assert_eq!(all, (1..=10).map(|s| entry(&a, s)).collect::<Vec<_>>());
+    assert_eq!(seqs(&read_all(&b, &c, 1).unwrap()), vec![1, 2, 3]);
+    assert_eq!(
+        seqs(&read_all(&b, &a, 4).unwrap()),
+        (4..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(seqs(&read_all(&b, &a, 10).unwrap()), vec![10]);
+    assert!(read_all(&b, &a, 11).unwrap().is_empty(), "past the end");
+    assert!(
+        read_all(&b, &a, 1_000).unwrap().is_empty(),
+        "far past the end"
+    );
+    assert_eq!(read_all(&b, &a, 0).unwrap(), all, "0 reads from the start");
+    assert!(read_all(&b, &region("ap-south"), 1).unwrap().is_empty());
+}
+
+fn read_log_respects_max_entries_and_max_bytes<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let a = region("us-east");
+    append(&b, &a, 1..=20, Durability::Fsync).unwrap();
+    let read = |from, n, bytes| seqs(&b.read_log(&a, from, n, bytes).unwrap());
+
+    assert_eq!(read(1, 3, usize::MAX), vec![1, 2, 3]);
+    assert_eq!(read(18, 5, usize::MAX), vec![18, 19, 20]);
+    assert!(read(1, 0, usize::MAX).is_empty(), "at most 0 entries");
+
+    // The first entry is returned whatever the byte budget.
+    assert_eq!(read(5, 10, 0), vec![5]);
+    assert_eq!(read(5, 10, 1), vec![5]);
+    let (l5, l6, l7) = (
+        encoded_len(&entry(&a, 5)),
+        encoded_len(&entry(&a, 6)),
+        encoded_len(&entry(&a, 7)),
+    );
+    assert_ne!(l5, l6, "entries of unequal sizes make the check meaningful");
+    assert_eq!(
+        read(5, 10, l5 + l6),
+        vec![5, 6],
+        "exactly two entries' bytes"
+    );
+    assert_eq!(read(5, 10, l5 + l6 - 1), vec![5]);
+    assert_eq!(read(5, 10, l5 + l6 + l7), vec![5, 6, 7]);
+    assert_eq!(read(5, 2, l5 + l6 + l7), vec![5, 6], "entries bind first");
+    let total: usize = (1..=20).map(|s| encoded_len(&entry(&a, s))).sum();
+    assert_eq!(read(1, 100, total).len(), 20);
+    assert_eq!(read(1, 100, total - 1).len(), 19);
+}
+
+fn invalid_commits_are_rejected_and_change_nothing<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let (a, c, peer) = (region("us-east"), region("eu-west"), region("ap-south"));
+    b.commit(
+        &CommitBatch {
+            states: vec![("t".into(), b"k".to_vec(), state(1, 4))],
+            log: (1..=3).map(|s| entry(&a, s)).collect(),
+            vv: vv(&[(&a, 3)]),
+            hlc_floor: Hlc::new(5_000, 0),
+            peer_vvs: BTreeMap::from([(peer.clone(), vv(&[(&a, 1)]))]),
+        },
+        Durability::Fsync,
+    )
+    .unwrap();
+    let before = snapshot(&b, &["t", "u"], &[&a, &c]);
+
+    // Every rejected batch would also write a state, a peer vector and a
+    // higher floor, so "changed nothing" covers all parts of a commit.
+    let peer_vv = vv(&[(&a, 3)]);
+    let bad = |log: Vec<LogEntry>, vv: VersionVector, floor: Hlc| CommitBatch {
+        states: vec![
+            ("t".into(), b"k".to_vec(), state(9, 4)),
+            ("u".into(), b"new".to_vec(), state(9, 4)),
+        ],
+        log,
+        vv,
+        hlc_floor: floor,
+        peer_vvs: BTreeMap::from([(peer.clone(), peer_vv.clone())]),
+    };
+    let up = Hlc::new(6_000, 0);
+    let cases: Vec<(&str, CommitBatch)> = vec![
+        (
+            "gap: 5 after 3",
+            bad(vec![entry(&a, 5)], vv(&[(&a, 5)]), up),
+        ),
+        (
+            "re-append the last entry",
+            bad(vec![entry(&a, 3)], vv(&[(&a, 3)]), up),
+        ),
+        (
+            "re-append an old entry",
+            bad(vec![entry(&a, 2)], vv(&[(&a, 3)]), up),
+        ),
+        (
+            "gap inside the batch",
+            bad(vec![entry(&a, 4), entry(&a, 6)], vv(&[(&a, 6)]), up),
+        ),
+        (
+            "a new origin must start at 1",
+            bad(vec![entry(&c, 2)], vv(&[(&a, 3), (&c, 2)]), up),
+        ),
+        (
+            "valid entries, then a duplicate",
+            bad(vec![entry(&a, 4), entry(&a, 4)], vv(&[(&a, 4)]), up),
+        ),
+        ("seq 0", bad(vec![entry(&c, 0)], vv(&[(&a, 3)]), up)),
+        ("version vector goes back", bad(vec![], vv(&[(&a, 2)]), up)),
+        (
+            "version vector drops an origin",
+            bad(vec![], vv(&[(&c, 9)]), up),
+        ),
+        (
+            "entry beyond the batch's version vector",
+            bad(vec![entry(&a, 4)], vv(&[(&a, 3)]), up),
+        ),
+        (
+            "HLC floor goes back",
+            bad(vec![entry(&a, 4)], vv(&[(&a, 4)]), Hlc::new(4_999, 0)),
+        ),
+    ];
+    for (why, batch) in &cases {
+        assert_invalid(b.commit(batch, Durability::Fsync), why);
+        assert_eq!(
+            snapshot(&b, &["t", "u"], &[&a, &c]),
+            before,
+            "{why} changed something"
+        );
+    }
+
+    let long = "t".repeat(TABLE_NAME_BYTES_MAX + 1);
+    let mut batch = bad(vec![entry(&a, 4)], vv(&[(&a, 4)]), up);
+    batch
+        .states
+        .push((long.clone(), b"k".to_vec(), state(9, 4)));
+    assert_invalid(b.commit(&batch, Durability::Fsync), "table name too long");
+    let mut e = entry(&a, 4);
+    e.table = long.clone();
+    assert_invalid(
+        b.commit(&bad(vec![e], vv(&[(&a, 4)]), up), Durability::Fsync),
+        "log entry's table name too long",
+    );
+    assert_eq!(snapshot(&b, &["t", "u"], &[&a, &c]), before);
+    // An unstorable table simply holds nothing.
+    assert_eq!(b.get(&long, b"k").unwrap(), None);
+    assert!(b.scan(&long, None, 10).unwrap().is_empty());
+
+    // The longest allowed name works, and so does the commit the failures
+    // were variations of.
+    let longest = "t".repeat(TABLE_NAME_BYTES_MAX);
+    let mut good = bad(vec![entry(&a, 4)], vv(&[(&a, 4)]), up);
+    good.states
+        .push((longest.clone(), b"k".to_vec(), state(9, 4)));
+    b.commit(&good, Durability::Fsync).unwrap();
+    assert_eq!(b.get(&longest, b"k").unwrap(), Some(state(9, 4)));
+    assert_eq!(seqs(&read_all(&b, &a, 1).unwrap()), vec![1, 2, 3, 4]);
+    assert_eq!(b.meta().unwrap().hlc_floor, up);
+}
+
+fn truncated_entries_are_reported_kept_ones_read<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let (a, c) = (region("us-east"), region("eu-west"));
+    append(&b, &a, 1..=10, Durability::Fsync).unwrap();
+    append(&b, &c, 1..=2, Durability::Fsync).unwrap();
+
+    assert_eq!(b.truncate_log(&a, 0).unwrap(), 1, "nothing to drop");
+    assert!(!b.meta().unwrap().log_start.contains_key(&a));
+    assert_eq!(b.truncate_log(&a, 4).unwrap(), 5);
+    match read_all(&b, &a, 4) {
+        Err(StoreError::LogTruncated {
+            origin,
+            first_available,
+            requested,
+        }) => assert_eq!((origin, first_available, requested), (a.clone(), 5, 4)),
+        other => panic!("expected LogTruncated, got {other:?}"),
+    }
+    assert!(matches!(
+        read_all(&b, &a, 1),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert!(matches!(
+        read_all(&b, &a, 0),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert_eq!(
+        seqs(&read_all(&b, &a, 5).unwrap()),
+        (5..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(&read_all(&b, &a, 7).unwrap()),
+        (7..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(b.meta().unwrap().log_start.get(&a), Some(&5));
+    // Other origins are untouched.
+    assert_eq!(seqs(&read_all(&b, &c, 1).unwrap()), vec![1, 2]);
+    assert!(!b.meta().unwrap().log_start.contains_key(&c));
+
+    // Truncating what is already gone changes nothing.
+    assert_eq!(b.truncate_log(&a, 2).unwrap(), 5);
+    assert_eq!(b.truncate_log(&a, 4).unwrap(), 5);
+    // Entries that were never logged cannot be dropped.
+    assert!(matches!(
+        b.truncate_log(&a, 11),
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        b.truncate_log(&region("ap-south"), 1),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(b.meta().unwrap().log_start.get(&a), Some(&5));
+
+    // Dropping the whole log keeps where it ended: the next append must
+    // still continue from there.
+    assert_eq!(b.truncate_log(&a, 10).unwrap(), 11);
+    assert!(read_all(&b, &a, 11).unwrap().is_empty());
+    assert!(matches!(
+        read_all(&b, &a, 10),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert_invalid(
+        append(&b, &a, 12..=12, Durability::Fsync),
+        "gap after a full truncation",
+    );
+    assert_invalid(
+        append(&b, &a, 10..=10, Durability::Fsync),
+        "re-append after truncation",
+    );
+    append(&b, &a, 11..=12, Durability::Fsync).unwrap();
+    assert_eq!(seqs(&read_all(&b, &a, 11).unwrap()), vec![11, 12]);
+}
+
+fn truncation_across_bucket_boundaries<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let a = region("us-east");
+    let n = LOG_BUCKET_ENTRIES;
+    let end = 2 * n + 100; // more than two buckets
+    append_bulk(&b, &a, 1..=end);
+
+    // Reads cross bucket boundaries seamlessly.
+    assert_eq!(
+        seqs(&b.read_log(&a, n - 2, 5, usize::MAX).unwrap()),
+        (n - 2..=n + 2).collect::<Vec<_>>()
+    );
+    assert_eq!(read_all(&b, &a, 1).unwrap().len() as u64, end);
+
+    // Through the second-to-last entry of bucket 0: the bucket stays, its
+    // first entries must still read as collected.
+    assert_eq!(b.truncate_log(&a, n - 1).unwrap(), n);
+    assert!(matches!(
+        read_all(&b, &a, n - 1),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert_eq!(
+        b.read_log(&a, n, 1, usize::MAX).unwrap(),
+        vec![entry(&a, n)]
+    );
+
+    // Exactly through the end of bucket 0.
+    assert_eq!(b.truncate_log(&a, n).unwrap(), n + 1);
+    assert!(matches!(
+        read_all(&b, &a, n),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert_eq!(
+        seqs(&b.read_log(&a, n + 1, 2, usize::MAX).unwrap()),
+        vec![n + 1, n + 2]
+    );
+
+    // Across all of bucket 1 into bucket 2.
+    assert_eq!(b.truncate_log(&a, 2 * n + 50).unwrap(), 2 * n + 51);
+    match read_all(&b, &a, n + 1) {
+        Err(StoreError::LogTruncated {
+            first_available, ..
+        }) => assert_eq!(first_available, 2 * n + 51),
+        other => panic!("expected LogTruncated, got {other:?}"),
+    }
+    let rest = read_all(&b, &a, 2 * n + 51).unwrap();
+    assert_eq!(seqs(&rest), (2 * n + 51..=end).collect::<Vec<_>>());
+    assert_eq!(rest.last(), Some(&entry(&a, end)));
+    assert_eq!(b.meta().unwrap().log_start.get(&a), Some(&(2 * n + 51)));
+
+    // Appending continues into bucket 3, and a read spans buckets 2 and 3.
+    append_bulk(&b, &a, end + 1..=3 * n + 10);
+    assert_eq!(
+        seqs(&read_all(&b, &a, 3 * n - 1).unwrap()),
+        (3 * n - 1..=3 * n + 10).collect::<Vec<_>>()
+    );
+    assert_eq!(b.truncate_log(&a, 3 * n + 10).unwrap(), 3 * n + 11);
+    assert!(read_all(&b, &a, 3 * n + 11).unwrap().is_empty());
+    append(&b, &a, 3 * n + 11..=3 * n + 11, Durability::Fsync).unwrap();
+    assert!(matches!(
+        read_all(&b, &a, 0),
+        Err(StoreError::LogTruncated { .. })
+    ));
+    assert_eq!(
+        seqs(&read_all(&b, &a, 3 * n + 11).unwrap()),
+        vec![3 * n + 11]
+    );
+}
+
+fn meta_round_trips<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    assert_eq!(b.meta().unwrap(), Meta::default());
+    let (a, c, d) = (region("us-east"), region("eu-west"), region("ap-south"));
+
+    append(&b, &a, 1..=5, Durability::Fsync).unwrap();
+    let vv1 = vv(&[(&a, 5), (&c, 7)]);
+    b.commit(
+        &CommitBatch {
+            vv: vv1.clone(),
+            hlc_floor: Hlc::new(1_700_000_000_000, 3),
+            peer_vvs: BTreeMap::from([(c.clone(), vv(&[(&a, 2)]))]),
+            ..CommitBatch::default()
+        },
+        Durability::Fsync,
+    )
+    .unwrap();
+    // Peer vectors are learnt incrementally: a commit naming one peer keeps
+    // the others and replaces that peer's vector.
+    b.commit(
+        &CommitBatch {
+            vv: vv1.clone(),
+            hlc_floor: Hlc::new(1_700_000_000_000, 4),
+            peer_vvs: BTreeMap::from([(d.clone(), vv(&[(&c, 1)]))]),
+            ..CommitBatch::default()
+        },
+        Durability::Fsync,
+    )
+    .unwrap();
+    b.commit(
+        &CommitBatch {
+            vv: vv1.clone(),
+            hlc_floor: Hlc::new(1_700_000_000_000, 4),
+            peer_vvs: BTreeMap::from([(c.clone(), vv(&[(&a, 4), (&d, 1)]))]),
+            ..CommitBatch::default()
+        },
+        Durability::Fsync,
+    )
+    .unwrap();
+    b.truncate_log(&a, 3).unwrap();
+
+    let expected = Meta {
+        vv: vv1,
+        hlc_floor: Hlc::new(1_700_000_000_000, 4),
+        peer_vvs: BTreeMap::from([
+            (c.clone(), vv(&[(&a, 4), (&d, 1)])),
+            (d.clone(), vv(&[(&c, 1)])),
+        ]),
+        log_start: BTreeMap::from([(a.clone(), 4)]),
+    };
+    assert_eq!(b.meta().unwrap(), expected);
+}
+
+fn empty_commit_persists_meta<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let (a, c) = (region("us-east"), region("eu-west"));
+    let batch = CommitBatch {
+        states: Vec::new(),
+        log: Vec::new(),
+        // The vector may run ahead of the local log: not every applied
+        // origin need be logged here.
+        vv: vv(&[(&a, 9)]),
+        hlc_floor: Hlc::new(42, 1),
+        peer_vvs: BTreeMap::from([(c.clone(), vv(&[(&a, 3)]))]),
+    };
+    b.commit(&batch, Durability::Fsync).unwrap();
+    let meta = b.meta().unwrap();
+    assert_eq!(meta.vv, batch.vv);
+    assert_eq!(meta.hlc_floor, batch.hlc_floor);
+    assert_eq!(meta.peer_vvs, batch.peer_vvs);
+    assert!(meta.log_start.is_empty());
+    // The log itself is still empty: its first entry is 1.
+    assert!(read_all(&b, &a, 1).unwrap().is_empty());
+    assert_invalid(
+        append(&b, &a, 10..=10, Durability::Fsync),
+        "the log, not the vector, sets the next seq",
+    );
+}
+
+fn commits_without_fsync_are_visible<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let a = region("us-east");
+    b.commit(
+        &states_batch(&b, vec![("t", b"k", state(1, 3))]),
+        Durability::None,
+    )
+    .unwrap();
+    append(&b, &a, 1..=3, Durability::None).unwrap();
+    assert_eq!(b.get("t", b"k").unwrap(), Some(state(1, 3)));
+    assert_eq!(seqs(&read_all(&b, &a, 1).unwrap()), vec![1, 2, 3]);
+    assert_eq!(b.meta().unwrap().vv.get(&a), 3);
+}
+
+fn readers_see_whole_commits<B: Backend, G>(make: fn() -> (B, G)) {
+    /// Commits raced against the reader; enough to interleave many times.
+    const COMMITS: u64 = 200;
+    const KEYS: usize = 8;
+    let (b, _guard) = make();
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("k{i}").into_bytes()).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=COMMITS {
+                let batch = states_batch(
+                    &b,
+                    keys.iter()
+                        .map(|k| ("t", k.as_slice(), state(i, 16)))
+                        .collect(),
+                );
+                b.commit(&batch, Durability::None).unwrap();
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let mut seen = 0u64;
+        while !done.load(Ordering::SeqCst) {
+            let page = b.scan("t", None, usize::MAX).unwrap();
+            assert!(
+                page.is_empty() || page.len() == KEYS,
+                "half a commit: {}",
+                page.len()
+            );
+            if let Some((_, first)) = page.first() {
+                assert!(
+                    page.iter().all(|(_, s)| s == first),
+                    "keys from different commits"
+                );
+                assert!(first.last.hlc.as_u64() >= seen, "went back in time");
+                seen = first.last.hlc.as_u64();
+            }
+        }
+    });
+    let last = b.scan("t", None, usize::MAX).unwrap();
+    assert!(last.iter().all(|(_, s)| *s == state(COMMITS, 16)));
+}
+
+fn size_grows_with_data<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let before = b.size_bytes().unwrap();
+    let keys: Vec<Vec<u8>> = (0..1_000).map(|i: u32| i.to_be_bytes().to_vec()).collect();
+    b.commit(
+        &states_batch(
+            &b,
+            keys.iter()
+                .map(|k| ("t", k.as_slice(), state(1, 1_000)))
+                .collect(),
+        ),
+        Durability::Fsync,
+    )
+    .unwrap();
+    let after = b.size_bytes().unwrap();
+    assert!(
+        after >= before + 1_000_000,
+        "{before} -> {after} bytes for 1 MB of values"
+    );
+}
+
+// ---------------------------------------------------------------- redb only
+
+#[test]
+fn redb_everything_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let (a, c, d) = (region("us-east"), region("eu-west"), region("ap-south"));
+    let n = LOG_BUCKET_ENTRIES;
+    let tables = ["t", "tt", ""];
+    let before = {
+        let b = RedbStore::open(&path).unwrap();
+        b.commit(
+            &states_batch(
+                &b,
+                vec![
+                    ("t", b"k1", state(1, 10)),
+                    ("t", b"k2", state(2, 20)),
+                    ("tt", b"k1", state(3, 30)),
+                    ("", b"", state(4, 40)),
+                ],
+            ),
+            Durability::Fsync,
+        )
+        .unwrap();
+        append_bulk(&b, &a, 1..=2 * n + 7);
+        append(&b, &c, 1..=5, Durability::Fsync).unwrap();
+        b.truncate_log(&a, n + 3).unwrap();
+        b.truncate_log(&c, 5).unwrap(); // c's log fully collected
+                                        // The last commit carries meta only.
+        let meta = b.meta().unwrap();
+        b.commit(
+            &CommitBatch {
+                vv: meta.vv.clone(),
+                hlc_floor: Hlc::new(1_800_000_000_000, 9),
+                peer_vvs: BTreeMap::from([(d.clone(), vv(&[(&a, 100), (&c, 5)]))]),
+                ..CommitBatch::default()
+            },
+            Durability::Fsync,
+        )
+        .unwrap();
+        snapshot(&b, &tables, &[&a, &c])
+    }; // dropped: closed
+
+    let b = RedbStore::open(&path).unwrap();
+    let after = snapshot(&b, &tables, &[&a, &c]);
+    assert_eq!(after, before);
+    assert_eq!(after.meta.hlc_floor, Hlc::new(1_800_000_000_000, 9));
+    assert_eq!(
+        after.meta.log_start,
+        BTreeMap::from([(a.clone(), n + 4), (c.clone(), 6)])
+    );
+    assert_eq!(after.logs[0].len() as u64, 2 * n + 7 - (n + 3));
+    assert!(matches!(
+        read_all(&b, &a, n + 3),
+        Err(StoreError::LogTruncated { .. })
+    ));
+
+    // Where each log ends survived too, including c's empty one.
+    assert_invalid(
+        append(&b, &a, 2 * n + 9..=2 * n + 9, Durability::Fsync),
+        "gap after reopen",
+    );
+    assert_invalid(
+        append(&b, &c, 5..=5, Durability::Fsync),
+        "re-append after reopen",
+    );
+    append(&b, &a, 2 * n + 8..=2 * n + 8, Durability::Fsync).unwrap();
+    append(&b, &c, 6..=6, Durability::Fsync).unwrap();
+    drop(b);
+    let b = RedbStore::open(&path).unwrap();
+    assert_eq!(seqs(&read_all(&b, &c, 6).unwrap()), vec![6]);
+    assert_eq!(
+        read_all(&b, &a, 2 * n + 8).unwrap(),
+        vec![entry(&a, 2 * n + 8)]
+    );
+}
+
+#[test]
+fn redb_empty_commit_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    let batch = CommitBatch {
+        vv: vv(&[(&a, 3)]),
+        hlc_floor: Hlc::new(77, 0),
+        peer_vvs: BTreeMap::from([(region("eu-west"), vv(&[(&a, 1)]))]),
+        ..CommitBatch::default()
+    };
+    RedbStore::open(&path)
+        .unwrap()
+        .commit(&batch, Durability::Fsync)
+        .unwrap();
+    let meta = RedbStore::open(&path).unwrap().meta().unwrap();
+    assert_eq!(
+        meta,
+        Meta {
+            vv: batch.vv,
+            hlc_floor: batch.hlc_floor,
+            peer_vvs: batch.peer_vvs,
+            log_start: BTreeMap::new(),
+        }
+    );
+}
+
+#[test]
+fn redb_refuses_a_second_opener_and_a_foreign_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let _first = RedbStore::open(&path).unwrap();
+    // Two nodes pointed at one data directory must not both write.
+    assert!(matches!(RedbStore::open(&path), Err(StoreError::Io(_))));
+
+    let foreign = dir.path().join("foreign.redb");
+    std::fs::write(&foreign, vec![0x5a; 64 * 1024]).unwrap();
+    let err = RedbStore::open(&foreign).expect_err("not a redb file");
+    assert!(
+        matches!(err, StoreError::Corrupt(_) | StoreError::Io(_)),
+        "{err:?}"
+    );
+
+    assert!(RedbStore::open(&dir.path().join("missing/dir/store.redb")).is_err());
+}
