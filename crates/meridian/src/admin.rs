@@ -13,6 +13,7 @@
 //! everyone. Errors are JSON `{"error": "..."}` with the HTTP status mapped
 //! here, in one place.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -186,22 +187,31 @@ fn node_status(node: &Node) -> NodeStatus {
 
 fn replication_report(node: &Node) -> ReplicationReport {
     let repl = node.repl.status();
-    let lag = node
+    // Exact quantiles over the latest samples; the count is all-time.
+    let counts: BTreeMap<String, u64> = node
         .db
         .stats()
         .replication_latency
         .lock()
         .expect("stats lock is never poisoned")
         .iter()
-        .map(|(origin, h)| {
-            let snap = h.snapshot();
-            let ms = |q: f64| snap.quantile(q).map(|s| s * 1000.0);
+        .map(|(o, h)| (o.to_string(), h.snapshot().count))
+        .collect();
+    let lag = node
+        .db
+        .stats()
+        .recent_latency
+        .lock()
+        .expect("stats lock is never poisoned")
+        .iter()
+        .map(|(origin, recent)| {
+            let q = recent.p50_p99();
             (
                 origin.to_string(),
                 LagReport {
-                    count: snap.count,
-                    p50_ms: ms(0.5),
-                    p99_ms: ms(0.99),
+                    count: counts.get(origin.as_str()).copied().unwrap_or(0),
+                    p50_ms: q.map(|(p50, _)| p50 * 1000.0),
+                    p99_ms: q.map(|(_, p99)| p99 * 1000.0),
                 },
             )
         })
@@ -408,6 +418,19 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
             s.count,
         );
     }
+    p.family(
+        "meridian_store_commit_seconds",
+        Kind::Histogram,
+        "Time to merge and durably commit one batch (one fsync under the fsync policy).",
+    );
+    let c = stats.commit_seconds.snapshot();
+    p.histogram(
+        "meridian_store_commit_seconds",
+        &[],
+        &c.buckets,
+        c.sum,
+        c.count,
+    );
     let repl = node.repl.status();
     p.family(
         "meridian_replication_pending_operations",

@@ -41,7 +41,7 @@ pub struct ReplicationReport {
     pub lag_from: BTreeMap<String, LagReport>,
 }
 
-/// Lag quantiles (estimated from the histogram).
+/// Lag quantiles, exact over the latest 4096 writes from the origin.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LagReport {
     /// Writes measured.

@@ -92,6 +92,48 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
             );
         }
     }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "{:<28} {:>10} {:>11} {:>11} {:>12} {:>14}",
+        "REPLICATION (from -> to)",
+        "APPLIED",
+        "LAG p50 ms",
+        "LAG p99 ms",
+        "PENDING OPS",
+        "PENDING BYTES"
+    );
+    for (to, status) in statuses {
+        let Some(dest) = status.as_ref().and_then(|st| st.replication.as_ref()) else {
+            continue;
+        };
+        for from in statuses.keys().filter(|f| *f != to) {
+            let applied = dest.applied.get(from).copied().unwrap_or(0);
+            let lag = dest.lag_from.get(from);
+            let fmt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            let (p50, p99) = (
+                fmt(lag.and_then(|l| l.p50_ms)),
+                fmt(lag.and_then(|l| l.p99_ms)),
+            );
+            // Pending is known at the origin: what `to` has not acknowledged.
+            let origin = statuses
+                .get(from)
+                .and_then(|o| o.as_ref())
+                .and_then(|o| o.replication.as_ref());
+            let (ops, bytes) = match origin.and_then(|o| o.peers.get(to)) {
+                Some(p) => (
+                    p.pending_operations.to_string(),
+                    p.pending_bytes.to_string(),
+                ),
+                None => ("?".into(), "?".into()),
+            };
+            let _ = writeln!(
+                s,
+                "{:<28} {applied:>10} {p50:>11} {p99:>11} {ops:>12} {bytes:>14}",
+                format!("{from} -> {to}")
+            );
+        }
+    }
     s
 }
 

@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 
 use crate::backend::{Backend, CommitBatch, Durability, StoreError};
-use crate::histogram::Histogram;
+use crate::histogram::{Histogram, RecentSamples};
 
 /// Requests merged into one commit at most. Bounds a commit's size and the
 /// latency the first request in it waits for the others.
@@ -143,6 +143,8 @@ pub struct DbStats {
     pub conflict_log: Mutex<VecDeque<ConflictRecord>>,
     /// Apply time here minus commit time at the origin, per origin, seconds.
     pub replication_latency: Mutex<BTreeMap<RegionName, Histogram>>,
+    /// The same, the latest samples, for exact recent quantiles.
+    pub recent_latency: Mutex<BTreeMap<RegionName, RecentSamples>>,
     /// Time from a commit's start to its end, seconds.
     pub commit_seconds: Histogram,
     own_bytes: Mutex<OwnBytes>,
@@ -742,8 +744,14 @@ impl<C: PhysicalClock> Engine<C> {
             .replication_latency
             .lock()
             .expect("stats lock is never poisoned");
+        let mut recent = self
+            .stats
+            .recent_latency
+            .lock()
+            .expect("stats lock is never poisoned");
         for (origin, seconds) in latencies {
-            h.entry(origin).or_default().observe(seconds);
+            h.entry(origin.clone()).or_default().observe(seconds);
+            recent.entry(origin).or_default().push(seconds);
         }
     }
 }

@@ -4,13 +4,58 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Bucket upper bounds in seconds: dense from 1 ms to 300 ms, where
-/// inter-region replication lag lives, sparse beyond.
+/// Bucket upper bounds in seconds: 5 ms steps from 10 ms to 250 ms, where
+/// inter-region replication lag lives (one-way delays of 29–108 ms in the
+/// default profile), finer below, sparse beyond. 67 buckets per series.
 pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11,
-    0.12, 0.13, 0.15, 0.175, 0.2, 0.225, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0,
-    60.0,
+    0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.010, 0.015, 0.020, 0.025, 0.030,
+    0.035, 0.040, 0.045, 0.050, 0.055, 0.060, 0.065, 0.070, 0.075, 0.080, 0.085, 0.090, 0.095,
+    0.100, 0.105, 0.110, 0.115, 0.120, 0.125, 0.130, 0.135, 0.140, 0.145, 0.150, 0.155, 0.160,
+    0.165, 0.170, 0.175, 0.180, 0.185, 0.190, 0.195, 0.200, 0.205, 0.210, 0.215, 0.220, 0.225,
+    0.230, 0.235, 0.240, 0.245, 0.250, 0.300, 0.400, 0.500, 0.750, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
 ];
+
+/// Samples kept for exact recent quantiles.
+pub const RECENT_SAMPLES_MAX: usize = 4096;
+
+/// The latest [`RECENT_SAMPLES_MAX`] samples, for exact quantiles over the
+/// recent past (`meridian status`), where histogram buckets are too coarse
+/// to check a millisecond-level promise.
+#[derive(Default)]
+pub struct RecentSamples {
+    samples: std::collections::VecDeque<f64>,
+}
+
+impl RecentSamples {
+    /// Records one value, dropping the oldest beyond the bound.
+    pub fn push(&mut self, value: f64) {
+        if self.samples.len() == RECENT_SAMPLES_MAX {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(value);
+    }
+
+    /// Exact `(p50, p99)` of the kept samples; `None` if empty.
+    pub fn p50_p99(&self) -> Option<(f64, f64)> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = self.samples.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some((at(0.5), at(0.99)))
+    }
+
+    /// Number of samples kept.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether none are kept.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
 
 /// A histogram over [`LATENCY_BUCKETS_SECONDS`].
 pub struct Histogram {
