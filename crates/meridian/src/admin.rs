@@ -35,6 +35,7 @@ use crate::prom::{Kind, PromText};
 use crate::report::{
     EmulatedLink, LagReport, LinkPatch, NodeStatus, PeerReport, ReplicationReport,
 };
+use meridian_store::digest::{table_digest, TableDigest};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -84,6 +85,7 @@ fn router(state: AdminState) -> Router {
         )
         .route("/data/{table}/{key}/incr", post(data_api::incr))
         .route("/conflicts", get(data_api::conflicts))
+        .route("/digest", get(digest))
         // Values up to the limit plus room for nothing else: the data API
         // takes raw bodies.
         .layer(DefaultBodyLimit::max(data_api::VALUE_BYTES_MAX + 1))
@@ -540,6 +542,25 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
         "Storage commits that failed; their writes were refused.",
         stats.commit_failures.load(Relaxed),
     );
+}
+
+/// `GET /digest`: per table, the keys readers see and a hash of them.
+async fn digest(
+    State(s): State<AdminState>,
+) -> Result<Json<BTreeMap<String, TableDigest>>, ApiError> {
+    let node = s.node.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
+        let mut out = BTreeMap::new();
+        for table in node.table_names() {
+            let d = table_digest(node.db.backend().as_ref(), &table, now)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            out.insert(table, d);
+        }
+        Ok(Json(out))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
 }
 
 async fn list_links(_: AdminAuth, State(s): State<AdminState>) -> Json<NodeStatus> {

@@ -35,21 +35,46 @@ impl AdminClient {
         }
     }
 
-    /// Sends a request and returns the status and body text.
+    /// Sends a JSON body (or none) and returns the status and body text.
     pub async fn request(
         &self,
         method: Method,
         url: &str,
         body: Option<serde_json::Value>,
     ) -> anyhow::Result<(StatusCode, String)> {
+        let bytes = match &body {
+            Some(v) => Some(serde_json::to_vec(v)?),
+            None => None,
+        };
+        self.send(method, url, bytes, "application/json").await
+    }
+
+    /// Sends raw bytes and returns the status and body text.
+    pub async fn request_bytes(
+        &self,
+        method: Method,
+        url: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(StatusCode, String)> {
+        self.send(method, url, Some(body), "application/octet-stream")
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+        content_type: &str,
+    ) -> anyhow::Result<(StatusCode, String)> {
         let mut req = Request::builder().method(method.clone()).uri(url);
         if let Some(token) = &self.token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
         let payload = match body {
-            Some(v) => {
-                req = req.header("content-type", "application/json");
-                Bytes::from(serde_json::to_vec(&v)?)
+            Some(b) => {
+                req = req.header("content-type", content_type);
+                Bytes::from(b)
             }
             None => Bytes::new(),
         };

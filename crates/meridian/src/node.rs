@@ -41,6 +41,20 @@ pub struct Node {
     pub started: Instant,
 }
 
+impl Node {
+    /// Every table name: the configured ones and the default table.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .topology
+            .tables
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        names.push(crate::data_api::DEFAULT_TABLE.to_string());
+        names
+    }
+}
+
 /// Binds `addr`, naming the listener in the error so an operator knows which
 /// config field to change.
 async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -8,6 +8,50 @@ use std::path::Path;
 use crate::cluster_file::ClusterFile;
 use crate::http_client::AdminClient;
 use crate::report::NodeStatus;
+use meridian_store::digest::TableDigest;
+
+/// Every answering region's table digests.
+pub async fn digests(file: &ClusterFile) -> BTreeMap<String, BTreeMap<String, TableDigest>> {
+    let client = AdminClient::new(None);
+    let mut out = BTreeMap::new();
+    for (name, e) in &file.regions {
+        if let Ok(d) = client.get(&format!("{}/digest", e.admin)).await {
+            out.insert(name.clone(), d);
+        }
+    }
+    out
+}
+
+/// Renders the convergence section: per table, identical or not.
+pub fn render_convergence(digests: &BTreeMap<String, BTreeMap<String, TableDigest>>) -> String {
+    let mut s = String::new();
+    let tables: std::collections::BTreeSet<&String> =
+        digests.values().flat_map(|d| d.keys()).collect();
+    let _ = writeln!(s, "\n{:<20} {:<11} KEYS PER REGION", "TABLE", "CONVERGED");
+    for table in tables {
+        let per: Vec<(&String, Option<&TableDigest>)> =
+            digests.iter().map(|(r, d)| (r, d.get(table))).collect();
+        let first = per.first().and_then(|(_, d)| *d);
+        let same = per.iter().all(|(_, d)| *d == first);
+        let counts: Vec<String> = per
+            .iter()
+            .map(|(r, d)| {
+                format!(
+                    "{r}={}",
+                    d.map(|d| d.keys.to_string()).unwrap_or_else(|| "?".into())
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:<20} {:<11} {}",
+            table,
+            if same { "identical" } else { "DIFFERENT" },
+            counts.join(" ")
+        );
+    }
+    s
+}
 
 /// Every region's status; `None` for regions that did not answer.
 pub async fn collect(file: &ClusterFile) -> BTreeMap<String, Option<NodeStatus>> {
@@ -146,6 +190,7 @@ pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&statuses)?);
     } else {
         print!("{}", render(&file, &statuses));
+        print!("{}", render_convergence(&digests(&file).await));
     }
     if statuses.values().all(Option::is_none) {
         anyhow::bail!(

@@ -11,6 +11,7 @@
 //! - [`redb_store`]: [`RedbStore`], the production backend on one redb file.
 //! - [`db`]: [`db::Db`], the single writer (group commit, HLC, merge) over a
 //!   backend, and [`db::Engine`], its synchronous core.
+//! - [`digest`]: convergence digests of what a table shows readers.
 //! - [`histogram`]: fixed-bucket latency histograms for metrics.
 //! - `contract` (private): the commit, truncation and log-read rules both
 //!   backends check identically.
@@ -23,6 +24,7 @@
 pub mod backend;
 mod contract;
 pub mod db;
+pub mod digest;
 pub mod histogram;
 pub mod mem;
 pub mod redb_store;

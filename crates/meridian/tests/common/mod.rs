@@ -200,3 +200,121 @@ pub fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The data API of one cluster, with its token.
+impl Cluster {
+    pub fn data(&self) -> AdminClient {
+        AdminClient::new(Some(self.file.admin_token.clone()))
+    }
+
+    /// PUT a value; returns the write's token.
+    pub async fn put(&self, region: &str, key: &str, value: &str) -> String {
+        self.put_ttl(region, key, value, None).await
+    }
+
+    pub async fn put_ttl(
+        &self,
+        region: &str,
+        key: &str,
+        value: &str,
+        ttl_ms: Option<u64>,
+    ) -> String {
+        let ttl = ttl_ms.map(|t| format!("?ttl_ms={t}")).unwrap_or_default();
+        let url = format!("{}/data/default/{key}{ttl}", self.admin(region));
+        let (status, body) = self
+            .data()
+            .request_bytes(hyper::Method::PUT, &url, value.as_bytes().to_vec())
+            .await
+            .unwrap();
+        assert!(status.is_success(), "PUT {url}: {status} {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// GET a value (None if absent), optionally after a token.
+    pub async fn get(&self, region: &str, key: &str, after: Option<&str>) -> Option<String> {
+        let q = after
+            .map(|t| format!("?after={t}&wait_ms=10000"))
+            .unwrap_or_default();
+        let url = format!("{}/data/default/{key}{q}", self.admin(region));
+        let (status, body) = self
+            .data()
+            .request(hyper::Method::GET, &url, None)
+            .await
+            .unwrap();
+        match status.as_u16() {
+            200 => Some(body),
+            404 => None,
+            _ => panic!("GET {url}: {status} {body}"),
+        }
+    }
+
+    pub async fn incr(&self, region: &str, key: &str, by: i64) -> i64 {
+        let url = format!("{}/data/default/{key}/incr?by={by}", self.admin(region));
+        let v: serde_json::Value = self
+            .data()
+            .json(hyper::Method::POST, &url, None)
+            .await
+            .unwrap();
+        v["value"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Each answering region's digest of the default table.
+    pub async fn digests(
+        &self,
+    ) -> std::collections::BTreeMap<String, meridian_store::digest::TableDigest> {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, r) in &self.file.regions {
+            let d: Result<
+                std::collections::BTreeMap<String, meridian_store::digest::TableDigest>,
+                _,
+            > = AdminClient::new(None)
+                .get(&format!("{}/digest", r.admin))
+                .await;
+            if let Ok(mut d) = d {
+                out.insert(name.clone(), d.remove("default").unwrap());
+            }
+        }
+        out
+    }
+
+    /// Waits until every region answers with the same digest holding
+    /// `keys` keys (any count when `None`).
+    pub async fn converged(&self, keys: Option<u64>, limit: Duration) {
+        let n = self.file.regions.len();
+        eventually("identical digests in every region", limit, || async {
+            let d = self.digests().await;
+            let first = d.values().next()?.clone();
+            (d.len() == n
+                && d.values().all(|x| *x == first)
+                && keys.is_none_or(|k| first.keys == k))
+            .then_some(())
+        })
+        .await;
+    }
+
+    /// One metric sample from a region's /metrics (first match).
+    pub async fn metric(&self, region: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let (_, text) = AdminClient::new(None)
+            .request(
+                hyper::Method::GET,
+                &format!("{}/metrics", self.admin(region)),
+                None,
+            )
+            .await
+            .ok()?;
+        let lines = text.lines().map(|l| Ok(l.to_string()));
+        let scrape =
+            prometheus_parse::Scrape::parse(lines).expect("metrics must parse as Prometheus text");
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    }
+}
