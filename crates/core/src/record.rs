@@ -83,6 +83,12 @@ impl VersionVector {
         *e = (*e).max(seq);
     }
 
+    /// Raises `origin` to `seq` if it is lower; never lowers it.
+    pub fn advance_to_at_least(&mut self, origin: &RegionName, seq: u64) {
+        let e = self.0.entry(origin.clone()).or_insert(0);
+        *e = (*e).max(seq);
+    }
+
     /// Whether every entry of `other` is covered by this vector.
     pub fn covers(&self, other: &VersionVector) -> bool {
         other.0.iter().all(|(o, s)| self.get(o) >= *s)

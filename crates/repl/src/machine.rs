@@ -196,7 +196,14 @@ impl Replicator {
             .iter()
             .filter(|r| **r != config.me)
             .map(|r| {
-                let acked = peer_vvs.get(r).cloned().unwrap_or_default();
+                let mut acked = peer_vvs.get(r).cloned().unwrap_or_default();
+                // A log truncated through T was acknowledged through T by
+                // every region, and applied vectors never go back: so every
+                // peer has at least T, even if the ack that said so was not
+                // persisted before a restart.
+                for (origin, through) in &truncated {
+                    acked.advance_to_at_least(origin, *through);
+                }
                 (
                     r.clone(),
                     PeerState {
@@ -263,6 +270,11 @@ impl Replicator {
                 }
             }
             Event::LocalVv(vv) => {
+                if self.vv.covers(&vv) {
+                    // Nothing new: acknowledging again would only echo.
+                    self.ship(now_ms, &mut out);
+                    return out;
+                }
                 self.vv.merge(&vv);
                 self.remember(now_ms);
                 for (peer, p) in &self.peers {

@@ -429,6 +429,10 @@ pub struct Engine<C: PhysicalClock> {
     vv: VersionVector,
     config: DbConfig,
     stats: Arc<DbStats>,
+    /// Every peer's acknowledged vector as merged so far: acks can arrive
+    /// late or twice, and the stored copy must never go back.
+    known_peer_vvs: BTreeMap<RegionName, VersionVector>,
+    /// Peers whose merged vector changed since the last commit.
     peer_vvs: BTreeMap<RegionName, VersionVector>,
 }
 
@@ -453,6 +457,7 @@ impl<C: PhysicalClock> Engine<C> {
             vv: meta.vv,
             config,
             stats: Arc::new(DbStats::default()),
+            known_peer_vvs: meta.peer_vvs.clone(),
             peer_vvs: BTreeMap::new(),
         })
     }
@@ -487,7 +492,11 @@ impl<C: PhysicalClock> Engine<C> {
         for req in batch {
             match req {
                 Request::PeerAck { peer, vv } => {
-                    self.peer_vvs.entry(peer).or_default().merge(&vv);
+                    let known = self.known_peer_vvs.entry(peer.clone()).or_default();
+                    if !known.covers(&vv) {
+                        known.merge(&vv);
+                        self.peer_vvs.insert(peer, known.clone());
+                    }
                     pending.push(Pending::Noted);
                 }
                 Request::Local { table, key, decide } => {

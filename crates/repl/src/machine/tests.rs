@@ -290,3 +290,16 @@ fn the_origin_itself_never_gets_its_entries_back() {
     m.handle(0, Event::LocalVv(vv(&[("a", 5)])));
     assert!(ships(&m.handle(5000, Event::Tick)).is_empty());
 }
+
+#[test]
+fn an_unchanged_vector_is_not_acknowledged_again() {
+    let mut m = machine("a");
+    m.handle(0, Event::PeerUp(r("b")));
+    let first = m.handle(1, Event::LocalVv(vv(&[("a", 2)])));
+    assert!(first.iter().any(|c| matches!(c, Command::Ack { .. })));
+    let again = m.handle(2, Event::LocalVv(vv(&[("a", 2)])));
+    assert!(
+        !again.iter().any(|c| matches!(c, Command::Ack { .. })),
+        "{again:?}"
+    );
+}
