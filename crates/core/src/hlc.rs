@@ -87,6 +87,12 @@ impl fmt::Display for Hlc {
 pub trait PhysicalClock: Send {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// Microseconds since the Unix epoch, for lag measurement; clocks that
+    /// only know milliseconds keep the default.
+    fn now_us(&self) -> u64 {
+        self.now_ms() * 1000
+    }
 }
 
 /// The operating system's wall clock.
@@ -95,9 +101,13 @@ pub struct SystemClock;
 
 impl PhysicalClock for SystemClock {
     fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
+    fn now_us(&self) -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(|d| d.as_micros() as u64)
             .unwrap_or(0)
     }
 }
@@ -164,6 +174,11 @@ impl<C: PhysicalClock> HlcClock<C> {
     /// The physical clock's reading, in ms since the Unix epoch.
     pub fn physical_ms(&self) -> u64 {
         self.physical.now_ms()
+    }
+
+    /// The physical clock's reading, in µs since the Unix epoch.
+    pub fn physical_us(&self) -> u64 {
+        self.physical.now_us()
     }
 
     /// Remote stamps refused adoption for being too far ahead.

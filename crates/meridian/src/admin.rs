@@ -189,31 +189,22 @@ fn node_status(node: &Node) -> NodeStatus {
 
 fn replication_report(node: &Node) -> ReplicationReport {
     let repl = node.repl.status();
-    // Exact quantiles over the latest samples; the count is all-time.
-    let counts: BTreeMap<String, u64> = node
+    // Quantiles to 0.1 ms since start (or the last reset).
+    let lag = node
         .db
         .stats()
         .replication_latency
         .lock()
         .expect("stats lock is never poisoned")
         .iter()
-        .map(|(o, h)| (o.to_string(), h.snapshot().count))
-        .collect();
-    let lag = node
-        .db
-        .stats()
-        .recent_latency
-        .lock()
-        .expect("stats lock is never poisoned")
-        .iter()
-        .map(|(origin, recent)| {
-            let q = recent.p50_p99();
+        .map(|(origin, h)| {
+            let ms = |q: f64| h.quantile(q).map(|s| s * 1000.0);
             (
                 origin.to_string(),
                 LagReport {
-                    count: counts.get(origin.as_str()).copied().unwrap_or(0),
-                    p50_ms: q.map(|(p50, _)| p50 * 1000.0),
-                    p99_ms: q.map(|(_, p99)| p99 * 1000.0),
+                    count: h.count(),
+                    p50_ms: ms(0.5),
+                    p99_ms: ms(0.99),
                 },
             )
         })
@@ -517,6 +508,12 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
         "meridian_hlc_remote_ahead_total",
         "Remote HLC stamps beyond the max clock offset (counted, not adopted).",
         stats.hlc_remote_ahead.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_purged_keys_total",
+        "Expired keys whose data this region dropped (locally, never replicated).",
+        stats.purged_keys.load(Relaxed),
     );
     counter(
         p,

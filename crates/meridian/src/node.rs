@@ -148,6 +148,14 @@ pub async fn run(
         ReplConfig::new(region.clone(), all_regions),
         shutdown.clone(),
     )?;
+    let mut tables: Vec<String> = topology.tables.iter().map(|t| t.name.clone()).collect();
+    tables.push(crate::data_api::DEFAULT_TABLE.to_string());
+    meridian_repl::runtime::spawn_purger(
+        db.clone(),
+        repl.closed().clone(),
+        tables,
+        shutdown.clone(),
+    );
 
     let node = Arc::new(Node {
         region: region.clone(),

@@ -41,7 +41,7 @@ pub struct ReplicationReport {
     pub lag_from: BTreeMap<String, LagReport>,
 }
 
-/// Lag quantiles, exact over the latest 4096 writes from the origin.
+/// Lag quantiles to 0.1 ms, since start or the last reset.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LagReport {
     /// Writes measured.

@@ -214,6 +214,21 @@ async fn a_ttl_expires_at_the_same_deadline_everywhere() {
         );
     }
     c.converged(Some(0), Duration::from_secs(5)).await;
+    // Purged locally in every region once every origin's time is closed
+    // past deadline + max clock offset (500 ms); the sweep runs each second.
+    for region in ["us-east", "eu-west", "ap-south"] {
+        eventually(
+            "the expired key purged from disk",
+            Duration::from_secs(10),
+            || async {
+                let n = c
+                    .metric(region, "meridian_store_purged_keys_total", &[])
+                    .await?;
+                (n >= 1.0).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// The `x-meridian-expires-at-ms` header a region serves for the key.

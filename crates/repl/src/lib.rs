@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`machine`]: [`Replicator`], the pure state machine deciding what to
 //!   ship, relay, retransmit and garbage-collect.
+//! - [`closed`]: closed timestamps — up to when every origin's writes are
+//!   here — which make purging expired keys safe.
 //! - [`runtime`]: the async driver between the `Db`, the peer mesh and the
 //!   machine; [`runtime::ReplMessage`] is the wire format.
 //!
@@ -11,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod closed;
 pub mod machine;
 pub mod runtime;
 

@@ -21,7 +21,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::closed::ClosedTimestamps;
 use crate::machine::{Command, Event, PeerCounters, ReplConfig, Replicator};
+
+/// How often an idle region advances and announces its clock, so peers can
+/// close its time (and purge expired keys) without waiting for a write.
+/// Costs one small fsync per interval when idle.
+pub const CLOSED_TIMESTAMP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How often the driver checks links and stalls.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -41,8 +47,14 @@ const EVENT_QUEUE_MAX: usize = 4096;
 pub enum ReplMessage {
     /// Entries of one or more origins, each origin's in sequence.
     Entries(Vec<LogEntry>),
-    /// The sender's applied vector.
-    Ack(VersionVector),
+    /// The sender's applied vector and its HLC floor at that commit (a
+    /// closed-timestamp claim, see [`crate::closed`]).
+    Ack {
+        /// Applied vector.
+        vv: VersionVector,
+        /// HLC floor when `vv` was committed.
+        hlc: meridian_core::Hlc,
+    },
     /// The sender needs `origin`'s entries from `from_seq` again.
     Resend {
         /// The origin.
@@ -72,21 +84,33 @@ pub struct ReplStatus {
     pub peers: BTreeMap<RegionName, PeerReplication>,
     /// How far each origin's log is truncated.
     pub truncated: BTreeMap<RegionName, u64>,
+    /// Per peer: the time up to which this region holds all its writes.
+    #[serde(default)]
+    pub closed_ms: BTreeMap<RegionName, u64>,
 }
 
 /// Handle to a running replicator.
 #[derive(Clone)]
 pub struct ReplHandle {
     status: Arc<Mutex<ReplStatus>>,
+    closed: ClosedTimestamps,
 }
 
 impl ReplHandle {
     /// The latest status.
     pub fn status(&self) -> ReplStatus {
-        self.status
+        let mut s = self
+            .status
             .lock()
             .expect("status lock is never poisoned")
-            .clone()
+            .clone();
+        s.closed_ms = self.closed.per_peer();
+        s
+    }
+
+    /// Closed timestamps of the peers.
+    pub fn closed(&self) -> &ClosedTimestamps {
+        &self.closed
     }
 }
 
@@ -111,6 +135,7 @@ pub fn spawn(
         .collect();
     let machine = Replicator::new(config.clone(), db.applied(), &meta.peer_vvs, truncated);
     let status = Arc::new(Mutex::new(ReplStatus::default()));
+    let closed = ClosedTimestamps::new(config.regions.iter().filter(|r| **r != config.me).cloned());
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_MAX);
 
     let mut appliers = BTreeMap::new();
@@ -130,10 +155,15 @@ pub fn spawn(
         inbound,
         appliers,
         events_tx.clone(),
+        closed.clone(),
         shutdown.clone(),
     ));
+    let last_hlc = db.subscribe().borrow().hlc;
     let driver = Driver {
+        last_clock_advance: Instant::now(),
         db,
+        closed: closed.clone(),
+        last_hlc,
         mesh,
         machine,
         events_tx,
@@ -142,7 +172,7 @@ pub fn spawn(
         link_up: BTreeMap::new(),
     };
     tokio::spawn(driver.run(events_rx, shutdown));
-    Ok(ReplHandle { status })
+    Ok(ReplHandle { status, closed })
 }
 
 async fn dispatch_inbound(
@@ -150,6 +180,7 @@ async fn dispatch_inbound(
     mut inbound: mpsc::Receiver<InboundFrame>,
     appliers: BTreeMap<RegionName, mpsc::Sender<Vec<LogEntry>>>,
     events: mpsc::Sender<Event>,
+    closed: ClosedTimestamps,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -173,7 +204,13 @@ async fn dispatch_inbound(
                     }
                 }
             }
-            ReplMessage::Ack(vv) => {
+            ReplMessage::Ack { vv, hlc } => {
+                closed.claim(
+                    &frame.from,
+                    vv.get(&frame.from),
+                    hlc.wall_ms(),
+                    &db.applied(),
+                );
                 db.record_peer_ack(frame.from.clone(), vv.clone());
                 let _ = events
                     .send(Event::PeerVv {
@@ -223,7 +260,10 @@ async fn apply_loop(
 }
 
 struct Driver {
+    last_clock_advance: Instant,
     db: Db,
+    closed: ClosedTimestamps,
+    last_hlc: meridian_core::Hlc,
     mesh: PeerMesh,
     machine: Replicator,
     events_tx: mpsc::Sender<Event>,
@@ -255,14 +295,26 @@ impl Driver {
                             self.handle(Event::PeerDown(s.region));
                         }
                     }
-                    self.handle(Event::Tick);
+                                        self.handle(Event::Tick);
+                    if self.last_clock_advance.elapsed() >= CLOSED_TIMESTAMP_INTERVAL {
+                        self.last_clock_advance = Instant::now();
+                        self.db.advance_clock();
+                    }
                 }
                 changed = applied.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    let vv = applied.borrow_and_update().clone();
-                    self.handle(Event::LocalVv(vv));
+                                        let a = applied.borrow_and_update().clone();
+                    self.closed.applied(&a.vv);
+                    self.last_hlc = a.hlc;
+                    if self.machine.vv().covers(&a.vv) {
+                        // Only the clock moved: tell peers our time is
+                        // closed up to it (the machine acks only progress).
+                        self.claim_time(&a.vv);
+                    } else {
+                        self.handle(Event::LocalVv(a.vv));
+                    }
                 }
                 Some(event) = events.recv() => self.handle(event),
             }
@@ -286,7 +338,11 @@ impl Driver {
         match command {
             Command::Ack { peer, vv } => {
                 // Lost acks are harmless: the next commit sends another.
-                let _ = self.mesh.send(&peer, encode(&ReplMessage::Ack(vv)));
+                let msg = ReplMessage::Ack {
+                    vv,
+                    hlc: self.last_hlc,
+                };
+                let _ = self.mesh.send(&peer, encode(&msg));
             }
             Command::Ship {
                 peer,
@@ -342,11 +398,24 @@ impl Driver {
         }
     }
 
+    fn claim_time(&self, vv: &VersionVector) {
+        let msg = encode(&ReplMessage::Ack {
+            vv: vv.clone(),
+            hlc: self.last_hlc,
+        });
+        for (peer, up) in &self.link_up {
+            if *up {
+                let _ = self.mesh.send(peer, msg.clone());
+            }
+        }
+    }
+
     fn publish(&self) {
         let me = self.db.region().clone();
         let mut status = ReplStatus {
             peers: BTreeMap::new(),
             truncated: self.machine.truncated().clone(),
+            closed_ms: BTreeMap::new(),
         };
         for (peer, _) in self.link_up.iter() {
             let acked = self.machine.peer_vv(peer).cloned().unwrap_or_default();
@@ -363,4 +432,67 @@ impl Driver {
         }
         *self.status.lock().expect("status lock is never poisoned") = status;
     }
+}
+
+/// How often the purge sweep runs.
+pub const PURGE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keys examined per table per sweep: bounds the sweep's cost (a million
+/// keys are covered every 100 s) and the size of one purge request.
+pub const PURGE_SCAN_KEYS_MAX: usize = 10_000;
+
+/// Sweeps `tables` for expired keys and purges them locally once closed
+/// timestamps show no write to them can still arrive. Not replicated: every
+/// region purges on its own at the same deadline.
+pub fn spawn_purger(
+    db: Db,
+    closed: ClosedTimestamps,
+    tables: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut cursors: BTreeMap<String, Option<Vec<u8>>> =
+            tables.iter().map(|t| (t.clone(), None)).collect();
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Some(closed_ms) = closed.closed_ms() else {
+                continue;
+            };
+            // Our own writes are all here: cap at our clock.
+            let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
+            let closed_ms = closed_ms.min(now);
+            for (table, cursor) in cursors.iter_mut() {
+                let (db2, t, after) = (db.clone(), table.clone(), cursor.clone());
+                let page = tokio::task::spawn_blocking(move || {
+                    db2.scan(&t, after.as_deref(), PURGE_SCAN_KEYS_MAX)
+                })
+                .await;
+                let Ok(Ok(page)) = page else { continue };
+                *cursor = if page.len() < PURGE_SCAN_KEYS_MAX {
+                    None
+                } else {
+                    page.last().map(|(k, _)| k.clone())
+                };
+                let expired: Vec<Vec<u8>> = page
+                    .into_iter()
+                    .filter(|(_, s)| {
+                        !s.purged && s.expires_at_ms().is_some_and(|at| at < closed_ms)
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                if expired.is_empty() {
+                    continue;
+                }
+                match db.purge(table, expired, closed_ms).await {
+                    Ok(n) if n > 0 => tracing::debug!(%table, purged = n, "purged expired keys"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(%table, error = %e, "purging expired keys failed"),
+                }
+            }
+        }
+    });
 }

@@ -28,7 +28,7 @@ use serde::Serialize;
 use tokio::sync::{oneshot, watch};
 
 use crate::backend::{Backend, CommitBatch, Durability, StoreError};
-use crate::histogram::{Histogram, RecentSamples};
+use crate::histogram::{FineHistogram, Histogram};
 
 /// Requests merged into one commit at most. Bounds a commit's size and the
 /// latency the first request in it waits for the others.
@@ -137,14 +137,14 @@ pub struct DbStats {
     pub commit_failures: AtomicU64,
     /// Remote stamps beyond the HLC max offset.
     pub hlc_remote_ahead: AtomicU64,
+    /// Expired keys purged locally.
+    pub purged_keys: AtomicU64,
     /// Conflicts per table.
     pub conflicts: Mutex<BTreeMap<String, u64>>,
     /// The newest conflicts.
     pub conflict_log: Mutex<VecDeque<ConflictRecord>>,
     /// Apply time here minus commit time at the origin, per origin, seconds.
-    pub replication_latency: Mutex<BTreeMap<RegionName, Histogram>>,
-    /// The same, the latest samples, for exact recent quantiles.
-    pub recent_latency: Mutex<BTreeMap<RegionName, RecentSamples>>,
+    pub replication_latency: Mutex<BTreeMap<RegionName, FineHistogram>>,
     /// Time from a commit's start to its end, seconds.
     pub commit_seconds: Histogram,
     own_bytes: Mutex<OwnBytes>,
@@ -166,6 +166,18 @@ pub enum Request {
         /// Entries, each origin's in sequence.
         entries: Vec<LogEntry>,
     },
+    /// Local purge of expired keys (not replicated).
+    Purge {
+        /// Table.
+        table: String,
+        /// Keys to consider.
+        keys: Vec<Vec<u8>>,
+        /// Time up to which every origin's writes are here.
+        closed_ms: u64,
+    },
+    /// Advance the HLC to now and persist it, so an idle region can claim
+    /// "all my writes up to now are in my vector" (closed timestamps).
+    AdvanceClock,
     /// A peer's acknowledged vector, persisted with the batch.
     PeerAck {
         /// The peer.
@@ -182,6 +194,8 @@ pub enum Response {
     Local(Box<Result<LocalOutcome, DbError>>),
     /// To replicated entries.
     Remote(Result<RemoteOutcome, DbError>),
+    /// To a purge: how many keys were purged.
+    Purged(Result<u64, DbError>),
     /// To a peer ack (nothing to say).
     Noted,
 }
@@ -190,6 +204,7 @@ pub enum Response {
 enum Reply {
     Local(oneshot::Sender<Result<LocalOutcome, DbError>>),
     Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>),
+    Purge(oneshot::Sender<Result<u64, DbError>>),
     None,
 }
 
@@ -199,9 +214,21 @@ enum Reply {
 pub struct Db {
     backend: Arc<dyn Backend>,
     requests: mpsc::SyncSender<(Request, Reply)>,
-    applied: watch::Receiver<VersionVector>,
+    applied: watch::Receiver<Applied>,
     stats: Arc<DbStats>,
     region: RegionName,
+}
+
+/// What a commit made durable: the version vector, and the HLC floor at
+/// that commit. Published together, so "every write of this origin stamped
+/// at or below `hlc` is covered by `vv`" holds for the pair (the basis of
+/// closed timestamps).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Highest contiguous sequence applied per origin.
+    pub vv: VersionVector,
+    /// The clock's floor: every later local write is stamped above it.
+    pub hlc: meridian_core::Hlc,
 }
 
 impl Db {
@@ -213,7 +240,10 @@ impl Db {
     ) -> Result<Db, StoreError> {
         let engine = Engine::open(backend.clone(), config.clone(), physical)?;
         let (tx, rx) = mpsc::sync_channel::<(Request, Reply)>(QUEUE_REQUESTS_MAX);
-        let (vv_tx, vv_rx) = watch::channel(engine.vv().clone());
+        let (vv_tx, vv_rx) = watch::channel(Applied {
+            vv: engine.vv().clone(),
+            hlc: engine.hlc_floor(),
+        });
         let stats = engine.stats().clone();
         std::thread::Builder::new()
             .name(format!("meridian-writer-{}", config.region))
@@ -260,6 +290,12 @@ impl Db {
         self.submit(Request::Remote { entries }, Reply::Remote(reply))
             .await?;
         rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Asks the writer to advance and persist the clock (best effort; used
+    /// once a second for closed timestamps).
+    pub fn advance_clock(&self) {
+        let _ = self.requests.try_send((Request::AdvanceClock, Reply::None));
     }
 
     /// Records a peer's acknowledged vector; persisted with the next commit.
@@ -318,19 +354,40 @@ impl Db {
 
     /// The version vector as of the last commit.
     pub fn applied(&self) -> VersionVector {
-        self.applied.borrow().clone()
+        self.applied.borrow().vv.clone()
     }
 
-    /// Subscribes to version vector changes (one per commit).
-    pub fn subscribe(&self) -> watch::Receiver<VersionVector> {
+    /// Subscribes to version vector changes (at most one per commit).
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
         self.applied.clone()
+    }
+
+    /// Purges these expired keys of `table` locally if `closed_ms` allows it
+    /// (see `KeyState::purge_expired`). Returns how many were purged.
+    pub async fn purge(
+        &self,
+        table: &str,
+        keys: Vec<Vec<u8>>,
+        closed_ms: u64,
+    ) -> Result<u64, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(
+            Request::Purge {
+                table: table.to_string(),
+                keys,
+                closed_ms,
+            },
+            Reply::Purge(reply),
+        )
+        .await?;
+        rx.await.map_err(|_| DbError::Stopped)?
     }
 
     /// Waits until the applied vector covers `token`, or `timeout` passes.
     /// Returns whether it was covered.
     pub async fn wait_for(&self, token: &VersionVector, timeout: std::time::Duration) -> bool {
         let mut rx = self.applied.clone();
-        tokio::time::timeout(timeout, rx.wait_for(|vv| vv.covers(token)))
+        tokio::time::timeout(timeout, rx.wait_for(|a| a.vv.covers(token)))
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -381,7 +438,7 @@ impl Db {
 fn writer_loop<C: PhysicalClock>(
     mut engine: Engine<C>,
     rx: mpsc::Receiver<(Request, Reply)>,
-    applied: watch::Sender<VersionVector>,
+    applied: watch::Sender<Applied>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first.0];
@@ -398,10 +455,13 @@ fn writer_loop<C: PhysicalClock>(
         let responses = engine.process(requests);
         // Publish before answering: whoever is told "written" and then
         // waits on the vector must find it already covered.
-        applied.send_if_modified(|vv| {
-            let changed = vv != engine.vv();
+        applied.send_if_modified(|a| {
+            let changed = a.vv != *engine.vv() || a.hlc != engine.hlc_floor();
             if changed {
-                *vv = engine.vv().clone();
+                *a = Applied {
+                    vv: engine.vv().clone(),
+                    hlc: engine.hlc_floor(),
+                };
             }
             changed
         });
@@ -411,6 +471,9 @@ fn writer_loop<C: PhysicalClock>(
                     let _ = tx.send(*r);
                 }
                 (Reply::Remote(tx), Response::Remote(r)) => {
+                    let _ = tx.send(r);
+                }
+                (Reply::Purge(tx), Response::Purged(r)) => {
                     let _ = tx.send(r);
                 }
                 _ => {}
@@ -440,6 +503,7 @@ pub struct Engine<C: PhysicalClock> {
 enum Pending {
     Local(Box<Result<LocalOutcome, DbError>>),
     Remote(RemoteOutcome),
+    Purged(u64),
     Noted,
 }
 
@@ -467,6 +531,11 @@ impl<C: PhysicalClock> Engine<C> {
         &self.vv
     }
 
+    /// The HLC floor: every later local write is stamped above it.
+    pub fn hlc_floor(&self) -> meridian_core::Hlc {
+        self.clock.last()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Arc<DbStats> {
         &self.stats
@@ -488,9 +557,37 @@ impl<C: PhysicalClock> Engine<C> {
         let mut conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)> = Vec::new();
         let mut latencies: Vec<(RegionName, f64)> = Vec::new();
         let mut failure: Option<StoreError> = None;
+        let floor_before = self.clock.last();
 
         for req in batch {
             match req {
+                Request::Purge {
+                    table,
+                    keys,
+                    closed_ms,
+                } => {
+                    let mut purged = 0;
+                    for key in keys {
+                        match self.current(&mut overlay, &table, &key) {
+                            Ok(Some(mut state)) => {
+                                if state.purge_expired(closed_ms, self.config.max_offset_ms) {
+                                    overlay.insert((table.clone(), key), Some(state));
+                                    purged += 1;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                            }
+                        }
+                    }
+                    self.stats.purged_keys.fetch_add(purged, Ordering::Relaxed);
+                    pending.push(Pending::Purged(purged));
+                }
+                Request::AdvanceClock => {
+                    self.clock.now();
+                    pending.push(Pending::Noted);
+                }
                 Request::PeerAck { peer, vv } => {
                     let known = self.known_peer_vvs.entry(peer.clone()).or_default();
                     if !known.covers(&vv) {
@@ -546,7 +643,7 @@ impl<C: PhysicalClock> Engine<C> {
                 }
                 Request::Remote { entries } => {
                     let mut out = RemoteOutcome::default();
-                    let now_ms = self.physical_now();
+                    let now_us = self.clock.physical_us();
                     for entry in entries {
                         let have = vv.get(&entry.origin);
                         if entry.seq <= have {
@@ -588,7 +685,7 @@ impl<C: PhysicalClock> Engine<C> {
                         }
                         latencies.push((
                             entry.origin.clone(),
-                            now_ms.saturating_sub(entry.hlc.wall_ms()) as f64 / 1000.0,
+                            now_us.saturating_sub(entry.hlc.wall_ms() * 1000) as f64 / 1e6,
                         ));
                         vv.advance(&entry.origin, entry.seq);
                         log.push(entry);
@@ -613,7 +710,8 @@ impl<C: PhysicalClock> Engine<C> {
             Some(e) => Err(e),
             None if commit.states.is_empty()
                 && commit.log.is_empty()
-                && commit.peer_vvs.is_empty() =>
+                && commit.peer_vvs.is_empty()
+                && commit.hlc_floor == floor_before =>
             {
                 Ok(())
             }
@@ -644,6 +742,7 @@ impl<C: PhysicalClock> Engine<C> {
                     .map(|p| match p {
                         Pending::Local(outcome) => Response::Local(outcome),
                         Pending::Remote(outcome) => Response::Remote(Ok(outcome)),
+                        Pending::Purged(n) => Response::Purged(Ok(n)),
                         Pending::Noted => Response::Noted,
                     })
                     .collect()
@@ -664,6 +763,9 @@ impl<C: PhysicalClock> Engine<C> {
                         })),
                         Pending::Remote(_) => {
                             Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
+                        }
+                        Pending::Purged(_) => {
+                            Response::Purged(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
                         Pending::Noted => Response::Noted,
                     })
@@ -753,14 +855,8 @@ impl<C: PhysicalClock> Engine<C> {
             .replication_latency
             .lock()
             .expect("stats lock is never poisoned");
-        let mut recent = self
-            .stats
-            .recent_latency
-            .lock()
-            .expect("stats lock is never poisoned");
         for (origin, seconds) in latencies {
-            h.entry(origin.clone()).or_default().observe(seconds);
-            recent.entry(origin).or_default().push(seconds);
+            h.entry(origin).or_default().observe(seconds);
         }
     }
 }

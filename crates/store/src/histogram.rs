@@ -15,45 +15,124 @@ pub const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     0.230, 0.235, 0.240, 0.245, 0.250, 0.300, 0.400, 0.500, 0.750, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// Samples kept for exact recent quantiles.
-pub const RECENT_SAMPLES_MAX: usize = 4096;
+/// Resolution of [`FineHistogram`]: 0.1 ms, fine enough to check a
+/// millisecond-level lag promise.
+pub const FINE_RESOLUTION_SECONDS: f64 = 0.0001;
 
-/// The latest [`RECENT_SAMPLES_MAX`] samples, for exact quantiles over the
-/// recent past (`meridian status`), where histogram buckets are too coarse
-/// to check a millisecond-level promise.
-#[derive(Default)]
-pub struct RecentSamples {
-    samples: std::collections::VecDeque<f64>,
+/// Buckets of [`FineHistogram`]: 0.1 ms steps up to 1 s (80 KB of counters);
+/// slower samples land in one overflow bucket and in `max`.
+pub const FINE_BUCKETS: usize = 10_000;
+
+/// A linear histogram with 0.1 ms buckets, for replication lag: exact
+/// enough for quantiles that are compared with the physical limit, and
+/// summed into [`LATENCY_BUCKETS_SECONDS`] for Prometheus.
+pub struct FineHistogram {
+    counts: Vec<AtomicU64>,
+    sum_bits: AtomicU64,
+    max_bits: AtomicU64,
 }
 
-impl RecentSamples {
-    /// Records one value, dropping the oldest beyond the bound.
-    pub fn push(&mut self, value: f64) {
-        if self.samples.len() == RECENT_SAMPLES_MAX {
-            self.samples.pop_front();
+impl Default for FineHistogram {
+    fn default() -> Self {
+        FineHistogram {
+            counts: (0..=FINE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+            max_bits: AtomicU64::new(0f64.to_bits()),
         }
-        self.samples.push_back(value);
+    }
+}
+
+impl FineHistogram {
+    /// Records one value in seconds.
+    pub fn observe(&self, value: f64) {
+        let i = ((value.max(0.0) / FINE_RESOLUTION_SECONDS) as usize).min(FINE_BUCKETS);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + value).to_bits())
+            });
+        let _ = self
+            .max_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (value > f64::from_bits(b)).then_some(value.to_bits())
+            });
     }
 
-    /// Exact `(p50, p99)` of the kept samples; `None` if empty.
-    pub fn p50_p99(&self) -> Option<(f64, f64)> {
-        if self.samples.is_empty() {
+    /// Forgets everything (benchmarks measure one phase at a time).
+    pub fn reset(&self) {
+        for c in &self.counts {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.sum_bits.store(0f64.to_bits(), Ordering::Relaxed);
+        self.max_bits.store(0f64.to_bits(), Ordering::Relaxed);
+    }
+
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Largest sample, seconds.
+    pub fn max(&self) -> f64 {
+        f64::from_bits(self.max_bits.load(Ordering::Relaxed))
+    }
+
+    /// The `q` quantile in seconds, as the upper edge of its 0.1 ms bucket
+    /// (never under-reports); the maximum when it lies beyond 1 s.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
             return None;
         }
-        let mut v: Vec<f64> = self.samples.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Some((at(0.5), at(0.99)))
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= rank {
+                return Some(if i == FINE_BUCKETS {
+                    self.max()
+                } else {
+                    (i + 1) as f64 * FINE_RESOLUTION_SECONDS
+                });
+            }
+        }
+        Some(self.max())
     }
 
-    /// Number of samples kept.
-    pub fn len(&self) -> usize {
-        self.samples.len()
-    }
-
-    /// Whether none are kept.
-    pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+    /// The same samples over [`LATENCY_BUCKETS_SECONDS`], for export.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let mut buckets = Vec::with_capacity(LATENCY_BUCKETS_SECONDS.len() + 1);
+        let (mut cumulative, mut next) = (0u64, 0usize);
+        for bound in LATENCY_BUCKETS_SECONDS {
+            // Fine bucket i holds [i, i+1) × resolution: whole buckets below
+            // the bound count as ≤ bound.
+            let upto = ((bound / FINE_RESOLUTION_SECONDS).round() as usize).min(FINE_BUCKETS);
+                        while next < upto {
+                cumulative += counts[next];
+                next += 1;
+            }
+            // Overflow samples lie in [1 s, max]: under any bound ≥ max.
+            let overflow = if *bound >= self.max() { counts[FINE_BUCKETS] } else { 0 };
+            buckets.push((*bound, cumulative + overflow));
+        }
+        let total: u64 = counts.iter().sum();
+        buckets.push((f64::INFINITY, total));
+        HistogramSnapshot {
+            buckets,
+            count: total,
+            sum: f64::from_bits(self.sum_bits.load(Ordering::Relaxed)),
+        }
     }
 }
 
@@ -151,6 +230,24 @@ impl HistogramSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fine_quantiles_resolve_a_tenth_of_a_millisecond() {
+        let h = FineHistogram::default();
+        for i in 0..1000 {
+            h.observe(0.040 + i as f64 * 0.000_002); // 40.000 .. 41.998 ms
+        }
+        h.observe(3.0);
+        let p50 = h.quantile(0.5).unwrap();
+        assert!((0.0409..=0.0412).contains(&p50), "{p50}");
+        assert_eq!(h.quantile(1.0), Some(3.0), "beyond 1 s the max is reported");
+        let s = h.snapshot();
+        assert_eq!(s.count, 1001);
+        let at = |b: f64| s.buckets.iter().find(|(x, _)| *x == b).unwrap().1;
+        assert_eq!((at(0.040), at(0.045), at(60.0)), (0, 1000, 1001));
+        h.reset();
+        assert_eq!((h.count(), h.quantile(0.5)), (0, None));
+    }
 
     #[test]
     fn buckets_are_cumulative_and_quantiles_interpolate() {

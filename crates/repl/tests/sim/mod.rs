@@ -289,7 +289,14 @@ impl Sim {
         match command {
             Command::Ack { peer, vv } => {
                 let to = peer_index(&peer);
-                self.send(i, to, &ReplMessage::Ack(vv));
+                // The machine's vector is the engine's latest, so the engine's
+                // current floor is the clock that goes with it.
+                let hlc = self.nodes[i]
+                    .engine
+                    .as_ref()
+                    .expect("acks come from live nodes")
+                    .hlc_floor();
+                self.send(i, to, &ReplMessage::Ack { vv, hlc });
             }
             Command::Ship {
                 peer,
@@ -352,7 +359,7 @@ impl Sim {
                     }
                 }
             }
-            ReplMessage::Ack(vv) => {
+            ReplMessage::Ack { vv, .. } => {
                 self.process(
                     m.to,
                     Request::PeerAck {
