@@ -495,8 +495,11 @@ impl KeyState {
             return Target::Genesis;
         };
         if let (Some(at), Some(e)) = (s.expires_at_ms().filter(|at| *at <= now_ms), &s.expiry) {
-            // Named after the expiry, after everything the incarnation holds.
-            let hlc = Hlc::new(at, 0).max(Hlc::from_u64(s.last.hlc.as_u64() + 1));
+            // Named from the expiry alone — the deadline and the write that
+            // set it, which all regions agree on — never from what else a
+            // region happens to have applied, so every region that writes
+            // after the deadline names the same fresh incarnation.
+            let hlc = Hlc::new(at, 0).max(Hlc::from_u64(e.version.hlc.as_u64() + 1));
             return Target::Fresh(Version {
                 hlc,
                 origin: e.version.origin.clone(),

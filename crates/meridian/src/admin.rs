@@ -86,6 +86,8 @@ fn router(state: AdminState) -> Router {
         .route("/data/{table}/{key}/incr", post(data_api::incr))
         .route("/conflicts", get(data_api::conflicts))
         .route("/digest", get(digest))
+        .route("/admin/bench/load", post(bench_load))
+        .route("/admin/replication/reset-lag", post(reset_lag))
         // Values up to the limit plus room for nothing else: the data API
         // takes raw bodies.
         .layer(DefaultBodyLimit::max(data_api::VALUE_BYTES_MAX + 1))
@@ -205,6 +207,8 @@ fn replication_report(node: &Node) -> ReplicationReport {
                     count: h.count(),
                     p50_ms: ms(0.5),
                     p99_ms: ms(0.99),
+                    p999_ms: ms(0.999),
+                    max_ms: (h.count() > 0).then(|| h.max() * 1000.0),
                 },
             )
         })
@@ -558,6 +562,35 @@ async fn digest(
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// `POST /admin/bench/load`: see [`crate::load`].
+async fn bench_load(
+    _: AdminAuth,
+    State(s): State<AdminState>,
+    Json(spec): Json<crate::load::LoadSpec>,
+) -> Result<Json<crate::load::LoadReport>, ApiError> {
+    spec.validate()
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+    tracing::info!(?spec, "benchmark load starting");
+    Ok(Json(crate::load::run(s.node.db.clone(), spec).await))
+}
+
+/// `POST /admin/replication/reset-lag`: forget lag samples (benchmarks
+/// measure one phase at a time).
+async fn reset_lag(_: AdminAuth, State(s): State<AdminState>) -> Json<serde_json::Value> {
+    for h in s
+        .node
+        .db
+        .stats()
+        .replication_latency
+        .lock()
+        .expect("stats lock is never poisoned")
+        .values()
+    {
+        h.reset();
+    }
+    Json(json!({ "reset": true }))
 }
 
 async fn list_links(_: AdminAuth, State(s): State<AdminState>) -> Json<NodeStatus> {

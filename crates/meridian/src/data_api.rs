@@ -60,7 +60,7 @@ pub fn parse_token(text: &str) -> Result<VersionVector, String> {
         let seq: u64 = seq
             .parse()
             .map_err(|_| format!("token part `{part}` has no sequence number"))?;
-        vv.advance(&region, seq);
+        vv.advance_to_at_least(&region, seq);
     }
     Ok(vv)
 }
@@ -79,10 +79,17 @@ fn check_table(state: &AdminState, table: &str) -> Result<(), ApiError> {
 }
 
 fn db_error(e: DbError) -> ApiError {
+    use meridian_store::StoreError;
     match e {
         DbError::Rejected(msg) => ApiError::new(StatusCode::CONFLICT, msg),
+        // I/O (a full or failing disk) is retryable once the operator acts;
+        // anything else is a server fault.
+        DbError::Store(e @ StoreError::Io(_)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("write not stored: {e}"),
+        ),
         DbError::Store(e) => ApiError::new(
-            StatusCode::INSUFFICIENT_STORAGE,
+            StatusCode::INTERNAL_SERVER_ERROR,
             format!("write not stored: {e}"),
         ),
         DbError::Stopped => ApiError::new(
@@ -92,9 +99,12 @@ fn db_error(e: DbError) -> ApiError {
     }
 }
 
-fn written(entry: &LogEntry) -> Json<serde_json::Value> {
-    let mut token = VersionVector::new();
-    token.advance(&entry.origin, entry.seq);
+/// The answer to a write. Its token is the origin's whole applied vector
+/// after the write, not just the write itself: a typed write (INCR) builds
+/// on writes it observed, and a reader elsewhere must wait for those too.
+fn written(entry: &LogEntry, applied: VersionVector) -> Json<serde_json::Value> {
+    let mut token = applied;
+    token.advance_to_at_least(&entry.origin, entry.seq);
     Json(json!({
         "origin": entry.origin,
         "seq": entry.seq,
@@ -130,6 +140,17 @@ pub async fn put(
     }
     let value = body.to_vec();
     let ttl = q.ttl_ms;
+    if let Some(t) = ttl {
+        // Checked here, not on the writer thread: a deadline past the
+        // clock's range is refused, never wrapped into the past.
+        let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
+        if t == 0 || now.checked_add(t).is_none_or(|d| d >= 1 << 48) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("ttl_ms {t} is out of range: use 1 ms up to a few thousand years"),
+            ));
+        }
+    }
     let out = s
         .node()
         .db
@@ -146,7 +167,7 @@ pub async fn put(
         .await
         .map_err(db_error)?;
     let entry = out.entry.expect("a put always writes");
-    Ok(written(&entry).into_response())
+    Ok(written(&entry, s.node().db.applied()).into_response())
 }
 
 /// `DELETE /data/{table}/{key}`.
@@ -167,7 +188,7 @@ pub async fn delete(
         .await
         .map_err(db_error)?;
     match out.entry {
-        Some(e) => Ok(written(&e).into_response()),
+        Some(e) => Ok(written(&e, s.node().db.applied()).into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into())),
     }
 }
@@ -215,7 +236,7 @@ pub async fn incr(
         .map_err(db_error)?;
     let value = out.after.and_then(|s| s.bytes()).unwrap_or_default();
     let entry = out.entry.expect("an increment always writes");
-    let mut body = written(&entry).0;
+    let mut body = written(&entry, s.node().db.applied()).0;
     body["value"] = json!(String::from_utf8_lossy(&value));
     Ok(Json(body).into_response())
 }

@@ -24,6 +24,7 @@ pub const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
 pub struct AdminClient {
     client: Client<HttpConnector, Full<Bytes>>,
     token: Option<String>,
+    timeout: Duration,
 }
 
 impl AdminClient {
@@ -32,7 +33,15 @@ impl AdminClient {
         AdminClient {
             client: Client::builder(TokioExecutor::new()).build_http(),
             token,
+            timeout: REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same client with another per-request timeout (benchmark runs
+    /// answer after minutes).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// Sends a JSON body (or none) and returns the status and body text.
@@ -91,9 +100,9 @@ impl AdminClient {
                 .to_bytes();
             anyhow::Ok((status, String::from_utf8_lossy(&body).into_owned()))
         };
-        tokio::time::timeout(REQUEST_TIMEOUT, work)
+        tokio::time::timeout(self.timeout, work)
             .await
-            .with_context(|| format!("{method} {url} timed out after {REQUEST_TIMEOUT:?}"))?
+            .with_context(|| format!("{method} {url} timed out after {:?}", self.timeout))?
             .with_context(|| format!("{method} {url} failed"))
     }
 

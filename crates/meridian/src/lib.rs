@@ -4,8 +4,10 @@
 //! - [`node`]: `meridian node`, one region's process (listeners, emulated
 //!   links, peer mesh, admin API).
 //! - [`admin`]: the node's admin HTTP API (health, status, metrics, faults).
+//! - [`load`]: the node-side write generator benchmarks drive.
 //! - [`data_api`]: put/get/delete/incr and conflicts on the admin port.
 //! - [`up`]: `meridian up`, a supervised local multi-region cluster.
+//! - [`bench`]: `meridian bench`, the benchmark suites and report.
 //! - [`chaos`], [`status`]: operator commands against a running cluster.
 //! - [`cluster_file`]: `DIR/cluster.json`, how tools find a local cluster.
 //! - [`report`]: the JSON shapes of `/status` and link changes.
@@ -17,10 +19,12 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bench;
 pub mod chaos;
 pub mod cluster_file;
 pub mod data_api;
 pub mod http_client;
+pub mod load;
 pub mod logging;
 pub mod node;
 pub mod prom;

@@ -77,6 +77,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Measure replication lag, catch-up and footprint on a local cluster
+    /// and write a report (use a release build).
+    Bench {
+        /// Short runs: a smoke test in under 3 minutes.
+        #[arg(long)]
+        quick: bool,
+        /// Report directory.
+        #[arg(long, default_value = "bench-report")]
+        out: PathBuf,
+    },
     /// Validate a topology file and print what it resolves to.
     CheckConfig {
         /// Topology file (TOML).
@@ -162,6 +172,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Chaos { dir, command } => meridian::chaos::run(&dir, command).await,
         Command::Status { dir, json } => meridian::status::run(&dir, json).await,
+        Command::Bench { quick, out } => {
+            meridian::bench::run(meridian::bench::BenchOptions { quick, out }).await
+        }
         Command::CheckConfig { config } => {
             let t = load_topology(&config)?;
             println!(

@@ -50,6 +50,12 @@ pub struct LagReport {
     pub p50_ms: Option<f64>,
     /// 99th percentile, ms.
     pub p99_ms: Option<f64>,
+    /// 99.9th percentile, ms.
+    #[serde(default)]
+    pub p999_ms: Option<f64>,
+    /// Largest, ms.
+    #[serde(default)]
+    pub max_ms: Option<f64>,
 }
 
 /// One peer link.

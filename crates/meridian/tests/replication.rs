@@ -294,3 +294,57 @@ async fn concurrent_writes_during_a_partition_are_logged_as_conflicts() {
         Some(1.0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_covers_the_writes_an_increment_built_on() {
+    // Found in review: a token naming only the INCR let a reader elsewhere
+    // see the INCR before the SET it builds on, and answer "no such key".
+    let c = Cluster::start(REGIONS).await;
+    // eu-west's writes reach ap-south only by relay (after ~1 s).
+    assert!(c
+        .cli(&["chaos", "partition", "eu-west", "ap-south"])
+        .status
+        .success());
+    let set = c.put("eu-west", "hits", "5").await;
+    assert_eq!(
+        c.get("us-east", "hits", Some(&set)).await.as_deref(),
+        Some("5")
+    );
+    let url = format!("{}/data/default/hits/incr", c.admin("us-east"));
+    let v: serde_json::Value = c
+        .data()
+        .json(hyper::Method::POST, &url, None)
+        .await
+        .unwrap();
+    assert_eq!(v["value"], "6");
+    let token = v["token"].as_str().unwrap();
+    assert!(
+        token.contains("eu-west:1"),
+        "the INCR's token must cover the SET: {token}"
+    );
+    assert_eq!(
+        c.get("ap-south", "hits", Some(token)).await.as_deref(),
+        Some("6")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_beyond_the_clock_range_is_refused() {
+    let c = Cluster::start("us-east,eu-west").await;
+    let url = format!(
+        "{}/data/default/k?ttl_ms=18446744073709551615",
+        c.admin("us-east")
+    );
+    let (status, body) = c
+        .data()
+        .request_bytes(hyper::Method::PUT, &url, b"v".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(status.as_u16(), 400, "{body}");
+    assert!(body.contains("ttl_ms"), "{body}");
+    assert_eq!(
+        c.get("us-east", "k", None).await,
+        None,
+        "nothing was written"
+    );
+}

@@ -165,9 +165,14 @@ struct PeerState {
     acked: VersionVector,
     sent: BTreeMap<RegionName, u64>,
     shipping: BTreeSet<RegionName>,
+    /// After a failed hand-off, no new batch for the origin before this.
+    retry_at_ms: BTreeMap<RegionName, u64>,
     last_progress_ms: BTreeMap<RegionName, u64>,
     counters: PeerCounters,
 }
+
+/// Pause after a batch could not be handed to the link.
+pub const SHIP_RETRY_MS: u64 = 50;
 
 /// Most samples of our vector kept for relay decisions; older ones are
 /// thinned, which only makes relays slightly later.
@@ -301,6 +306,9 @@ impl Replicator {
             Event::ShipFailed { peer, origin } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.shipping.remove(&origin);
+                    // The link queue is full or down: retry on a later tick
+                    // rather than re-reading the log at once.
+                    p.retry_at_ms.insert(origin.clone(), now_ms + SHIP_RETRY_MS);
                     p.counters.failed += 1;
                 }
             }
@@ -363,6 +371,9 @@ impl Replicator {
             }
             for (origin, _) in &origins {
                 if origin == peer || p.shipping.contains(origin) {
+                    continue;
+                }
+                if p.retry_at_ms.get(origin).is_some_and(|t| now_ms < *t) {
                     continue;
                 }
                 let target = targets[origin];

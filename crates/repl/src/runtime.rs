@@ -246,6 +246,18 @@ async fn apply_loop(
         };
         match db.apply_remote(entries).await {
             Ok(outcome) => {
+                if outcome.applied == 0 && outcome.duplicates > 0 && outcome.gap.is_none() {
+                    // Nothing new: our vector did not move, so no commit will
+                    // ack. The sender may have lost our last ack; repeat it.
+                    let a = db.subscribe().borrow().clone();
+                    let _ = mesh.send(
+                        &peer,
+                        encode(&ReplMessage::Ack {
+                            vv: a.vv,
+                            hlc: a.hlc,
+                        }),
+                    );
+                }
                 if let Some((origin, from_seq)) = outcome.gap {
                     let _ = mesh.send(&peer, encode(&ReplMessage::Resend { origin, from_seq }));
                 }

@@ -600,8 +600,11 @@ impl<C: PhysicalClock> Engine<C> {
                     let before = match self.current(&mut overlay, &table, &key) {
                         Ok(s) => s,
                         Err(e) => {
+                            let msg = e.to_string();
                             failure.get_or_insert(e);
-                            pending.push(Pending::Local(Box::new(Err(DbError::Stopped))));
+                            pending.push(Pending::Local(Box::new(Err(DbError::Store(
+                                StoreError::Io(msg),
+                            )))));
                             continue;
                         }
                     };
@@ -625,10 +628,12 @@ impl<C: PhysicalClock> Engine<C> {
                                 op,
                             };
                             let applied = apply(before.as_ref(), &entry);
-                            debug_assert!(
-                                applied.conflict.is_none(),
-                                "a local write cannot conflict with what it observed"
-                            );
+                            // A local write can lose to a remote write stamped
+                            // far ahead (beyond the clock's max offset, accepted
+                            // by policy): record it like any other conflict.
+                            if let Some(c) = applied.conflict.clone() {
+                                conflicts.push((table.clone(), key.clone(), c, before.clone()));
+                            }
                             vv.advance(&self.config.region, seq);
                             overlay.insert((table, key), Some(applied.state.clone()));
                             log.push(entry.clone());

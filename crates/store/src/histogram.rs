@@ -118,12 +118,16 @@ impl FineHistogram {
             // Fine bucket i holds [i, i+1) × resolution: whole buckets below
             // the bound count as ≤ bound.
             let upto = ((bound / FINE_RESOLUTION_SECONDS).round() as usize).min(FINE_BUCKETS);
-                        while next < upto {
+            while next < upto {
                 cumulative += counts[next];
                 next += 1;
             }
             // Overflow samples lie in [1 s, max]: under any bound ≥ max.
-            let overflow = if *bound >= self.max() { counts[FINE_BUCKETS] } else { 0 };
+            let overflow = if *bound >= self.max() {
+                counts[FINE_BUCKETS]
+            } else {
+                0
+            };
             buckets.push((*bound, cumulative + overflow));
         }
         let total: u64 = counts.iter().sum();

@@ -250,6 +250,37 @@ fn increments_after_expiry_start_a_fresh_incarnation_everywhere() {
 }
 
 #[test]
+fn regions_that_saw_different_writes_name_the_same_fresh_incarnation() {
+    // Found in review: the name must not depend on the key's `last`.
+    let set = entry(
+        "a",
+        1,
+        Hlc::new(10, 0).as_u64(),
+        None,
+        Op::Put {
+            value: b"5".to_vec(),
+            expires_at_ms: Some(1000),
+        },
+    );
+    let late = entry(
+        "c",
+        1,
+        Hlc::new(1001, 0).as_u64(),
+        Some(set.version()),
+        Op::Add {
+            target: Target::Existing(set.version()),
+            delta: 1,
+        },
+    );
+    let seen_late = run(&[&set, &late]).0.unwrap();
+    let not_seen = run(&[&set]).0.unwrap();
+    assert_eq!(
+        KeyState::typed_target(Some(&seen_late), 2000),
+        KeyState::typed_target(Some(&not_seen), 2000)
+    );
+}
+
+#[test]
 fn concurrent_writes_of_different_types_show_the_newest_type_everywhere() {
     let h = entry(
         "a",

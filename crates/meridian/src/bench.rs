@@ -1,0 +1,529 @@
+//! `meridian bench`: measures the replication promises on a local cluster
+//! with the default latency profile and writes `DIR/report.md` and
+//! `DIR/report.json`.
+//!
+//! Suites (every figure next to its reference measured in the same run):
+//! - **lag**: replication lag per region pair at 1k and 10k writes/s per
+//!   region (all three regions writing), against the emulated one-way delay.
+//! - **catch-up**: a region partitioned while another keeps writing, then
+//!   healed: entries applied per second until it has everything.
+//! - **footprint**: resident memory and disk per key after loading keys.
+//!
+//! Load comes from the node-side generator ([`crate::load`]), so the
+//! figures are the engine's and the WAN's, not an HTTP client's.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hyper::Method;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::cluster_file::ClusterFile;
+use crate::http_client::AdminClient;
+use crate::load::{LoadReport, LoadSpec};
+use crate::report::NodeStatus;
+
+/// Regions of the benchmark cluster.
+pub const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Short runs (smoke test, under 3 minutes).
+    pub quick: bool,
+    /// Report directory.
+    pub out: PathBuf,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    machine: BTreeMap<String, String>,
+    lag: Vec<LagRow>,
+    load: Vec<LoadRow>,
+    catch_up: Option<CatchUp>,
+    footprint: Option<Footprint>,
+}
+
+#[derive(Serialize, Clone)]
+struct LagRow {
+    rate_per_region: u64,
+    from: String,
+    to: String,
+    one_way_ms: f64,
+    writes: u64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    max_ms: f64,
+    p99_over_one_way_ms: f64,
+}
+
+#[derive(Serialize, Clone)]
+struct LoadRow {
+    rate_per_region: u64,
+    region: String,
+    report: LoadReport,
+}
+
+#[derive(Serialize)]
+struct CatchUp {
+    partitioned_s: f64,
+    backlog_entries: u64,
+    catch_up_s: f64,
+    entries_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct Footprint {
+    keys: u64,
+    value_bytes: usize,
+    rss_before_mb: f64,
+    rss_after_mb: f64,
+    rss_bytes_per_key: f64,
+    disk_mb: f64,
+    disk_bytes_per_key: f64,
+}
+
+/// Stops the benchmark cluster however the run ends.
+struct UpGuard(std::process::Child);
+
+impl Drop for UpGuard {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by pid.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[bench] {}", msg.as_ref());
+}
+
+/// Runs the suites and writes the report.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.out)?;
+    let out = opts.out.canonicalize()?;
+    let dir = out.join("cluster");
+    let _ = std::fs::remove_dir_all(&dir);
+    let log = std::fs::File::create(out.join("up.log"))?;
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["up", "--regions", &REGIONS.join(","), "--dir"])
+        .arg(&dir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()?;
+    let _guard = UpGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let file = loop {
+        if let Ok(f) = ClusterFile::load(&dir) {
+            break f;
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the benchmark cluster did not start; see {}",
+                out.join("up.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if cfg!(debug_assertions) {
+        say("WARNING: a debug build; run `cargo run --release -- bench` for real figures");
+    }
+    let client =
+        AdminClient::new(Some(file.admin_token.clone())).with_timeout(Duration::from_secs(1800));
+    let mut report = Report {
+        machine: machine_facts(),
+        ..Report::default()
+    };
+
+    let load_secs = if opts.quick { 3 } else { 10 };
+    for rate in [1_000u64, 10_000] {
+        say(format!(
+            "lag: {rate} writes/s in each region for {load_secs} s"
+        ));
+        lag_suite(&file, &client, rate, load_secs, &mut report).await?;
+    }
+    let partition_secs = if opts.quick { 5 } else { 60 };
+    say(format!(
+        "catch-up: ap-south partitioned for {partition_secs} s while us-east writes 5000/s"
+    ));
+    report.catch_up = Some(catch_up(&file, &client, partition_secs).await?);
+    let keys = if opts.quick { 50_000 } else { 1_000_000 };
+    say(format!("footprint: {keys} keys of 100 B into us-east"));
+    report.footprint = Some(footprint(&file, &client, &dir, keys).await?);
+
+    std::fs::write(
+        out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    std::fs::write(out.join("report.md"), render(&report, opts.quick))?;
+    say(format!("report: {}", out.join("report.md").display()));
+    print!("{}", render(&report, opts.quick));
+    Ok(())
+}
+
+async fn statuses(file: &ClusterFile) -> anyhow::Result<BTreeMap<String, NodeStatus>> {
+    let c = AdminClient::new(None);
+    let mut out = BTreeMap::new();
+    for (r, e) in &file.regions {
+        out.insert(
+            r.clone(),
+            c.get::<NodeStatus>(&format!("{}/status", e.admin)).await?,
+        );
+    }
+    Ok(out)
+}
+
+/// Waits until every region has applied what every origin has.
+async fn drained(file: &ClusterFile, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let s = statuses(file).await?;
+        let vvs: Vec<_> = s
+            .values()
+            .filter_map(|n| n.replication.as_ref().map(|r| r.applied.clone()))
+            .collect();
+        if vvs.len() == s.len() && vvs.windows(2).all(|w| w[0] == w[1]) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("regions did not converge within {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn load_all(
+    file: &ClusterFile,
+    client: &AdminClient,
+    specs: Vec<(String, LoadSpec)>,
+) -> anyhow::Result<Vec<(String, LoadReport)>> {
+    let mut tasks = Vec::new();
+    for (region, spec) in specs {
+        let url = format!("{}/admin/bench/load", file.regions[&region].admin);
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let r: anyhow::Result<LoadReport> = client
+                .json(Method::POST, &url, Some(serde_json::to_value(&spec)?))
+                .await;
+            r.map(|r| (region, r))
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await??);
+    }
+    Ok(out)
+}
+
+async fn lag_suite(
+    file: &ClusterFile,
+    client: &AdminClient,
+    rate: u64,
+    secs: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    for e in file.regions.values() {
+        let _: serde_json::Value = client
+            .json(
+                Method::POST,
+                &format!("{}/admin/replication/reset-lag", e.admin),
+                Some(json!({})),
+            )
+            .await?;
+    }
+    let specs = REGIONS
+        .iter()
+        .map(|r| {
+            (
+                r.to_string(),
+                LoadSpec {
+                    rate_per_s: rate,
+                    duration_ms: secs * 1000,
+                    value_bytes: 100,
+                    keys: 100_000,
+                    key_prefix: format!("lag{rate}:{r}:"),
+                    table: crate::data_api::DEFAULT_TABLE.into(),
+                },
+            )
+        })
+        .collect();
+    let loads = load_all(file, client, specs).await?;
+    drained(file, Duration::from_secs(120)).await?;
+    for (region, r) in loads {
+        report.load.push(LoadRow {
+            rate_per_region: rate,
+            region,
+            report: r,
+        });
+    }
+    let s = statuses(file).await?;
+    for (to, st) in &s {
+        let Some(repl) = &st.replication else {
+            continue;
+        };
+        for (from, lag) in &repl.lag_from {
+            let one_way_ms = st
+                .peers
+                .iter()
+                .find(|p| p.link.region.as_str() == from)
+                .and_then(|p| p.emulated.as_ref())
+                .map(|e| e.figures.rtt_ms / 2.0)
+                .unwrap_or(0.0);
+            let p99 = lag.p99_ms.unwrap_or(f64::NAN);
+            report.lag.push(LagRow {
+                rate_per_region: rate,
+                from: from.clone(),
+                to: to.clone(),
+                one_way_ms,
+                writes: lag.count,
+                p50_ms: lag.p50_ms.unwrap_or(f64::NAN),
+                p99_ms: p99,
+                p999_ms: lag.p999_ms.unwrap_or(f64::NAN),
+                max_ms: lag.max_ms.unwrap_or(f64::NAN),
+                p99_over_one_way_ms: p99 - one_way_ms,
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn set_partition(
+    file: &ClusterFile,
+    client: &AdminClient,
+    a: &str,
+    b: &str,
+    on: bool,
+) -> anyhow::Result<()> {
+    for (x, y) in [(a, b), (b, a)] {
+        let url = format!("{}/admin/links/{y}", file.regions[x].admin);
+        let _: serde_json::Value = client
+            .json(Method::PUT, &url, Some(json!({ "partitioned": on })))
+            .await?;
+    }
+    Ok(())
+}
+
+async fn catch_up(file: &ClusterFile, client: &AdminClient, secs: u64) -> anyhow::Result<CatchUp> {
+    for other in ["us-east", "eu-west"] {
+        set_partition(file, client, "ap-south", other, true).await?;
+    }
+    let spec = LoadSpec {
+        rate_per_s: 5000,
+        duration_ms: secs * 1000,
+        value_bytes: 100,
+        keys: 1_000_000,
+        key_prefix: "catchup:".into(),
+        table: crate::data_api::DEFAULT_TABLE.into(),
+    };
+    let before = statuses(file).await?["ap-south"]
+        .replication
+        .as_ref()
+        .and_then(|r| r.applied.get("us-east").copied())
+        .unwrap_or(0);
+    load_all(file, client, vec![("us-east".into(), spec)]).await?;
+    let target = statuses(file).await?["us-east"]
+        .replication
+        .as_ref()
+        .and_then(|r| r.applied.get("us-east").copied())
+        .unwrap_or(0);
+    for other in ["us-east", "eu-west"] {
+        set_partition(file, client, "ap-south", other, false).await?;
+    }
+    let start = Instant::now();
+    let url = format!("{}/status", file.regions["ap-south"].admin);
+    let plain = AdminClient::new(None);
+    loop {
+        let s: NodeStatus = plain.get(&url).await?;
+        let have = s
+            .replication
+            .as_ref()
+            .and_then(|r| r.applied.get("us-east").copied())
+            .unwrap_or(0);
+        if have >= target {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!("ap-south did not catch up within 10 minutes ({have} of {target})");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let catch_up_s = start.elapsed().as_secs_f64();
+    drained(file, Duration::from_secs(120)).await?;
+    let backlog = target - before;
+    Ok(CatchUp {
+        partitioned_s: secs as f64,
+        backlog_entries: backlog,
+        catch_up_s,
+        entries_per_s: backlog as f64 / catch_up_s,
+    })
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn file_mb(path: &Path) -> f64 {
+    std::fs::metadata(path)
+        .map(|m| m.len() as f64 / 1_048_576.0)
+        .unwrap_or(f64::NAN)
+}
+
+async fn footprint(
+    file: &ClusterFile,
+    client: &AdminClient,
+    dir: &Path,
+    keys: u64,
+) -> anyhow::Result<Footprint> {
+    let pid = file.regions["us-east"].pid.context("us-east has no pid")?;
+    let db = dir.join("data/us-east").join(crate::node::DB_FILE);
+    let (rss_before, disk_before) = (rss_mb(pid), file_mb(&db));
+    let spec = LoadSpec {
+        rate_per_s: 100_000,
+        duration_ms: keys * 1000 / 100_000,
+        value_bytes: 100,
+        keys,
+        key_prefix: "fp:".into(),
+        table: crate::data_api::DEFAULT_TABLE.into(),
+    };
+    let loads = load_all(file, client, vec![("us-east".into(), spec)]).await?;
+    drained(file, Duration::from_secs(600)).await?;
+    let written = loads[0].1.written.max(1);
+    let (rss_after, disk_after) = (rss_mb(pid), file_mb(&db));
+    Ok(Footprint {
+        keys: written,
+        value_bytes: 100,
+        rss_before_mb: rss_before,
+        rss_after_mb: rss_after,
+        rss_bytes_per_key: (rss_after - rss_before) * 1_048_576.0 / written as f64,
+        disk_mb: disk_after,
+        disk_bytes_per_key: (disk_after - disk_before) * 1_048_576.0 / written as f64,
+    })
+}
+
+fn machine_facts() -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+    m.insert(
+        "cpu".into(),
+        format!(
+            "{} × {model}",
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(0)
+        ),
+    );
+    let mem = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    m.insert(
+        "memory".into(),
+        mem.lines()
+            .next()
+            .unwrap_or("?")
+            .replace("MemTotal:", "")
+            .trim()
+            .to_string(),
+    );
+    m.insert(
+        "build".into(),
+        if cfg!(debug_assertions) {
+            "debug".into()
+        } else {
+            "release".into()
+        },
+    );
+    let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
+    m.insert("unix_ms".into(), now.to_string());
+    m.insert("durability".into(), "fsync per group commit".into());
+    m
+}
+
+fn render(r: &Report, quick: bool) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Meridian benchmark report\n");
+    let _ = writeln!(
+        s,
+        "Command: `meridian bench{}` · machine: {} · {} · build {} · durability: {}\n",
+        if quick { " --quick" } else { "" },
+        r.machine["cpu"],
+        r.machine["memory"],
+        r.machine["build"],
+        r.machine["durability"]
+    );
+    let _ = writeln!(s, "Three regions on one machine (us-east, eu-west, ap-south) over emulated WAN links with the default profile; all three write at once. Lag = apply time at the destination minus commit time at the origin; its physical floor is the emulated one-way delay.\n");
+    let _ = writeln!(s, "## Replication lag vs the one-way delay\n");
+    let _ = writeln!(s, "| writes/s per region | from → to | one-way ms | writes | p50 ms | p99 ms | p99.9 ms | max ms | p99 − one-way ms |");
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for l in &r.lag {
+        let _ = writeln!(
+            s,
+            "| {} | {} → {} | {:.0} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:+.1} |",
+            l.rate_per_region,
+            l.from,
+            l.to,
+            l.one_way_ms,
+            l.writes,
+            l.p50_ms,
+            l.p99_ms,
+            l.p999_ms,
+            l.max_ms,
+            l.p99_over_one_way_ms
+        );
+    }
+    let _ = writeln!(s, "\n## Local writes (durable, acknowledged)\n");
+    let _ = writeln!(
+        s,
+        "| writes/s asked | region | achieved/s | p50 ms | p99 ms | max ms | fell behind (ticks) |"
+    );
+    let _ = writeln!(s, "|---:|---|---:|---:|---:|---:|---:|");
+    for l in &r.load {
+        let x = &l.report;
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} |",
+            l.rate_per_region,
+            l.region,
+            x.achieved_per_s,
+            x.local_p50_ms,
+            x.local_p99_ms,
+            x.local_max_ms,
+            x.behind
+        );
+    }
+    if let Some(c) = &r.catch_up {
+        let _ = writeln!(s, "\n## Catch-up after a partition\n");
+        let _ = writeln!(s, "ap-south cut off for {:.0} s while us-east wrote 5000/s: {} entries behind; caught up in {:.2} s = **{:.0} entries/s**.", c.partitioned_s, c.backlog_entries, c.catch_up_s, c.entries_per_s);
+    }
+    if let Some(f) = &r.footprint {
+        let _ = writeln!(s, "\n## Footprint\n");
+        let _ = writeln!(s, "{} keys of {} B written to us-east: RSS {:.0} → {:.0} MB ({:.0} B/key; redb caches at most 256 MiB of pages), database file {:.0} MB ({:.0} B/key on disk, including the replication log until GC).", f.keys, f.value_bytes, f.rss_before_mb, f.rss_after_mb, f.rss_bytes_per_key, f.disk_mb, f.disk_bytes_per_key);
+    }
+    s
+}
