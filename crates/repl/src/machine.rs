@@ -54,12 +54,13 @@ impl ReplConfig {
         ReplConfig {
             me,
             regions,
-            // 512 entries of ~100 B is ~50 KiB: a frame well under a WAN
-            // window, enough to amortise framing at 10k writes/s.
-            batch_entries_max: 512,
-            // 16 batches in flight keeps a 216 ms RTT link busy at 38k
-            // entries/s per origin while bounding a peer's unacked backlog.
-            window_entries_max: 8192,
+            // 1024 entries of ~150 B is ~150 KiB: a frame that amortises
+            // framing and commits, well under the 1 MiB shipping cap.
+            batch_entries_max: 1024,
+            // The bandwidth-delay product of catch-up: 64 batches in flight
+            // keep a 216 ms RTT link at ~300k entries/s per origin, while
+            // bounding a peer's unacknowledged backlog to ~10 MB.
+            window_entries_max: 65_536,
             // Above the largest default RTT (216 ms) plus commit time, so a
             // healthy mesh never relays.
             relay_after: Duration::from_millis(1000),

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use meridian_core::{LogEntry, RegionName, VersionVector};
-use meridian_store::db::Db;
+use meridian_store::db::{Db, EnqueueError};
 use meridian_wan::{InboundFrame, PeerMesh};
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::closed::ClosedTimestamps;
@@ -35,6 +35,13 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// Bytes of entries per shipped frame (beyond the first entry). 1 MiB keeps
 /// one frame's serialisation short and leaves room for acks between frames.
 pub const SHIP_BYTES_MAX: usize = 1024 * 1024;
+
+/// Batches of one peer queued at the writer and not yet durable. They
+/// share group commits; the bound keeps one peer from filling the queue.
+pub const APPLY_IN_FLIGHT_MAX: usize = 32;
+
+/// Entries merged into one apply request when frames pile up.
+pub const APPLY_COALESCE_ENTRIES_MAX: usize = 4096;
 
 /// Incoming batches queued per peer before the mesh is back-pressured.
 pub const APPLY_QUEUE_FRAMES_MAX: usize = 64;
@@ -239,35 +246,62 @@ async fn apply_loop(
     mut rx: mpsc::Receiver<Vec<LogEntry>>,
     shutdown: CancellationToken,
 ) {
+    let in_flight = Arc::new(Semaphore::new(APPLY_IN_FLIGHT_MAX));
     loop {
-        let entries = tokio::select! {
+        let mut entries = tokio::select! {
             _ = shutdown.cancelled() => return,
             e = rx.recv() => match e { Some(e) => e, None => return },
         };
-        match db.apply_remote(entries).await {
-            Ok(outcome) => {
-                if outcome.applied == 0 && outcome.duplicates > 0 && outcome.gap.is_none() {
-                    // Nothing new: our vector did not move, so no commit will
-                    // ack. The sender may have lost our last ack; repeat it.
-                    let a = db.subscribe().borrow().clone();
-                    let _ = mesh.send(
-                        &peer,
-                        encode(&ReplMessage::Ack {
-                            vv: a.vv,
-                            hlc: a.hlc,
-                        }),
-                    );
-                }
-                if let Some((origin, from_seq)) = outcome.gap {
-                    let _ = mesh.send(&peer, encode(&ReplMessage::Resend { origin, from_seq }));
-                }
-            }
-            Err(e) => {
-                // Not applied, not acknowledged: the sender retransmits after
-                // its stall timeout. Keep going; the disk may recover.
-                tracing::warn!(%peer, error = %e, "applying replicated entries failed");
+        // Whatever else already arrived from this peer goes in the same
+        // request: fewer, larger commits under load.
+        while entries.len() < APPLY_COALESCE_ENTRIES_MAX {
+            match rx.try_recv() {
+                Ok(more) => entries.extend(more),
+                Err(_) => break,
             }
         }
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let reply = loop {
+            match db.enqueue_remote(entries) {
+                Ok(reply) => break reply,
+                Err(EnqueueError::Full(back)) => {
+                    entries = back;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(EnqueueError::Stopped) => return,
+            }
+        };
+        let (db, mesh, peer) = (db.clone(), mesh.clone(), peer.clone());
+        tokio::spawn(async move {
+            match reply.await {
+                Ok(Ok(outcome)) => {
+                    if outcome.applied == 0 && outcome.duplicates > 0 && outcome.gap.is_none() {
+                        // Nothing new: our vector did not move, so no commit
+                        // will ack. The sender may have lost our last ack.
+                        let a = db.subscribe().borrow().clone();
+                        let _ = mesh.send(
+                            &peer,
+                            encode(&ReplMessage::Ack {
+                                vv: a.vv,
+                                hlc: a.hlc,
+                            }),
+                        );
+                    }
+                    if let Some((origin, from_seq)) = outcome.gap {
+                        let _ = mesh.send(&peer, encode(&ReplMessage::Resend { origin, from_seq }));
+                    }
+                }
+                // Not applied, not acknowledged: the sender retransmits after
+                // its stall timeout. Keep going; the disk may recover.
+                Ok(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "applying replicated entries failed")
+                }
+                Err(_) => {}
+            }
+            drop(permit);
+        });
     }
 }
 

@@ -219,6 +219,18 @@ pub struct Db {
     region: RegionName,
 }
 
+/// Answer to [`Db::enqueue_remote`], once the batch is durable.
+pub type RemoteReply = oneshot::Receiver<Result<RemoteOutcome, DbError>>;
+
+/// Why [`Db::enqueue_remote`] did not queue.
+#[derive(Debug)]
+pub enum EnqueueError {
+    /// The writer's queue is full: retry with these entries.
+    Full(Vec<LogEntry>),
+    /// The engine is stopped.
+    Stopped,
+}
+
 /// What a commit made durable: the version vector, and the HLC floor at
 /// that commit. Published together, so "every write of this origin stamped
 /// at or below `hlc` is covered by `vv`" holds for the pair (the basis of
@@ -290,6 +302,24 @@ impl Db {
         self.submit(Request::Remote { entries }, Reply::Remote(reply))
             .await?;
         rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Queues replicated entries without waiting for their commit. The
+    /// writer applies requests in queue order, so a peer's batches can be
+    /// pipelined behind one another and share group commits; the receiver
+    /// answers once the batch is durable. A full queue hands the entries back.
+    pub fn enqueue_remote(&self, entries: Vec<LogEntry>) -> Result<RemoteReply, EnqueueError> {
+        let (reply, rx) = oneshot::channel();
+        match self
+            .requests
+            .try_send((Request::Remote { entries }, Reply::Remote(reply)))
+        {
+            Ok(()) => Ok(rx),
+            Err(mpsc::TrySendError::Full((Request::Remote { entries }, _))) => {
+                Err(EnqueueError::Full(entries))
+            }
+            Err(_) => Err(EnqueueError::Stopped),
+        }
     }
 
     /// Asks the writer to advance and persist the clock (best effort; used
