@@ -205,9 +205,16 @@ async fn dispatch_inbound(
         match msg {
             ReplMessage::Entries(entries) => {
                 if let Some(tx) = appliers.get(&frame.from) {
-                    // Awaiting here back-pressures the peer through TCP.
-                    if tx.send(entries).await.is_err() {
-                        return;
+                    // Never wait here: one slow peer would hold every other
+                    // peer's acks behind it. A batch that finds its peer's
+                    // queue full is dropped; the next batch shows a gap (or
+                    // the sender's stall timer fires) and it is sent again.
+                    match tx.try_send(entries) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            tracing::debug!(peer = %frame.from, "apply queue full: batch dropped, will be resent");
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
                     }
                 }
             }

@@ -45,6 +45,9 @@ pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// How long a dial may take before it counts as a failure.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often an inbound link checks that bytes are still arriving.
+pub const PROGRESS_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Frames queued per peer while its link is up; beyond it `send` reports
 /// back-pressure rather than buffering without bound.
 pub const OUTBOUND_QUEUE_FRAMES_MAX: usize = 1024;
@@ -408,17 +411,36 @@ async fn run_inbound(
     inbound: &mpsc::Sender<InboundFrame>,
     shutdown: &CancellationToken,
 ) -> String {
+    // Liveness is "bytes keep arriving", not "a whole frame arrives every
+    // few seconds": a large batch over a slow (or bandwidth-capped) link may
+    // take longer than the heartbeat timeout, and pings queue behind it.
+    // `Framed` keeps a partial frame in its read buffer, so a growing buffer
+    // is progress; `next()` is cancel-safe, so waking to look loses nothing.
+    let mut last_progress = Instant::now();
+    let mut buffered = 0usize;
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return "shutting down".into(),
-            f = tokio::time::timeout(HEARTBEAT_TIMEOUT, stream.next()) => f,
+            f = stream.next() => f,
+            _ = tokio::time::sleep(PROGRESS_CHECK_INTERVAL) => {
+                let now_buffered = stream.read_buffer().len();
+                if now_buffered != buffered {
+                    buffered = now_buffered;
+                    last_progress = Instant::now();
+                }
+                if last_progress.elapsed() > HEARTBEAT_TIMEOUT {
+                    return format!("no bytes for {HEARTBEAT_TIMEOUT:?}");
+                }
+                continue;
+            }
         };
         let frame = match frame {
-            Err(_) => return format!("no frame for {HEARTBEAT_TIMEOUT:?}"),
-            Ok(None) => return "peer closed the connection".into(),
-            Ok(Some(Err(e))) => return format!("receive failed: {e}"),
-            Ok(Some(Ok(f))) => f,
+            None => return "peer closed the connection".into(),
+            Some(Err(e)) => return format!("receive failed: {e}"),
+            Some(Ok(f)) => f,
         };
+        buffered = 0;
+        last_progress = Instant::now();
         match postcard::from_bytes::<WireFrame>(&frame) {
             Ok(WireFrame::Ping { id }) => {
                 if let Err(e) = stream.send(encode(&WireFrame::Pong { id })).await {
@@ -433,6 +455,9 @@ async fn run_inbound(
                 if inbound.send(frame).await.is_err() {
                     return "node stopped reading peer frames".into();
                 }
+                // Time spent waiting for the node to take the frame is not
+                // the peer's silence.
+                last_progress = Instant::now();
             }
             Ok(WireFrame::Pong { .. }) => return "peer sent a pong on an inbound link".into(),
             Err(e) => return format!("undecodable frame: {e}"),
@@ -565,6 +590,59 @@ mod tests {
         })
         .await;
         assert!(link(0, "b").connects_total >= 2);
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_frame_slower_than_the_heartbeat_timeout_still_arrives() {
+        // Found in review: liveness used to require a whole frame every 3 s,
+        // so a big batch on a slow link failed and was resent forever.
+        let shutdown = CancellationToken::new();
+        let (a_listener, b_listener) = (
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        );
+        let b_addr = b_listener.local_addr().unwrap();
+        let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dial = proxy.local_addr().unwrap();
+        let mut slow = LinkConditions::from_rtt_ms(10.0);
+        slow.bandwidth_bytes_per_sec = Some(250_000); // 2 Mbit/s: 1 MiB takes ~4.2 s
+        LinkProxy::spawn(
+            proxy,
+            b_addr,
+            LinkControl::symmetric(slow),
+            shutdown.clone(),
+        );
+        let (a, _a_rx) = PeerMesh::start(
+            PeerIdentity::new("t", name("a"), SECRET),
+            vec![PeerTarget {
+                region: name("b"),
+                dial,
+            }],
+            a_listener,
+            shutdown.clone(),
+        );
+        let (_b, mut b_rx) = PeerMesh::start(
+            PeerIdentity::new("t", name("b"), SECRET),
+            vec![PeerTarget {
+                region: name("a"),
+                dial: "127.0.0.1:9".parse().unwrap(),
+            }],
+            b_listener,
+            shutdown.clone(),
+        );
+        wait_for("a→b up", || a.all_up()).await;
+        a.send(&name("b"), vec![7u8; 1024 * 1024]).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(15), b_rx.recv())
+            .await
+            .expect("the big frame never arrived")
+            .unwrap();
+        assert_eq!(got.payload.len(), 1024 * 1024);
+        assert_eq!(
+            a.status()[0].connects_total,
+            1,
+            "the link was dropped and redialled"
+        );
         shutdown.cancel();
     }
 
