@@ -7,7 +7,7 @@
 //! - [`load`]: the node-side write generator benchmarks drive.
 //! - [`data_api`]: put/get/delete/incr and conflicts on the admin port.
 //! - [`up`]: `meridian up`, a supervised local multi-region cluster.
-//! - [`bench`]: `meridian bench`, the benchmark suites and report.
+//! - [`bench`](mod@bench): `meridian bench`, the benchmark suites and report.
 //! - [`chaos`], [`status`]: operator commands against a running cluster.
 //! - [`cluster_file`]: `DIR/cluster.json`, how tools find a local cluster.
 //! - [`report`]: the JSON shapes of `/status` and link changes.
