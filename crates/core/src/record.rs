@@ -283,6 +283,15 @@ impl Member {
     }
 }
 
+/// One origin's share of a PN-counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PnCounter {
+    /// Sum of its positive deltas.
+    pub p: u64,
+    /// Sum of the magnitudes of its negative deltas.
+    pub n: u64,
+}
+
 /// The data type a key shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -322,8 +331,11 @@ pub struct KeyState {
     pub created: bool,
     /// The string a `SET` gave; `None` for other incarnations.
     pub bytes: Option<Vec<u8>>,
-    /// Sum of counter deltas, added to `bytes` read as an integer (or 0).
-    pub delta: i64,
+    /// Counter deltas as a state-based PN-counter: per origin, the sum of
+    /// its increments (`p`) and of its decrements (`n`). Both only grow, so
+    /// two replicas' counters join by pointwise maximum (anti-entropy), and
+    /// the value is `Σp − Σn` added to `bytes` read as an integer (or 0).
+    pub counter: BTreeMap<RegionName, PnCounter>,
     /// Newest counter write.
     pub delta_version: Option<Version>,
     /// Hash fields.
@@ -432,14 +444,23 @@ impl KeyState {
         if self.kind() != Some(Kind::String) {
             return None;
         }
+        let delta = self.delta();
         match &self.bytes {
-            Some(b) if self.delta == 0 => Some(b.clone()),
+            Some(b) if self.counter.is_empty() => Some(b.clone()),
             Some(b) => {
                 let base: i64 = std::str::from_utf8(b).ok()?.parse().ok()?;
-                Some(base.wrapping_add(self.delta).to_string().into_bytes())
+                Some(base.saturating_add(delta).to_string().into_bytes())
             }
-            None => Some(self.delta.to_string().into_bytes()),
+            None => Some(delta.to_string().into_bytes()),
         }
+    }
+
+    /// The counter's value: `Σp − Σn`, saturated to the i64 range.
+    pub fn delta(&self) -> i64 {
+        let (p, n) = self.counter.values().fold((0i128, 0i128), |(p, n), c| {
+            (p + i128::from(c.p), n + i128::from(c.n))
+        });
+        (p - n).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
     }
 
     /// Live hash fields, when the key shows a hash.
@@ -481,7 +502,7 @@ impl KeyState {
         if self.created && safe && !self.purged {
             self.purged = true;
             self.bytes = None;
-            self.delta = 0;
+            self.counter.clear();
             self.hash.clear();
             self.set.clear();
             return true;
@@ -544,7 +565,7 @@ fn blank(inc: Option<Incarnation>, needs_creator: bool, last: Version) -> KeySta
         observed: None,
         created: !needs_creator,
         bytes: None,
-        delta: 0,
+        counter: BTreeMap::new(),
         delta_version: None,
         hash: BTreeMap::new(),
         hash_version: None,
@@ -635,6 +656,80 @@ pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
     }
 }
 
+/// Joins two replicas' states of one key, for anti-entropy repair.
+///
+/// Commutative, associative and idempotent, and it agrees with [`apply`]:
+/// joining replicas that each applied per-origin prefixes of a history shows
+/// readers what applying the union of those prefixes shows. The higher
+/// incarnation wins whole (as `apply` replaces); within one incarnation
+/// every part joins by its own rule — PN-counter shares by maximum, hash
+/// fields by version, set tags by union, expiry by version.
+pub fn join(a: &KeyState, b: &KeyState) -> KeyState {
+    use std::cmp::Ordering;
+    match a.incarnation.cmp(&b.incarnation) {
+        Ordering::Greater => return a.clone(),
+        Ordering::Less => return b.clone(),
+        Ordering::Equal => {}
+    }
+    let created = a.created || b.created;
+    let mut out = KeyState {
+        incarnation: a.incarnation.clone(),
+        observed: if a.created {
+            a.observed.clone()
+        } else {
+            b.observed.clone()
+        },
+        created,
+        bytes: a.bytes.clone().or_else(|| b.bytes.clone()),
+        counter: a.counter.clone(),
+        delta_version: a.delta_version.clone().max(b.delta_version.clone()),
+        hash: a.hash.clone(),
+        hash_version: a.hash_version.clone().max(b.hash_version.clone()),
+        set: a.set.clone(),
+        set_version: a.set_version.clone().max(b.set_version.clone()),
+        expiry: match (&a.expiry, &b.expiry) {
+            (Some(x), Some(y)) => Some(if y.version > x.version {
+                y.clone()
+            } else {
+                x.clone()
+            }),
+            (x, y) => x.clone().or_else(|| y.clone()),
+        },
+        last: a.last.clone().max(b.last.clone()),
+        replaced_last: if created {
+            None
+        } else {
+            a.replaced_last.clone().max(b.replaced_last.clone())
+        },
+        purged: a.purged || b.purged,
+    };
+    for (origin, share) in &b.counter {
+        let mine = out.counter.entry(origin.clone()).or_default();
+        mine.p = mine.p.max(share.p);
+        mine.n = mine.n.max(share.n);
+    }
+    for (field, theirs) in &b.hash {
+        match out.hash.get(field) {
+            Some(mine) if mine.version >= theirs.version => {}
+            _ => {
+                out.hash.insert(field.clone(), theirs.clone());
+            }
+        }
+    }
+    for (member, theirs) in &b.set {
+        let mine = out.set.entry(member.clone()).or_default();
+        mine.adds.extend(theirs.adds.iter().cloned());
+        mine.removed.extend(theirs.removed.iter().cloned());
+    }
+    if out.purged {
+        out.bytes = None;
+        out.counter.clear();
+        out.hash.clear();
+        out.set.clear();
+    }
+    out
+}
+
 fn newest(slot: &mut Option<Version>, version: &Version) {
     if slot.as_ref() < Some(version) {
         *slot = Some(version.clone());
@@ -654,7 +749,12 @@ fn merge_op(state: &mut KeyState, entry: &LogEntry, version: &Version) {
         // that revive it keep theirs.
         Op::Delete => {}
         Op::Add { delta, .. } => {
-            state.delta = state.delta.wrapping_add(*delta);
+            let share = state.counter.entry(version.origin.clone()).or_default();
+            if *delta >= 0 {
+                share.p = share.p.saturating_add(delta.unsigned_abs());
+            } else {
+                share.n = share.n.saturating_add(delta.unsigned_abs());
+            }
             newest(&mut state.delta_version, version);
         }
         Op::HashSet { fields, .. } => {
