@@ -393,6 +393,12 @@ impl KeyState {
         s
     }
 
+    /// What a lost key looks like: the genesis incarnation with nothing in
+    /// it, so a join with any real state restores that state.
+    pub fn lost(last: Version) -> KeyState {
+        blank(None, false, last)
+    }
+
     /// The type the key shows, ignoring expiry: the type written last.
     pub fn kind(&self) -> Option<Kind> {
         let string = match (&self.bytes, &self.delta_version) {

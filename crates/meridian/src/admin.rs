@@ -87,6 +87,7 @@ fn router(state: AdminState) -> Router {
         .route("/conflicts", get(data_api::conflicts))
         .route("/digest", get(digest))
         .route("/admin/bench/load", post(bench_load))
+        .route("/admin/faults/forget/{table}/{key}", post(forget_key))
         .route("/admin/replication/reset-lag", post(reset_lag))
         // Values up to the limit plus room for nothing else: the data API
         // takes raw bodies.
@@ -515,6 +516,12 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
     );
     counter(
         p,
+        "meridian_anti_entropy_repaired_keys_total",
+        "Keys whose data anti-entropy repaired from a peer (should stay 0 without faults).",
+        stats.repaired_keys.load(Relaxed),
+    );
+    counter(
+        p,
         "meridian_store_purged_keys_total",
         "Expired keys whose data this region dropped (locally, never replicated).",
         stats.purged_keys.load(Relaxed),
@@ -574,6 +581,23 @@ async fn bench_load(
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     tracing::info!(?spec, "benchmark load starting");
     Ok(Json(crate::load::run(s.node.db.clone(), spec).await))
+}
+
+/// `POST /admin/faults/forget/{table}/{key}`: fault injection — this
+/// region loses the key's local state, as a damaged disk would. Nothing is
+/// logged or replicated; anti-entropy must bring it back.
+async fn forget_key(
+    _: AdminAuth,
+    State(s): State<AdminState>,
+    Path((table, key)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.node
+        .db
+        .forget(&table, key.as_bytes())
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    tracing::warn!(%table, %key, "fault injected: key state forgotten locally");
+    Ok(Json(json!({ "forgotten": key })))
 }
 
 /// `POST /admin/replication/reset-lag`: forget lag samples (benchmarks

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use meridian::chaos::ChaosCommand;
 use meridian::logging::{self, LogFormat};
-use meridian::node::StorageOptions;
+use meridian::node::NodeOptions;
 use meridian::up::{self, UpOptions};
 use meridian_core::{RegionName, Topology, TopologyConfig};
 use meridian_store::Durability;
@@ -47,6 +47,9 @@ enum Command {
         /// `none` (benchmarks only).
         #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
         durability: DurabilityArg,
+        /// How often anti-entropy compares data with a peer, in ms.
+        #[arg(long, default_value_t = 30_000)]
+        anti_entropy_interval_ms: u64,
     },
     /// Start a local multi-region cluster on 127.0.0.1 over emulated WAN links.
     Up {
@@ -59,6 +62,9 @@ enum Command {
         /// Use fixed ports: region i gets base+10i (peer), +1 (redis), +2 (admin).
         #[arg(long)]
         base_port: Option<u16>,
+        /// Anti-entropy interval for every node, in ms.
+        #[arg(long, default_value_t = 30_000)]
+        anti_entropy_ms: u64,
     },
     /// Inject faults into a running local cluster.
     Chaos {
@@ -141,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             region,
             data_dir,
             durability,
+            anti_entropy_interval_ms,
         } => {
             let topology = load_topology(&config)?;
             let region = RegionName::new(region)?;
@@ -148,9 +155,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 DurabilityArg::Fsync => Durability::Fsync,
                 DurabilityArg::None => Durability::None,
             };
-            let storage = StorageOptions {
+            let storage = NodeOptions {
                 data_dir,
                 durability,
+                anti_entropy_interval: std::time::Duration::from_millis(
+                    anti_entropy_interval_ms.max(100),
+                ),
             };
             meridian::node::run(topology, region, storage, shutdown_on_signals()).await
         }
@@ -158,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             regions,
             dir,
             base_port,
+            anti_entropy_ms,
         } => {
             let regions = up::parse_regions(&regions)?;
             up::run(
@@ -165,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     regions,
                     dir,
                     base_port,
+                    anti_entropy_ms,
                 },
                 shutdown_on_signals(),
             )

@@ -63,13 +63,15 @@ async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Where and how a node keeps its data.
+/// How a node keeps its data and checks it against its peers.
 #[derive(Clone, Debug)]
-pub struct StorageOptions {
+pub struct NodeOptions {
     /// Directory of the database file.
     pub data_dir: PathBuf,
     /// fsync per commit, or not (benchmarks only).
     pub durability: Durability,
+    /// How often anti-entropy compares this region's data with a peer's.
+    pub anti_entropy_interval: std::time::Duration,
 }
 
 /// The database file inside the data directory.
@@ -79,7 +81,7 @@ pub const DB_FILE: &str = "meridian.redb";
 pub async fn run(
     topology: Topology,
     region: RegionName,
-    storage: StorageOptions,
+    storage: NodeOptions,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let me = topology
@@ -153,7 +155,13 @@ pub async fn run(
     meridian_repl::runtime::spawn_purger(
         db.clone(),
         repl.closed().clone(),
+        tables.clone(),
+        shutdown.clone(),
+    );
+    meridian_repl::runtime::spawn_anti_entropy(
+        mesh.clone(),
         tables,
+        storage.anti_entropy_interval,
         shutdown.clone(),
     );
 

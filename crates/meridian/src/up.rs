@@ -56,6 +56,8 @@ pub struct UpOptions {
     /// Fixed ports: region i uses `base + 10·i + {0 peer, 1 resp, 2 admin}`.
     /// `None` picks free ports.
     pub base_port: Option<u16>,
+    /// Anti-entropy interval passed to every node, ms.
+    pub anti_entropy_ms: u64,
 }
 
 /// Parses `us-east,eu-west,...`, refusing duplicates and unknown regions.
@@ -108,13 +110,31 @@ fn choose_ports(n: usize, base: Option<u16>) -> anyhow::Result<Vec<[u16; 3]>> {
             })
             .collect());
     }
+    // Not port 0: the kernel hands those out from the ephemeral range, which
+    // outgoing connections draw their source ports from too, so between our
+    // release and the node's bind another connection can take the port (seen
+    // under parallel test runs). Random ports below the ephemeral range,
+    // checked by binding and held until all are chosen, avoid both that and
+    // two `up`s picking alike.
     let mut held = Vec::new();
     let mut out = Vec::new();
     for _ in 0..n {
         let mut ports = [0u16; 3];
         for p in &mut ports {
-            let l = std::net::TcpListener::bind("127.0.0.1:0")
-                .context("cannot find a free port on 127.0.0.1")?;
+            let mut tries = 0;
+            let l = loop {
+                let mut r = [0u8; 2];
+                getrandom::fill(&mut r).expect("the OS random source is available");
+                let candidate =
+                    FREE_PORTS.start + u16::from_le_bytes(r) % (FREE_PORTS.end - FREE_PORTS.start);
+                if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", candidate)) {
+                    break l;
+                }
+                tries += 1;
+                if tries > 1000 {
+                    bail!("cannot find free ports in {FREE_PORTS:?} on 127.0.0.1; use --base-port");
+                }
+            };
             *p = l.local_addr()?.port();
             held.push(l);
         }
@@ -122,6 +142,10 @@ fn choose_ports(n: usize, base: Option<u16>) -> anyhow::Result<Vec<[u16; 3]>> {
     }
     Ok(out)
 }
+
+/// Where `up` looks for free ports: below Linux's default ephemeral range
+/// (32768–60999), above most well-known services.
+pub const FREE_PORTS: std::ops::Range<u16> = 20_000..32_000;
 
 fn topology_for(regions: &[RegionName], ports: &[[u16; 3]], admin_token: &str) -> TopologyConfig {
     let addr = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
@@ -172,6 +196,7 @@ struct RegionProcess {
 /// Owns the node processes.
 pub struct Supervisor {
     exe: PathBuf,
+    anti_entropy_ms: u64,
     config: PathBuf,
     dir: PathBuf,
     topology: Topology,
@@ -202,6 +227,8 @@ impl Supervisor {
             .arg(region.as_str())
             .arg("--data-dir")
             .arg(self.dir.join("data").join(region.as_str()))
+            .arg("--anti-entropy-interval-ms")
+            .arg(self.anti_entropy_ms.to_string())
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -380,6 +407,7 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
         .collect();
     let sup = Arc::new(Supervisor {
         exe: std::env::current_exe()?,
+        anti_entropy_ms: opts.anti_entropy_ms,
         config: config_path.clone(),
         dir: dir.clone(),
         topology: topology.clone(),

@@ -348,3 +348,47 @@ async fn a_ttl_beyond_the_clock_range_is_refused() {
         "nothing was written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anti_entropy_restores_a_key_a_region_lost() {
+    let c = Cluster::start_with(REGIONS, &["--anti-entropy-ms", "300"]).await;
+    let token = c.put("us-east", "profile:9", "kept").await;
+    c.incr("ap-south", "visits", 5).await;
+    assert_eq!(
+        c.get("eu-west", "profile:9", Some(&token)).await.as_deref(),
+        Some("kept")
+    );
+    c.converged(Some(2), Duration::from_secs(10)).await;
+    // eu-west's disk "loses" both keys; nothing about it is replicated.
+    for key in ["profile:9", "visits"] {
+        let url = format!("{}/admin/faults/forget/default/{key}", c.admin("eu-west"));
+        let _: serde_json::Value = c
+            .data()
+            .json(hyper::Method::POST, &url, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        c.get("eu-west", "profile:9", None).await,
+        None,
+        "the fault did not take"
+    );
+    // Anti-entropy finds the differing buckets and joins the peers' states.
+    c.converged(Some(2), Duration::from_secs(15)).await;
+    assert_eq!(
+        c.get("eu-west", "profile:9", None).await.as_deref(),
+        Some("kept")
+    );
+    assert_eq!(c.get("eu-west", "visits", None).await.as_deref(), Some("5"));
+    let repaired = c
+        .metric("eu-west", "meridian_anti_entropy_repaired_keys_total", &[])
+        .await
+        .unwrap();
+    assert!(repaired >= 2.0, "repaired {repaired}");
+    // Without faults anti-entropy repairs nothing.
+    assert_eq!(
+        c.metric("us-east", "meridian_anti_entropy_repaired_keys_total", &[])
+            .await,
+        Some(0.0)
+    );
+}

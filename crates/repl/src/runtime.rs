@@ -62,6 +62,35 @@ pub enum ReplMessage {
         /// HLC floor when `vv` was committed.
         hlc: meridian_core::Hlc,
     },
+    /// Anti-entropy: send me your per-bucket digests of `table`.
+    DigestRequest {
+        /// Table.
+        table: String,
+    },
+    /// Per-bucket digests, taken while the sender's vector was `vv`.
+    DigestReply {
+        /// Table.
+        table: String,
+        /// The sender's applied vector around the digests.
+        vv: VersionVector,
+        /// One SHA-256 per bucket.
+        buckets: Vec<[u8; 32]>,
+    },
+    /// Anti-entropy: send me your states of one bucket.
+    BucketRequest {
+        /// Table.
+        table: String,
+        /// Bucket.
+        bucket: u8,
+    },
+    /// States of one bucket (bounded; a larger bucket is finished in later
+    /// rounds).
+    BucketReply {
+        /// Table.
+        table: String,
+        /// `(key, state)` pairs.
+        states: Vec<(Vec<u8>, meridian_core::record::KeyState)>,
+    },
     /// The sender needs `origin`'s entries from `from_seq` again.
     Resend {
         /// The origin.
@@ -163,6 +192,7 @@ pub fn spawn(
         appliers,
         events_tx.clone(),
         closed.clone(),
+        mesh.clone(),
         shutdown.clone(),
     ));
     let last_hlc = db.subscribe().borrow().hlc;
@@ -188,6 +218,7 @@ async fn dispatch_inbound(
     appliers: BTreeMap<RegionName, mpsc::Sender<Vec<LogEntry>>>,
     events: mpsc::Sender<Event>,
     closed: ClosedTimestamps,
+    mesh: PeerMesh,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -232,6 +263,17 @@ async fn dispatch_inbound(
                         vv,
                     })
                     .await;
+            }
+            msg @ (ReplMessage::DigestRequest { .. }
+            | ReplMessage::DigestReply { .. }
+            | ReplMessage::BucketRequest { .. }
+            | ReplMessage::BucketReply { .. }) => {
+                tokio::spawn(anti_entropy_message(
+                    db.clone(),
+                    mesh.clone(),
+                    frame.from.clone(),
+                    msg,
+                ));
             }
             ReplMessage::Resend { origin, from_seq } => {
                 let _ = events
@@ -545,6 +587,134 @@ pub fn spawn_purger(
                     Ok(_) => {}
                     Err(e) => tracing::warn!(%table, error = %e, "purging expired keys failed"),
                 }
+            }
+        }
+    });
+}
+
+/// Differing buckets repaired per table per round; the rest wait for the
+/// next round, so one round's cost stays bounded.
+pub const ANTI_ENTROPY_BUCKETS_PER_ROUND: usize = 16;
+
+/// Encoded bytes of states in one bucket reply.
+pub const ANTI_ENTROPY_REPLY_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+fn now_ms() -> u64 {
+    meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock)
+}
+
+/// Per-bucket digests of `table` with the vector they were taken at; `None`
+/// when writes landed meanwhile (the digests would describe no one state).
+async fn digests_at_rest(db: &Db, table: &str) -> Option<(VersionVector, Vec<[u8; 32]>)> {
+    let before = db.applied();
+    let (backend, t) = (db.backend().clone(), table.to_string());
+    let buckets = tokio::task::spawn_blocking(move || {
+        meridian_store::digest::bucket_digests(backend.as_ref(), &t, now_ms())
+    })
+    .await
+    .ok()?
+    .ok()?;
+    (db.applied() == before).then_some((before, buckets))
+}
+
+async fn anti_entropy_message(db: Db, mesh: PeerMesh, peer: RegionName, msg: ReplMessage) {
+    match msg {
+        ReplMessage::DigestRequest { table } => {
+            if let Some((vv, buckets)) = digests_at_rest(&db, &table).await {
+                let _ = mesh.send(
+                    &peer,
+                    encode(&ReplMessage::DigestReply { table, vv, buckets }),
+                );
+            }
+        }
+        ReplMessage::DigestReply { table, vv, buckets } => {
+            // Only regions that applied the same writes should agree;
+            // otherwise the difference is replication still in flight.
+            let Some((mine_vv, mine)) = digests_at_rest(&db, &table).await else {
+                return;
+            };
+            if mine_vv != vv || mine.len() != buckets.len() {
+                return;
+            }
+            let differing: Vec<u8> = (0..mine.len())
+                .filter(|i| mine[*i] != buckets[*i])
+                .map(|i| i as u8)
+                .collect();
+            if differing.is_empty() {
+                return;
+            }
+            tracing::warn!(%peer, %table, buckets = differing.len(), "anti-entropy: data differs despite equal version vectors; repairing");
+            for bucket in differing.into_iter().take(ANTI_ENTROPY_BUCKETS_PER_ROUND) {
+                let _ = mesh.send(
+                    &peer,
+                    encode(&ReplMessage::BucketRequest {
+                        table: table.clone(),
+                        bucket,
+                    }),
+                );
+            }
+        }
+        ReplMessage::BucketRequest { table, bucket } => {
+            let (backend, t) = (db.backend().clone(), table.clone());
+            let states = tokio::task::spawn_blocking(move || {
+                meridian_store::digest::bucket_states(backend.as_ref(), &t, bucket, usize::MAX)
+            })
+            .await;
+            let Ok(Ok(states)) = states else { return };
+            let mut bytes = 0usize;
+            let states: Vec<_> = states
+                .into_iter()
+                .take_while(|s| {
+                    bytes += postcard::to_stdvec(s).map(|b| b.len()).unwrap_or(0);
+                    bytes <= ANTI_ENTROPY_REPLY_BYTES_MAX
+                })
+                .collect();
+            let _ = mesh.send(&peer, encode(&ReplMessage::BucketReply { table, states }));
+        }
+        ReplMessage::BucketReply { table, states } => match db.join_states(&table, states).await {
+            Ok(n) if n > 0 => tracing::warn!(%peer, %table, keys = n, "anti-entropy repaired keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%peer, %table, error = %e, "anti-entropy repair failed"),
+        },
+        _ => {}
+    }
+}
+
+/// Every `interval`, asks the next reachable peer (round robin) for its
+/// bucket digests of every table. Repairs follow in `anti_entropy_message`.
+pub fn spawn_anti_entropy(
+    mesh: PeerMesh,
+    tables: Vec<String>,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.tick().await;
+        let mut turn = 0usize;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let up: Vec<RegionName> = mesh
+                .status()
+                .into_iter()
+                .filter(|s| s.outbound_up)
+                .map(|s| s.region)
+                .collect();
+            if up.is_empty() {
+                continue;
+            }
+            let peer = &up[turn % up.len()];
+            turn += 1;
+            for table in &tables {
+                let _ = mesh.send(
+                    peer,
+                    encode(&ReplMessage::DigestRequest {
+                        table: table.clone(),
+                    }),
+                );
             }
         }
     });

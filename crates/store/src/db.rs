@@ -139,6 +139,8 @@ pub struct DbStats {
     pub hlc_remote_ahead: AtomicU64,
     /// Expired keys purged locally.
     pub purged_keys: AtomicU64,
+    /// Keys changed by anti-entropy repair.
+    pub repaired_keys: AtomicU64,
     /// Conflicts per table.
     pub conflicts: Mutex<BTreeMap<String, u64>>,
     /// The newest conflicts.
@@ -174,6 +176,22 @@ pub enum Request {
         keys: Vec<Vec<u8>>,
         /// Time up to which every origin's writes are here.
         closed_ms: u64,
+    },
+    /// Anti-entropy repair: join a peer's states into ours (not logged; the
+    /// peer's writes are already in its log or were collected everywhere).
+    Join {
+        /// Table.
+        table: String,
+        /// The peer's `(key, state)` pairs.
+        states: Vec<(Vec<u8>, KeyState)>,
+    },
+    /// Fault injection: lose one key's local state (it reads as absent),
+    /// as a damaged disk would. Not logged, not replicated.
+    Forget {
+        /// Table.
+        table: String,
+        /// Key.
+        key: Vec<u8>,
     },
     /// Advance the HLC to now and persist it, so an idle region can claim
     /// "all my writes up to now are in my vector" (closed timestamps).
@@ -302,6 +320,39 @@ impl Db {
         self.submit(Request::Remote { entries }, Reply::Remote(reply))
             .await?;
         rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Joins a peer's states into ours (anti-entropy); returns how many keys
+    /// changed.
+    pub async fn join_states(
+        &self,
+        table: &str,
+        states: Vec<(Vec<u8>, KeyState)>,
+    ) -> Result<u64, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(
+            Request::Join {
+                table: table.to_string(),
+                states,
+            },
+            Reply::Purge(reply),
+        )
+        .await?;
+        rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Fault injection: loses one key's local state (see [`Request::Forget`]).
+    pub async fn forget(&self, table: &str, key: &[u8]) -> Result<(), DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(
+            Request::Forget {
+                table: table.to_string(),
+                key: key.to_vec(),
+            },
+            Reply::Purge(reply),
+        )
+        .await?;
+        rx.await.map_err(|_| DbError::Stopped)?.map(|_| ())
     }
 
     /// Queues replicated entries without waiting for their commit. The
@@ -613,6 +664,40 @@ impl<C: PhysicalClock> Engine<C> {
                     }
                     self.stats.purged_keys.fetch_add(purged, Ordering::Relaxed);
                     pending.push(Pending::Purged(purged));
+                }
+                Request::Join { table, states } => {
+                    let mut changed = 0;
+                    for (key, theirs) in states {
+                        let mine = match self.current(&mut overlay, &table, &key) {
+                            Ok(mine) => mine,
+                            Err(e) => {
+                                failure.get_or_insert(e);
+                                continue;
+                            }
+                        };
+                        let merged = match &mine {
+                            Some(m) => meridian_core::record::join(m, &theirs),
+                            None => theirs,
+                        };
+                        if mine.as_ref() != Some(&merged) {
+                            changed += 1;
+                            overlay.insert((table.clone(), key), Some(merged));
+                        }
+                    }
+                    self.stats
+                        .repaired_keys
+                        .fetch_add(changed, Ordering::Relaxed);
+                    pending.push(Pending::Purged(changed));
+                }
+                Request::Forget { table, key } => {
+                    let lost = match self.current(&mut overlay, &table, &key) {
+                        Ok(Some(mine)) => {
+                            overlay.insert((table, key), Some(KeyState::lost(mine.last)));
+                            1
+                        }
+                        _ => 0,
+                    };
+                    pending.push(Pending::Purged(lost));
                 }
                 Request::AdvanceClock => {
                     self.clock.now();

@@ -67,6 +67,75 @@ pub fn table_digest(
     })
 }
 
+/// Buckets of [`bucket_digests`]: keys fall into one by the first byte of
+/// their SHA-256, so ranges compare independently of key distribution.
+pub const DIGEST_BUCKETS: usize = 256;
+
+/// The bucket a key belongs to.
+pub fn bucket_of(key: &[u8]) -> u8 {
+    Sha256::digest(key)[0]
+}
+
+/// Per-bucket digests of what `table` shows readers: two regions can find
+/// which key ranges differ without exchanging the keys.
+pub fn bucket_digests(
+    backend: &dyn Backend,
+    table: &str,
+    now_ms: u64,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let mut hashers: Vec<Sha256> = (0..DIGEST_BUCKETS).map(|_| Sha256::new()).collect();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
+        let Some((last, _)) = page.last() else { break };
+        let next = last.clone();
+        for (key, state) in &page {
+            if state.is_absent(now_ms) {
+                continue;
+            }
+            let visible = match state.kind() {
+                Some(Kind::String) => Visible::String(state.bytes().unwrap_or_default()),
+                Some(Kind::Hash) => Visible::Hash(state.hash_fields()),
+                Some(Kind::Set) => Visible::Set(state.set_members()),
+                None => continue,
+            };
+            let record = postcard::to_stdvec(&(key, visible, state.expires_at_ms()))
+                .expect("visible records always encode");
+            let h = &mut hashers[bucket_of(key) as usize];
+            h.update((record.len() as u64).to_le_bytes());
+            h.update(&record);
+        }
+        after = Some(next);
+    }
+    Ok(hashers.into_iter().map(|h| h.finalize().into()).collect())
+}
+
+/// Every stored state of `table` in one bucket, at most `limit`.
+pub fn bucket_states(
+    backend: &dyn Backend,
+    table: &str,
+    bucket: u8,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, meridian_core::record::KeyState)>, StoreError> {
+    let mut out = Vec::new();
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
+        let Some((last, _)) = page.last() else { break };
+        let next = last.clone();
+        for (key, state) in page {
+            if bucket_of(&key) == bucket {
+                out.push((key, state));
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        after = Some(next);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,6 +164,31 @@ mod tests {
         };
         m.commit(&batch, Durability::None).unwrap();
         m
+    }
+
+    #[test]
+    fn one_changed_key_changes_exactly_its_bucket() {
+        let a = store(vec![
+            ("k1", state(1, b"x")),
+            ("k2", state(2, b"y")),
+            ("k3", state(3, b"z")),
+        ]);
+        let b = store(vec![
+            ("k1", state(1, b"x")),
+            ("k2", state(2, b"CHANGED")),
+            ("k3", state(3, b"z")),
+        ]);
+        let (da, db) = (
+            bucket_digests(&a, "t", 0).unwrap(),
+            bucket_digests(&b, "t", 0).unwrap(),
+        );
+        assert_eq!(da.len(), DIGEST_BUCKETS);
+        let differing: Vec<usize> = (0..DIGEST_BUCKETS).filter(|i| da[*i] != db[*i]).collect();
+        assert_eq!(differing, vec![bucket_of(b"k2") as usize]);
+        let states = bucket_states(&b, "t", bucket_of(b"k2"), 10).unwrap();
+        assert!(states
+            .iter()
+            .any(|(k, s)| k == b"k2" && s.bytes().unwrap() == b"CHANGED"));
     }
 
     #[test]

@@ -45,10 +45,16 @@ where
 impl Cluster {
     /// Starts `meridian up --regions <regions>` and waits for cluster.json.
     pub async fn start(regions: &str) -> Cluster {
+        Cluster::start_with(regions, &[]).await
+    }
+
+    /// The same with extra `up` arguments.
+    pub async fn start_with(regions: &str, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let up = Command::new(exe())
             .args(["up", "--regions", regions, "--dir"])
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

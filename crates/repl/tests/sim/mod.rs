@@ -377,6 +377,12 @@ impl Sim {
                     from_seq,
                 },
             ),
+            // Anti-entropy is not simulated: convergence here must come from
+            // the log protocol alone.
+            ReplMessage::DigestRequest { .. }
+            | ReplMessage::DigestReply { .. }
+            | ReplMessage::BucketRequest { .. }
+            | ReplMessage::BucketReply { .. } => {}
         }
     }
 
