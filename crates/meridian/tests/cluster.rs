@@ -10,21 +10,7 @@ use hyper::{Method, StatusCode};
 use meridian::http_client::AdminClient;
 use serde_json::json;
 
-fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape =
-        prometheus_parse::Scrape::parse(lines).expect("metrics must parse as Prometheus text");
-    scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => f64::NAN,
-        })
-}
+use common::parse_metric as metric;
 
 async fn metrics_text(c: &Cluster, region: &str) -> String {
     let (status, body) = AdminClient::new(None)

@@ -30,6 +30,51 @@ enum Visible<'a> {
     Set(Vec<&'a [u8]>),
 }
 
+/// Calls `f` with every stored `(key, state)` of `table` in key order, a
+/// page at a time, until it returns `false`.
+fn for_each_state(
+    backend: &dyn Backend,
+    table: &str,
+    mut f: impl FnMut(&[u8], &meridian_core::record::KeyState) -> bool,
+) -> Result<(), StoreError> {
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(());
+        };
+        let next = last.clone();
+        for (key, state) in &page {
+            if !f(key, state) {
+                return Ok(());
+            }
+        }
+        after = Some(next);
+    }
+}
+
+/// The bytes a digest hashes for one key: what a reader sees of it
+/// (`None` when it reads as absent), length-prefixed.
+fn visible_record(
+    key: &[u8],
+    state: &meridian_core::record::KeyState,
+    now_ms: u64,
+) -> Option<Vec<u8>> {
+    if state.is_absent(now_ms) {
+        return None;
+    }
+    let visible = match state.kind()? {
+        Kind::String => Visible::String(state.bytes().unwrap_or_default()),
+        Kind::Hash => Visible::Hash(state.hash_fields()),
+        Kind::Set => Visible::Set(state.set_members()),
+    };
+    let record = postcard::to_stdvec(&(key, visible, state.expires_at_ms()))
+        .expect("visible records always encode");
+    let mut out = (record.len() as u64).to_le_bytes().to_vec();
+    out.extend(record);
+    Some(out)
+}
+
 /// Hashes `table` as readers see it at `now_ms`.
 pub fn table_digest(
     backend: &dyn Backend,
@@ -38,29 +83,13 @@ pub fn table_digest(
 ) -> Result<TableDigest, StoreError> {
     let mut hasher = Sha256::new();
     let mut keys = 0u64;
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
-        let Some((last, _)) = page.last() else { break };
-        let next = last.clone();
-        for (key, state) in &page {
-            if state.is_absent(now_ms) {
-                continue;
-            }
-            let visible = match state.kind() {
-                Some(Kind::String) => Visible::String(state.bytes().unwrap_or_default()),
-                Some(Kind::Hash) => Visible::Hash(state.hash_fields()),
-                Some(Kind::Set) => Visible::Set(state.set_members()),
-                None => continue,
-            };
-            let record = postcard::to_stdvec(&(key, visible, state.expires_at_ms()))
-                .expect("visible records always encode");
-            hasher.update((record.len() as u64).to_le_bytes());
+    for_each_state(backend, table, |key, state| {
+        if let Some(record) = visible_record(key, state, now_ms) {
             hasher.update(&record);
             keys += 1;
         }
-        after = Some(next);
-    }
+        true
+    })?;
     Ok(TableDigest {
         keys,
         sha256: hex::encode(hasher.finalize()),
@@ -84,29 +113,12 @@ pub fn bucket_digests(
     now_ms: u64,
 ) -> Result<Vec<[u8; 32]>, StoreError> {
     let mut hashers: Vec<Sha256> = (0..DIGEST_BUCKETS).map(|_| Sha256::new()).collect();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
-        let Some((last, _)) = page.last() else { break };
-        let next = last.clone();
-        for (key, state) in &page {
-            if state.is_absent(now_ms) {
-                continue;
-            }
-            let visible = match state.kind() {
-                Some(Kind::String) => Visible::String(state.bytes().unwrap_or_default()),
-                Some(Kind::Hash) => Visible::Hash(state.hash_fields()),
-                Some(Kind::Set) => Visible::Set(state.set_members()),
-                None => continue,
-            };
-            let record = postcard::to_stdvec(&(key, visible, state.expires_at_ms()))
-                .expect("visible records always encode");
-            let h = &mut hashers[bucket_of(key) as usize];
-            h.update((record.len() as u64).to_le_bytes());
-            h.update(&record);
+    for_each_state(backend, table, |key, state| {
+        if let Some(record) = visible_record(key, state, now_ms) {
+            hashers[bucket_of(key) as usize].update(&record);
         }
-        after = Some(next);
-    }
+        true
+    })?;
     Ok(hashers.into_iter().map(|h| h.finalize().into()).collect())
 }
 
@@ -118,21 +130,12 @@ pub fn bucket_states(
     limit: usize,
 ) -> Result<Vec<(Vec<u8>, meridian_core::record::KeyState)>, StoreError> {
     let mut out = Vec::new();
-    let mut after: Option<Vec<u8>> = None;
-    loop {
-        let page = backend.scan(table, after.as_deref(), SCAN_PAGE_KEYS)?;
-        let Some((last, _)) = page.last() else { break };
-        let next = last.clone();
-        for (key, state) in page {
-            if bucket_of(&key) == bucket {
-                out.push((key, state));
-                if out.len() >= limit {
-                    return Ok(out);
-                }
-            }
+    for_each_state(backend, table, |key, state| {
+        if bucket_of(key) == bucket {
+            out.push((key.to_vec(), state.clone()));
         }
-        after = Some(next);
-    }
+        out.len() < limit
+    })?;
     Ok(out)
 }
 

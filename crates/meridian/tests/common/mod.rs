@@ -309,18 +309,24 @@ impl Cluster {
             )
             .await
             .ok()?;
-        let lines = text.lines().map(|l| Ok(l.to_string()));
-        let scrape =
-            prometheus_parse::Scrape::parse(lines).expect("metrics must parse as Prometheus text");
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
+        parse_metric(&text, name, labels)
     }
+}
+
+/// Parses Prometheus text with a real parser (failing the test if it does
+/// not parse) and returns the first sample of `name` with these labels.
+pub fn parse_metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape =
+        prometheus_parse::Scrape::parse(lines).expect("metrics must parse as Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
 }
