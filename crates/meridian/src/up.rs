@@ -541,7 +541,7 @@ fn authorize(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| t == state.token);
+        .is_some_and(|t| crate::admin::constant_time_eq(t.as_bytes(), state.token.as_bytes()));
     if ok {
         Ok(())
     } else {

@@ -487,7 +487,10 @@ impl Driver {
                     if let Err(e) = db.backend().truncate_log(&origin, through_seq) {
                         tracing::warn!(%origin, through_seq, error = %e, "log truncation failed");
                     }
-                    db.forget_own_bytes_through(through_seq);
+                    // The checkpoints count our own log only.
+                    if origin == *db.region() {
+                        db.forget_own_bytes_through(through_seq);
+                    }
                 });
             }
         }
@@ -558,7 +561,7 @@ pub fn spawn_purger(
                 continue;
             };
             // Our own writes are all here: cap at our clock.
-            let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
+            let now = wall_ms();
             let closed_ms = closed_ms.min(now);
             for (table, cursor) in cursors.iter_mut() {
                 let (db2, t, after) = (db.clone(), table.clone(), cursor.clone());
@@ -599,7 +602,8 @@ pub const ANTI_ENTROPY_BUCKETS_PER_ROUND: usize = 16;
 /// Encoded bytes of states in one bucket reply.
 pub const ANTI_ENTROPY_REPLY_BYTES_MAX: usize = 8 * 1024 * 1024;
 
-fn now_ms() -> u64 {
+/// Wall-clock ms since the Unix epoch (the driver's `now_ms` is monotonic).
+fn wall_ms() -> u64 {
     meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock)
 }
 
@@ -609,7 +613,7 @@ async fn digests_at_rest(db: &Db, table: &str) -> Option<(VersionVector, Vec<[u8
     let before = db.applied();
     let (backend, t) = (db.backend().clone(), table.to_string());
     let buckets = tokio::task::spawn_blocking(move || {
-        meridian_store::digest::bucket_digests(backend.as_ref(), &t, now_ms())
+        meridian_store::digest::bucket_digests(backend.as_ref(), &t, wall_ms())
     })
     .await
     .ok()?

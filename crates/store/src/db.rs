@@ -212,8 +212,8 @@ pub enum Response {
     Local(Box<Result<LocalOutcome, DbError>>),
     /// To replicated entries.
     Remote(Result<RemoteOutcome, DbError>),
-    /// To a purge: how many keys were purged.
-    Purged(Result<u64, DbError>),
+    /// To a purge, join or forget: how many keys it changed.
+    Count(Result<u64, DbError>),
     /// To a peer ack (nothing to say).
     Noted,
 }
@@ -222,7 +222,7 @@ pub enum Response {
 enum Reply {
     Local(oneshot::Sender<Result<LocalOutcome, DbError>>),
     Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>),
-    Purge(oneshot::Sender<Result<u64, DbError>>),
+    Count(oneshot::Sender<Result<u64, DbError>>),
     None,
 }
 
@@ -335,7 +335,7 @@ impl Db {
                 table: table.to_string(),
                 states,
             },
-            Reply::Purge(reply),
+            Reply::Count(reply),
         )
         .await?;
         rx.await.map_err(|_| DbError::Stopped)?
@@ -349,7 +349,7 @@ impl Db {
                 table: table.to_string(),
                 key: key.to_vec(),
             },
-            Reply::Purge(reply),
+            Reply::Count(reply),
         )
         .await?;
         rx.await.map_err(|_| DbError::Stopped)?.map(|_| ())
@@ -458,7 +458,7 @@ impl Db {
                 keys,
                 closed_ms,
             },
-            Reply::Purge(reply),
+            Reply::Count(reply),
         )
         .await?;
         rx.await.map_err(|_| DbError::Stopped)?
@@ -554,7 +554,7 @@ fn writer_loop<C: PhysicalClock>(
                 (Reply::Remote(tx), Response::Remote(r)) => {
                     let _ = tx.send(r);
                 }
-                (Reply::Purge(tx), Response::Purged(r)) => {
+                (Reply::Count(tx), Response::Count(r)) => {
                     let _ = tx.send(r);
                 }
                 _ => {}
@@ -584,7 +584,7 @@ pub struct Engine<C: PhysicalClock> {
 enum Pending {
     Local(Box<Result<LocalOutcome, DbError>>),
     Remote(RemoteOutcome),
-    Purged(u64),
+    Count(u64),
     Noted,
 }
 
@@ -663,7 +663,7 @@ impl<C: PhysicalClock> Engine<C> {
                         }
                     }
                     self.stats.purged_keys.fetch_add(purged, Ordering::Relaxed);
-                    pending.push(Pending::Purged(purged));
+                    pending.push(Pending::Count(purged));
                 }
                 Request::Join { table, states } => {
                     let mut changed = 0;
@@ -687,7 +687,7 @@ impl<C: PhysicalClock> Engine<C> {
                     self.stats
                         .repaired_keys
                         .fetch_add(changed, Ordering::Relaxed);
-                    pending.push(Pending::Purged(changed));
+                    pending.push(Pending::Count(changed));
                 }
                 Request::Forget { table, key } => {
                     let lost = match self.current(&mut overlay, &table, &key) {
@@ -697,7 +697,7 @@ impl<C: PhysicalClock> Engine<C> {
                         }
                         _ => 0,
                     };
-                    pending.push(Pending::Purged(lost));
+                    pending.push(Pending::Count(lost));
                 }
                 Request::AdvanceClock => {
                     self.clock.now();
@@ -862,7 +862,7 @@ impl<C: PhysicalClock> Engine<C> {
                     .map(|p| match p {
                         Pending::Local(outcome) => Response::Local(outcome),
                         Pending::Remote(outcome) => Response::Remote(Ok(outcome)),
-                        Pending::Purged(n) => Response::Purged(Ok(n)),
+                        Pending::Count(n) => Response::Count(Ok(n)),
                         Pending::Noted => Response::Noted,
                     })
                     .collect()
@@ -884,8 +884,8 @@ impl<C: PhysicalClock> Engine<C> {
                         Pending::Remote(_) => {
                             Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
-                        Pending::Purged(_) => {
-                            Response::Purged(Err(DbError::Store(StoreError::Io(msg.clone()))))
+                        Pending::Count(_) => {
+                            Response::Count(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
                         Pending::Noted => Response::Noted,
                     })
