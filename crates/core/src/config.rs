@@ -43,6 +43,97 @@ pub struct TopologyConfig {
     /// Replicated tables; keys that match no prefix go to the default table.
     #[serde(default)]
     pub tables: Vec<TableConfig>,
+    /// The Redis-protocol endpoint: authentication and limits.
+    #[serde(default)]
+    pub resp: RespConfig,
+}
+
+/// Default largest bulk string (a key, a value, an argument): 16 MiB.
+pub const RESP_BULK_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default longest command (arguments per request).
+pub const RESP_ARRAY_LEN_DEFAULT: usize = 1024 * 1024;
+/// Default largest inline command line (`PING\r\n`): 64 KiB, as Redis.
+pub const RESP_INLINE_BYTES_DEFAULT: usize = 64 * 1024;
+/// Default reply bytes a connection may leave unread before it is closed.
+pub const RESP_REPLY_BYTES_DEFAULT: usize = 256 * 1024 * 1024;
+/// Default simultaneous client connections per node.
+pub const RESP_CONNECTIONS_DEFAULT: usize = 10_000;
+
+/// `[resp]`: the Redis-protocol endpoint. Every limit has a name here and in
+/// the error a client sees when it crosses it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespConfig {
+    /// Password of the `default` user (`AUTH password`). Unset, with no
+    /// `users`: connections need no authentication, as Redis by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requirepass: Option<String>,
+    /// Named users (`AUTH name password`). Any user set means every
+    /// connection must authenticate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<RespUser>,
+    /// Largest bulk string accepted, bytes (`proto-max-bulk-len`).
+    #[serde(default = "default_bulk_bytes")]
+    pub bulk_bytes_max: usize,
+    /// Most arguments in one command.
+    #[serde(default = "default_array_len")]
+    pub array_len_max: usize,
+    /// Longest inline command line, bytes.
+    #[serde(default = "default_inline_bytes")]
+    pub inline_bytes_max: usize,
+    /// Reply bytes a client may leave unread before it is disconnected.
+    #[serde(default = "default_reply_bytes")]
+    pub reply_bytes_max: usize,
+    /// Simultaneous client connections (`maxclients`).
+    #[serde(default = "default_connections")]
+    pub connections_max: usize,
+}
+
+/// `[[resp.users]]`: a named user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RespUser {
+    /// User name, as given to `AUTH name password`.
+    pub name: String,
+    /// Its password.
+    pub password: String,
+}
+
+fn default_bulk_bytes() -> usize {
+    RESP_BULK_BYTES_DEFAULT
+}
+fn default_array_len() -> usize {
+    RESP_ARRAY_LEN_DEFAULT
+}
+fn default_inline_bytes() -> usize {
+    RESP_INLINE_BYTES_DEFAULT
+}
+fn default_reply_bytes() -> usize {
+    RESP_REPLY_BYTES_DEFAULT
+}
+fn default_connections() -> usize {
+    RESP_CONNECTIONS_DEFAULT
+}
+
+impl Default for RespConfig {
+    fn default() -> Self {
+        RespConfig {
+            requirepass: None,
+            users: Vec::new(),
+            bulk_bytes_max: RESP_BULK_BYTES_DEFAULT,
+            array_len_max: RESP_ARRAY_LEN_DEFAULT,
+            inline_bytes_max: RESP_INLINE_BYTES_DEFAULT,
+            reply_bytes_max: RESP_REPLY_BYTES_DEFAULT,
+            connections_max: RESP_CONNECTIONS_DEFAULT,
+        }
+    }
+}
+
+impl RespConfig {
+    /// Whether connections must authenticate before other commands.
+    pub fn auth_required(&self) -> bool {
+        self.requirepass.is_some() || !self.users.is_empty()
+    }
 }
 
 /// `[cluster]`: identity, secrets, master region.
@@ -364,6 +455,8 @@ pub struct Table {
 /// The validated topology every layer reads.
 #[derive(Clone, Debug)]
 pub struct Topology {
+    /// The Redis endpoint's authentication and limits (ranges checked).
+    pub resp: RespConfig,
     /// Cluster name, part of every peer handshake.
     pub cluster_name: String,
     /// Shared peer-link secret (already resolved from `secret_file`).
@@ -400,6 +493,17 @@ impl Topology {
             .get(&key)
             .copied()
             .unwrap_or(LinkConditions::IDEAL)
+    }
+
+    /// The table a key belongs to: the table with the longest key prefix
+    /// that starts the key; `None` means the default table.
+    pub fn table_for_key(&self, key: &[u8]) -> Option<&Table> {
+        self.tables
+            .iter()
+            .flat_map(|t| t.key_prefixes.iter().map(move |p| (p, t)))
+            .filter(|(p, _)| key.starts_with(p.as_bytes()))
+            .max_by_key(|(p, _)| p.len())
+            .map(|(_, t)| t)
     }
 
     /// Every region but `local`.
@@ -544,6 +648,24 @@ pub enum ConfigError {
         /// The repeated name.
         name: String,
     },
+    /// A `[resp]` limit outside its accepted range.
+    #[error("{field}: {value} is out of range; {expected}")]
+    LimitOutOfRange {
+        /// Field path.
+        field: String,
+        /// The value given.
+        value: usize,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A Redis user that cannot log in or shadows another.
+    #[error("{field}: {problem}")]
+    InvalidUser {
+        /// Field path.
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
     /// An empty key prefix.
     #[error("{field}: an empty key prefix would match every key; remove it (unmatched keys already go to the default table)")]
     EmptyPrefix {
@@ -639,6 +761,7 @@ impl Validator {
         };
         let links = self.links(&c.wan, &regions);
         let tables = self.tables(&c.tables, &names);
+        self.resp(&c.resp);
         if !self.errors.is_empty() {
             return None;
         }
@@ -651,7 +774,86 @@ impl Validator {
             emulate_wan: c.wan.emulate,
             links,
             tables,
+            resp: c.resp.clone(),
         })
+    }
+
+    fn resp(&mut self, c: &RespConfig) {
+        let mut limit = |name: &str, value: usize, lo: usize, hi: usize, expected| {
+            if value < lo || value > hi {
+                self.errors.push(ConfigError::LimitOutOfRange {
+                    field: format!("resp.{name}"),
+                    value,
+                    expected,
+                });
+            }
+        };
+        limit(
+            "bulk_bytes_max",
+            c.bulk_bytes_max,
+            1024,
+            512 * 1024 * 1024,
+            "use 1 KiB up to 512 MiB (Redis's own ceiling)",
+        );
+        limit(
+            "array_len_max",
+            c.array_len_max,
+            16,
+            i32::MAX as usize,
+            "use 16 up to 2^31-1 arguments",
+        );
+        limit(
+            "inline_bytes_max",
+            c.inline_bytes_max,
+            64,
+            16 * 1024 * 1024,
+            "use 64 bytes up to 16 MiB",
+        );
+        limit(
+            "reply_bytes_max",
+            c.reply_bytes_max,
+            c.bulk_bytes_max.max(1024),
+            usize::MAX,
+            "use at least bulk_bytes_max, so any stored value can be read back",
+        );
+        limit(
+            "connections_max",
+            c.connections_max,
+            1,
+            1_000_000,
+            "use 1 up to 1,000,000",
+        );
+        if c.requirepass.as_deref() == Some("") {
+            self.errors.push(ConfigError::InvalidUser {
+                field: "resp.requirepass".into(),
+                problem: "an empty password; remove the line to allow unauthenticated clients, or set a password".into(),
+            });
+        }
+        let mut seen = BTreeSet::new();
+        for (i, u) in c.users.iter().enumerate() {
+            let field = format!("resp.users[{i}]");
+            let problem = if u.name.is_empty() || u.name.chars().any(|ch| ch.is_whitespace()) {
+                Some(format!(
+                    "user name `{}` is not usable; use a non-empty name without spaces",
+                    u.name
+                ))
+            } else if u.name == "default" && c.requirepass.is_some() {
+                Some(
+                    "user `default` is also given by resp.requirepass; keep one of them"
+                        .to_string(),
+                )
+            } else if !seen.insert(u.name.clone()) {
+                Some(format!("user `{}` is defined twice", u.name))
+            } else if u.password.is_empty() {
+                Some(format!("user `{}` has an empty password", u.name))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                self.errors
+                    .push(ConfigError::InvalidUser { field, problem });
+            }
+        }
     }
 
     fn secret(&mut self, c: &ClusterConfig) -> Option<Vec<u8>> {

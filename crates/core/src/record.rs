@@ -112,6 +112,33 @@ impl VersionVector {
         )
     }
 
+    /// Renders the vector as a session token: `region:seq[,region:seq...]`
+    /// (origins at 0 left out), what a reader elsewhere waits for.
+    pub fn to_token(&self) -> String {
+        self.0
+            .iter()
+            .filter(|(_, s)| **s > 0)
+            .map(|(r, s)| format!("{r}:{s}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Parses a session token, saying what is wrong with a bad one.
+    pub fn parse_token(text: &str) -> Result<VersionVector, String> {
+        let mut vv = VersionVector::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let (region, seq) = part
+                .split_once(':')
+                .ok_or_else(|| format!("token part `{part}` is not region:seq"))?;
+            let region = RegionName::new(region).map_err(|e| e.to_string())?;
+            let seq: u64 = seq
+                .parse()
+                .map_err(|_| format!("token part `{part}` has no sequence number"))?;
+            vv.advance_to_at_least(&region, seq);
+        }
+        Ok(vv)
+    }
+
     /// `(origin, seq)` pairs in origin order.
     pub fn iter(&self) -> impl Iterator<Item = (&RegionName, u64)> {
         self.0.iter().map(|(o, s)| (o, *s))

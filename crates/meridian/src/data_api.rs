@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use meridian_core::record::KeyState;
-use meridian_core::{LogEntry, Op, RegionName, VersionVector};
+use meridian_core::{LogEntry, Op, VersionVector};
 use meridian_store::db::DbError;
 use serde::Deserialize;
 use serde_json::json;
@@ -42,27 +42,12 @@ pub const DEFAULT_TABLE: &str = "default";
 
 /// Renders a token: `region:seq,...`.
 pub fn format_token(vv: &VersionVector) -> String {
-    vv.iter()
-        .filter(|(_, s)| *s > 0)
-        .map(|(r, s)| format!("{r}:{s}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    vv.to_token()
 }
 
 /// Parses a token, saying what is wrong with a bad one.
 pub fn parse_token(text: &str) -> Result<VersionVector, String> {
-    let mut vv = VersionVector::new();
-    for part in text.split(',').filter(|p| !p.is_empty()) {
-        let (region, seq) = part
-            .split_once(':')
-            .ok_or_else(|| format!("token part `{part}` is not region:seq"))?;
-        let region = RegionName::new(region).map_err(|e| e.to_string())?;
-        let seq: u64 = seq
-            .parse()
-            .map_err(|_| format!("token part `{part}` has no sequence number"))?;
-        vv.advance_to_at_least(&region, seq);
-    }
-    Ok(vv)
+    VersionVector::parse_token(text)
 }
 
 fn check_table(state: &AdminState, table: &str) -> Result<(), ApiError> {

@@ -29,5 +29,6 @@ pub mod logging;
 pub mod node;
 pub mod prom;
 pub mod report;
+pub mod resp_info;
 pub mod status;
 pub mod up;

@@ -65,6 +65,13 @@ enum Command {
         /// Anti-entropy interval for every node, in ms.
         #[arg(long, default_value_t = 30_000)]
         anti_entropy_ms: u64,
+        /// Durability of every node: `fsync` or `none` (benchmarks only).
+        #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
+        durability: DurabilityArg,
+        /// A TOML file of `[[tables]]` and `[resp]` added to the generated
+        /// topology (key prefixes, modes, Redis passwords and limits).
+        #[arg(long)]
+        extra_config: Option<PathBuf>,
     },
     /// Inject faults into a running local cluster.
     Chaos {
@@ -169,6 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             base_port,
             anti_entropy_ms,
+            durability,
+            extra_config,
         } => {
             let regions = up::parse_regions(&regions)?;
             up::run(
@@ -177,6 +186,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dir,
                     base_port,
                     anti_entropy_ms,
+                    durability: match durability {
+                        DurabilityArg::Fsync => "fsync",
+                        DurabilityArg::None => "none",
+                    }
+                    .to_string(),
+                    extra_config,
                 },
                 shutdown_on_signals(),
             )

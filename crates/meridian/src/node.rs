@@ -39,6 +39,8 @@ pub struct Node {
     pub links: BTreeMap<RegionName, LinkControl>,
     /// When the node started.
     pub started: Instant,
+    /// The Redis endpoint's shared state (counters for `/metrics`).
+    pub resp: Arc<meridian_resp::Shared>,
 }
 
 impl Node {
@@ -92,6 +94,7 @@ pub async fn run(
         .clone();
     let peer_listener = bind("peer links", me.peer).await?;
     let admin_listener = bind("the admin API", me.admin).await?;
+    let resp_listener = bind("the Redis endpoint", me.resp).await?;
 
     let mut links = BTreeMap::new();
     let mut targets = Vec::new();
@@ -165,6 +168,28 @@ pub async fn run(
         shutdown.clone(),
     );
 
+    let resp = Arc::new(meridian_resp::Shared::new(
+        db.clone(),
+        Arc::new(topology.clone()),
+        region.clone(),
+        match storage.durability {
+            Durability::Fsync => "fsync",
+            Durability::None => "none",
+        }
+        .to_string(),
+        Arc::new(crate::resp_info::NodeInfo {
+            region: region.clone(),
+            mesh: mesh.clone(),
+            repl: repl.clone(),
+            db: db.clone(),
+        }),
+        me.resp,
+    ));
+    tokio::spawn(meridian_resp::serve(
+        resp_listener,
+        resp.clone(),
+        shutdown.clone(),
+    ));
     let node = Arc::new(Node {
         region: region.clone(),
         topology,
@@ -173,11 +198,13 @@ pub async fn run(
         repl,
         links,
         started: Instant::now(),
+        resp,
     });
     tracing::info!(
         %region,
         peer = %me.peer,
         admin = %me.admin,
+        resp = %me.resp,
         emulated_links = node.links.len(),
         data = %db_path.display(),
         applied = %crate::data_api::format_token(&node.db.applied()),

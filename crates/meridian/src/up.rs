@@ -58,6 +58,38 @@ pub struct UpOptions {
     pub base_port: Option<u16>,
     /// Anti-entropy interval passed to every node, ms.
     pub anti_entropy_ms: u64,
+    /// `fsync` or `none`, passed to every node.
+    pub durability: String,
+    /// A TOML file whose `[[tables]]` and `[resp]` are added to the
+    /// generated topology.
+    pub extra_config: Option<PathBuf>,
+}
+
+/// What `--extra-config` may hold.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtraConfig {
+    #[serde(default)]
+    tables: Vec<meridian_core::config::TableConfig>,
+    #[serde(default)]
+    resp: Option<meridian_core::config::RespConfig>,
+}
+
+/// Adds an `--extra-config` file to a generated topology.
+fn merge_extra(config: &mut TopologyConfig, path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --extra-config {}", path.display()))?;
+    let extra: ExtraConfig = toml::from_str(&text).with_context(|| {
+        format!(
+            "{}: only [[tables]] and [resp] may be given to `up`",
+            path.display()
+        )
+    })?;
+    config.tables.extend(extra.tables);
+    if let Some(resp) = extra.resp {
+        config.resp = resp;
+    }
+    Ok(())
 }
 
 /// Parses `us-east,eu-west,...`, refusing duplicates and unknown regions.
@@ -172,6 +204,7 @@ fn topology_for(regions: &[RegionName], ports: &[[u16; 3]], admin_token: &str) -
                 location: None,
             })
             .collect(),
+        resp: Default::default(),
         wan: WanConfig {
             emulate: true,
             links: Vec::new(),
@@ -197,6 +230,7 @@ struct RegionProcess {
 pub struct Supervisor {
     exe: PathBuf,
     anti_entropy_ms: u64,
+    durability: String,
     config: PathBuf,
     dir: PathBuf,
     topology: Topology,
@@ -229,6 +263,8 @@ impl Supervisor {
             .arg(self.dir.join("data").join(region.as_str()))
             .arg("--anti-entropy-interval-ms")
             .arg(self.anti_entropy_ms.to_string())
+            .arg("--durability")
+            .arg(&self.durability)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -392,7 +428,10 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
     std::fs::create_dir_all(dir.join("logs"))?;
     let admin_token = random_hex(16);
     let ports = choose_ports(opts.regions.len(), opts.base_port)?;
-    let config = topology_for(&opts.regions, &ports, &admin_token);
+    let mut config = topology_for(&opts.regions, &ports, &admin_token);
+    if let Some(extra) = &opts.extra_config {
+        merge_extra(&mut config, extra)?;
+    }
     let topology = config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let config_path = dir.join("topology.toml");
     write_private(&config_path, config.to_toml().as_bytes())?;
@@ -408,6 +447,7 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
     let sup = Arc::new(Supervisor {
         exe: std::env::current_exe()?,
         anti_entropy_ms: opts.anti_entropy_ms,
+        durability: opts.durability.clone(),
         config: config_path.clone(),
         dir: dir.clone(),
         topology: topology.clone(),

@@ -46,6 +46,12 @@ pub const CONFLICT_VALUE_PREVIEW_BYTES: usize = 64;
 /// What a local write decides, given the key's current state and the time.
 pub type Decide = Box<dyn FnOnce(Option<&KeyState>, u64) -> Result<Option<Op>, String> + Send>;
 
+/// What a multi-key local write decides, given each key's current state (in
+/// the order asked) and the time: one op (or none) per key, or a refusal
+/// that writes nothing.
+pub type DecideMany =
+    Box<dyn FnOnce(&[Option<KeyState>], u64) -> Result<Vec<Option<Op>>, String> + Send>;
+
 /// Engine settings.
 #[derive(Clone, Debug)]
 pub struct DbConfig {
@@ -163,6 +169,15 @@ pub enum Request {
         /// The decision.
         decide: Decide,
     },
+    /// A local write to several keys at once (`MSET`, `DEL a b`): all in
+    /// the same commit, decided together, so all or none are written.
+    LocalMany {
+        /// `(table, key)` pairs; a key may repeat (its later op sees the
+        /// earlier one's result).
+        keys: Vec<(String, Vec<u8>)>,
+        /// The decision.
+        decide: DecideMany,
+    },
     /// Replicated entries.
     Remote {
         /// Entries, each origin's in sequence.
@@ -210,6 +225,8 @@ pub enum Request {
 pub enum Response {
     /// To a local write (boxed: key states are large next to the others).
     Local(Box<Result<LocalOutcome, DbError>>),
+    /// To a multi-key local write: one outcome per key, in order.
+    LocalMany(Box<Result<Vec<LocalOutcome>, DbError>>),
     /// To replicated entries.
     Remote(Result<RemoteOutcome, DbError>),
     /// To a purge, join or forget: how many keys it changed.
@@ -221,6 +238,7 @@ pub enum Response {
 /// How the writer thread answers a request once its batch is durable.
 enum Reply {
     Local(oneshot::Sender<Result<LocalOutcome, DbError>>),
+    LocalMany(oneshot::Sender<Result<Vec<LocalOutcome>, DbError>>),
     Remote(oneshot::Sender<Result<RemoteOutcome, DbError>>),
     Count(oneshot::Sender<Result<u64, DbError>>),
     None,
@@ -235,7 +253,13 @@ pub struct Db {
     applied: watch::Receiver<Applied>,
     stats: Arc<DbStats>,
     region: RegionName,
+    /// Every peer's acknowledged vector as far as we know (merged, so
+    /// never going back): what `WAIT` counts.
+    peer_acks: Arc<watch::Sender<BTreeMap<RegionName, VersionVector>>>,
 }
+
+/// Answer to [`Db::submit_many`], once the write is durable.
+pub type LocalReply = oneshot::Receiver<Result<Vec<LocalOutcome>, DbError>>;
 
 /// Answer to [`Db::enqueue_remote`], once the batch is durable.
 pub type RemoteReply = oneshot::Receiver<Result<RemoteOutcome, DbError>>;
@@ -275,6 +299,7 @@ impl Db {
             hlc: engine.hlc_floor(),
         });
         let stats = engine.stats().clone();
+        let peer_acks = Arc::new(watch::Sender::new(engine.known_peer_vvs.clone()));
         std::thread::Builder::new()
             .name(format!("meridian-writer-{}", config.region))
             .spawn(move || writer_loop(engine, rx, vv_tx))
@@ -285,6 +310,7 @@ impl Db {
             applied: vv_rx,
             stats,
             region: config.region,
+            peer_acks,
         })
     }
 
@@ -312,6 +338,34 @@ impl Db {
         )
         .await?;
         rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Runs `decide` against the states of `keys` on the writer thread and
+    /// writes the ops it returns in one commit: all or nothing.
+    pub async fn write_many(
+        &self,
+        keys: Vec<(String, Vec<u8>)>,
+        decide: DecideMany,
+    ) -> Result<Vec<LocalOutcome>, DbError> {
+        self.submit_many(keys, decide)
+            .await?
+            .await
+            .map_err(|_| DbError::Stopped)?
+    }
+
+    /// Queues a [`Db::write_many`] and returns as soon as it is queued; the
+    /// receiver answers once the write is durable (or refused). Writes
+    /// queued in order are decided in that order, so a connection can
+    /// pipeline its writes and still see each one build on the last.
+    pub async fn submit_many(
+        &self,
+        keys: Vec<(String, Vec<u8>)>,
+        decide: DecideMany,
+    ) -> Result<LocalReply, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(Request::LocalMany { keys, decide }, Reply::LocalMany(reply))
+            .await?;
+        Ok(rx)
     }
 
     /// Applies replicated entries (any origins, each origin's in sequence).
@@ -381,6 +435,12 @@ impl Db {
 
     /// Records a peer's acknowledged vector; persisted with the next commit.
     pub fn record_peer_ack(&self, peer: RegionName, vv: VersionVector) {
+        self.peer_acks.send_if_modified(|acks| {
+            let known = acks.entry(peer.clone()).or_default();
+            let newer = !known.covers(&vv);
+            known.merge(&vv);
+            newer
+        });
         // Best effort: a full queue drops an ack, a later one supersedes it.
         let _ = self
             .requests
@@ -473,6 +533,40 @@ impl Db {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// How many peers have acknowledged everything in `token`.
+    pub fn peers_covering(&self, token: &VersionVector) -> usize {
+        self.peer_acks
+            .borrow()
+            .values()
+            .filter(|vv| vv.covers(token))
+            .count()
+    }
+
+    /// Waits until at least `peers` peers have acknowledged `token`, or
+    /// `timeout` passes (`None`: no limit). Returns how many have.
+    pub async fn wait_for_peers(
+        &self,
+        token: &VersionVector,
+        peers: usize,
+        timeout: Option<std::time::Duration>,
+    ) -> usize {
+        let mut rx = self.peer_acks.subscribe();
+        let count = |acks: &BTreeMap<RegionName, VersionVector>| {
+            acks.values().filter(|vv| vv.covers(token)).count()
+        };
+        let wait = rx.wait_for(|acks| count(acks) >= peers);
+        match timeout {
+            Some(t) => {
+                let _ = tokio::time::timeout(t, wait).await;
+            }
+            None => {
+                let _ = wait.await;
+            }
+        }
+        let n = count(&rx.borrow());
+        n
+    }
+
     /// Approximate bytes of our own entries after `seq` (what a peer that
     /// acknowledged `seq` still lacks).
     pub fn own_bytes_after(&self, seq: u64) -> u64 {
@@ -551,6 +645,9 @@ fn writer_loop<C: PhysicalClock>(
                 (Reply::Local(tx), Response::Local(r)) => {
                     let _ = tx.send(*r);
                 }
+                (Reply::LocalMany(tx), Response::LocalMany(r)) => {
+                    let _ = tx.send(*r);
+                }
                 (Reply::Remote(tx), Response::Remote(r)) => {
                     let _ = tx.send(r);
                 }
@@ -580,9 +677,19 @@ pub struct Engine<C: PhysicalClock> {
     peer_vvs: BTreeMap<RegionName, VersionVector>,
 }
 
+/// What a batch has changed so far, before its commit.
+struct Batch {
+    vv: VersionVector,
+    overlay: HashMap<(String, Vec<u8>), Option<KeyState>>,
+    log: Vec<LogEntry>,
+    conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)>,
+    failure: Option<StoreError>,
+}
+
 /// A request's answer, held until its batch is durable.
 enum Pending {
     Local(Box<Result<LocalOutcome, DbError>>),
+    LocalMany(Box<Result<Vec<LocalOutcome>, DbError>>),
     Remote(RemoteOutcome),
     Count(u64),
     Noted,
@@ -631,13 +738,15 @@ impl<C: PhysicalClock> Engine<C> {
     /// If the commit fails, every request of the batch is refused.
     pub fn process(&mut self, batch: Vec<Request>) -> Vec<Response> {
         let started = Instant::now();
-        let mut vv = self.vv.clone();
-        let mut overlay: HashMap<(String, Vec<u8>), Option<KeyState>> = HashMap::new();
-        let mut log: Vec<LogEntry> = Vec::new();
+        let mut b = Batch {
+            vv: self.vv.clone(),
+            overlay: HashMap::new(),
+            log: Vec::new(),
+            conflicts: Vec::new(),
+            failure: None,
+        };
         let mut pending: Vec<Pending> = Vec::new();
-        let mut conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)> = Vec::new();
         let mut latencies: Vec<(RegionName, f64)> = Vec::new();
-        let mut failure: Option<StoreError> = None;
         let floor_before = self.clock.last();
 
         for req in batch {
@@ -649,16 +758,16 @@ impl<C: PhysicalClock> Engine<C> {
                 } => {
                     let mut purged = 0;
                     for key in keys {
-                        match self.current(&mut overlay, &table, &key) {
+                        match self.current(&mut b.overlay, &table, &key) {
                             Ok(Some(mut state)) => {
                                 if state.purge_expired(closed_ms, self.config.max_offset_ms) {
-                                    overlay.insert((table.clone(), key), Some(state));
+                                    b.overlay.insert((table.clone(), key), Some(state));
                                     purged += 1;
                                 }
                             }
                             Ok(None) => {}
                             Err(e) => {
-                                failure.get_or_insert(e);
+                                b.failure.get_or_insert(e);
                             }
                         }
                     }
@@ -668,10 +777,10 @@ impl<C: PhysicalClock> Engine<C> {
                 Request::Join { table, states } => {
                     let mut changed = 0;
                     for (key, theirs) in states {
-                        let mine = match self.current(&mut overlay, &table, &key) {
+                        let mine = match self.current(&mut b.overlay, &table, &key) {
                             Ok(mine) => mine,
                             Err(e) => {
-                                failure.get_or_insert(e);
+                                b.failure.get_or_insert(e);
                                 continue;
                             }
                         };
@@ -681,7 +790,7 @@ impl<C: PhysicalClock> Engine<C> {
                         };
                         if mine.as_ref() != Some(&merged) {
                             changed += 1;
-                            overlay.insert((table.clone(), key), Some(merged));
+                            b.overlay.insert((table.clone(), key), Some(merged));
                         }
                     }
                     self.stats
@@ -690,9 +799,10 @@ impl<C: PhysicalClock> Engine<C> {
                     pending.push(Pending::Count(changed));
                 }
                 Request::Forget { table, key } => {
-                    let lost = match self.current(&mut overlay, &table, &key) {
+                    let lost = match self.current(&mut b.overlay, &table, &key) {
                         Ok(Some(mine)) => {
-                            overlay.insert((table, key), Some(KeyState::lost(mine.last)));
+                            b.overlay
+                                .insert((table, key), Some(KeyState::lost(mine.last)));
                             1
                         }
                         _ => 0,
@@ -712,60 +822,22 @@ impl<C: PhysicalClock> Engine<C> {
                     pending.push(Pending::Noted);
                 }
                 Request::Local { table, key, decide } => {
-                    let before = match self.current(&mut overlay, &table, &key) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let msg = e.to_string();
-                            failure.get_or_insert(e);
-                            pending.push(Pending::Local(Box::new(Err(DbError::Store(
-                                StoreError::Io(msg),
-                            )))));
-                            continue;
-                        }
-                    };
-                    let now_ms = self.physical_now();
-                    let outcome = match decide(before.as_ref(), now_ms) {
-                        Err(msg) => Err(DbError::Rejected(msg)),
-                        Ok(None) => Ok(LocalOutcome {
-                            before: before.clone(),
-                            after: before,
-                            entry: None,
-                        }),
-                        Ok(Some(op)) => {
-                            let seq = vv.get(&self.config.region) + 1;
-                            let entry = LogEntry {
-                                origin: self.config.region.clone(),
-                                seq,
-                                hlc: self.clock.now(),
-                                table: table.clone(),
-                                key: key.clone(),
-                                observed: before.as_ref().map(|s| s.last.clone()),
-                                op,
-                            };
-                            let applied = apply(before.as_ref(), &entry);
-                            // A local write can lose to a remote write stamped
-                            // far ahead (beyond the clock's max offset, accepted
-                            // by policy): record it like any other conflict.
-                            if let Some(c) = applied.conflict.clone() {
-                                conflicts.push((table.clone(), key.clone(), c, before.clone()));
-                            }
-                            vv.advance(&self.config.region, seq);
-                            overlay.insert((table, key), Some(applied.state.clone()));
-                            log.push(entry.clone());
-                            Ok(LocalOutcome {
-                                before,
-                                after: Some(applied.state),
-                                entry: Some(entry),
-                            })
-                        }
-                    };
+                    let decide: DecideMany =
+                        Box::new(move |states, now| Ok(vec![decide(states[0].as_ref(), now)?]));
+                    let outcome = self
+                        .local_write(vec![(table, key)], decide, &mut b)
+                        .map(|mut v| v.pop().expect("one key, one outcome"));
                     pending.push(Pending::Local(Box::new(outcome)));
+                }
+                Request::LocalMany { keys, decide } => {
+                    let outcome = self.local_write(keys, decide, &mut b);
+                    pending.push(Pending::LocalMany(Box::new(outcome)));
                 }
                 Request::Remote { entries } => {
                     let mut out = RemoteOutcome::default();
                     let now_us = self.clock.physical_us();
                     for entry in entries {
-                        let have = vv.get(&entry.origin);
+                        let have = b.vv.get(&entry.origin);
                         if entry.seq <= have {
                             out.duplicates += 1;
                             continue;
@@ -781,16 +853,16 @@ impl<C: PhysicalClock> Engine<C> {
                         if !self.clock.observe(entry.hlc) {
                             self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
                         }
-                        let current = match self.current(&mut overlay, &entry.table, &entry.key) {
+                        let current = match self.current(&mut b.overlay, &entry.table, &entry.key) {
                             Ok(s) => s,
                             Err(e) => {
-                                failure.get_or_insert(e);
+                                b.failure.get_or_insert(e);
                                 break;
                             }
                         };
                         let applied = apply(current.as_ref(), &entry);
                         if let Some(c) = applied.conflict {
-                            conflicts.push((
+                            b.conflicts.push((
                                 entry.table.clone(),
                                 entry.key.clone(),
                                 c,
@@ -798,7 +870,7 @@ impl<C: PhysicalClock> Engine<C> {
                             ));
                         }
                         if applied.changed {
-                            overlay.insert(
+                            b.overlay.insert(
                                 (entry.table.clone(), entry.key.clone()),
                                 Some(applied.state),
                             );
@@ -807,8 +879,8 @@ impl<C: PhysicalClock> Engine<C> {
                             entry.origin.clone(),
                             now_us.saturating_sub(entry.hlc.wall_ms() * 1000) as f64 / 1e6,
                         ));
-                        vv.advance(&entry.origin, entry.seq);
-                        log.push(entry);
+                        b.vv.advance(&entry.origin, entry.seq);
+                        b.log.push(entry);
                         out.applied += 1;
                     }
                     pending.push(Pending::Remote(out));
@@ -816,6 +888,13 @@ impl<C: PhysicalClock> Engine<C> {
             }
         }
 
+        let Batch {
+            vv,
+            overlay,
+            log,
+            conflicts,
+            failure,
+        } = b;
         let commit = CommitBatch {
             states: overlay
                 .into_iter()
@@ -861,6 +940,7 @@ impl<C: PhysicalClock> Engine<C> {
                     .into_iter()
                     .map(|p| match p {
                         Pending::Local(outcome) => Response::Local(outcome),
+                        Pending::LocalMany(outcome) => Response::LocalMany(outcome),
                         Pending::Remote(outcome) => Response::Remote(Ok(outcome)),
                         Pending::Count(n) => Response::Count(Ok(n)),
                         Pending::Noted => Response::Noted,
@@ -881,6 +961,12 @@ impl<C: PhysicalClock> Engine<C> {
                             Ok(_) => Err(DbError::Store(StoreError::Io(msg.clone()))),
                             Err(e) => Err(e),
                         })),
+                        Pending::LocalMany(outcome) => {
+                            Response::LocalMany(Box::new(match *outcome {
+                                Ok(_) => Err(DbError::Store(StoreError::Io(msg.clone()))),
+                                Err(e) => Err(e),
+                            }))
+                        }
                         Pending::Remote(_) => {
                             Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
@@ -892,6 +978,80 @@ impl<C: PhysicalClock> Engine<C> {
                     .collect()
             }
         }
+    }
+
+    /// Decides and applies one local write to `keys` inside the batch `b`:
+    /// each op is logged with its own sequence number, in key order.
+    fn local_write(
+        &mut self,
+        keys: Vec<(String, Vec<u8>)>,
+        decide: DecideMany,
+        b: &mut Batch,
+    ) -> Result<Vec<LocalOutcome>, DbError> {
+        let mut befores = Vec::with_capacity(keys.len());
+        for (table, key) in &keys {
+            match self.current(&mut b.overlay, table, key) {
+                Ok(s) => befores.push(s),
+                Err(e) => {
+                    let msg = e.to_string();
+                    b.failure.get_or_insert(e);
+                    return Err(DbError::Store(StoreError::Io(msg)));
+                }
+            }
+        }
+        let now_ms = self.physical_now();
+        let ops = decide(&befores, now_ms).map_err(DbError::Rejected)?;
+        if ops.len() != keys.len() {
+            return Err(DbError::Rejected(format!(
+                "internal error: {} ops decided for {} keys",
+                ops.len(),
+                keys.len()
+            )));
+        }
+        let mut outcomes = Vec::with_capacity(keys.len());
+        for ((table, key), op) in keys.into_iter().zip(ops) {
+            // Re-read: an earlier op of this write may have changed the key.
+            let before = b
+                .overlay
+                .get(&(table.clone(), key.clone()))
+                .cloned()
+                .unwrap_or_else(|| befores[outcomes.len()].clone());
+            let Some(op) = op else {
+                outcomes.push(LocalOutcome {
+                    before: before.clone(),
+                    after: before,
+                    entry: None,
+                });
+                continue;
+            };
+            let seq = b.vv.get(&self.config.region) + 1;
+            let entry = LogEntry {
+                origin: self.config.region.clone(),
+                seq,
+                hlc: self.clock.now(),
+                table: table.clone(),
+                key: key.clone(),
+                observed: before.as_ref().map(|s| s.last.clone()),
+                op,
+            };
+            let applied = apply(before.as_ref(), &entry);
+            // A local write can lose to a remote write stamped far ahead
+            // (beyond the clock's max offset, accepted by policy): record it
+            // like any other conflict.
+            if let Some(c) = applied.conflict.clone() {
+                b.conflicts
+                    .push((table.clone(), key.clone(), c, before.clone()));
+            }
+            b.vv.advance(&self.config.region, seq);
+            b.overlay.insert((table, key), Some(applied.state.clone()));
+            b.log.push(entry.clone());
+            outcomes.push(LocalOutcome {
+                before,
+                after: Some(applied.state),
+                entry: Some(entry),
+            });
+        }
+        Ok(outcomes)
     }
 
     /// Wall time for TTL decisions and lag. The clock's physical source is

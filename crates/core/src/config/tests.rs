@@ -392,3 +392,70 @@ fn link_figures_round_trip_through_conditions() {
     assert_eq!(errs.len(), 2);
     assert!(matches!(&errs[0], ConfigError::OutOfRange { field, .. } if field == "admin.rtt_ms"));
 }
+
+#[test]
+fn keys_map_to_the_table_with_the_longest_prefix() {
+    let text = GOOD.replace(
+        "key_prefixes = [\"session:\"]",
+        "key_prefixes = [\"session:\", \"s\"]",
+    );
+    let t = TopologyConfig::from_toml(&text)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let name = |k: &str| t.table_for_key(k.as_bytes()).map(|t| t.name.as_str());
+    assert_eq!(name("session:42"), Some("sessions"));
+    assert_eq!(name("sx"), Some("sessions"));
+    assert_eq!(name("ledger:1"), Some("ledger"));
+    assert_eq!(name("eu:anna"), Some("eu_users"));
+    assert_eq!(name("cart:1"), None);
+    assert_eq!(name("ledger"), None, "a prefix must match in full");
+}
+
+#[test]
+fn resp_defaults_and_limits() {
+    let t = TopologyConfig::from_toml(GOOD).unwrap().validate().unwrap();
+    assert_eq!(t.resp.bulk_bytes_max, 16 * 1024 * 1024);
+    assert!(!t.resp.auth_required());
+    let text = format!(
+        "{GOOD}\n[resp]\nbulk_bytes_max = 10\nconnections_max = 0\nreply_bytes_max = 2048\n"
+    );
+    let errs = errors_of(&text);
+    let fields: Vec<String> = errs
+        .iter()
+        .map(|e| match e {
+            ConfigError::LimitOutOfRange { field, .. } => field.clone(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        ["resp.bulk_bytes_max", "resp.connections_max"],
+        "reply_bytes_max of 2048 is fine next to a 1 KiB floor"
+    );
+    let text = format!("{GOOD}\n[resp]\nbulk_bytes_max = 4096\nreply_bytes_max = 2048\n");
+    assert!(matches!(&errors_of(&text)[0],
+        ConfigError::LimitOutOfRange { field, .. } if field == "resp.reply_bytes_max"));
+    let text = format!("{GOOD}\n[resp]\nbulk_size = 1\n");
+    assert!(matches!(&errors_of(&text)[0], ConfigError::Parse { .. }));
+}
+
+#[test]
+fn resp_users_must_be_usable() {
+    let text = format!(
+        "{GOOD}\n[resp]\nrequirepass = \"pw\"\n\
+         [[resp.users]]\nname = \"app\"\npassword = \"x\"\n\
+         [[resp.users]]\nname = \"app\"\npassword = \"y\"\n\
+         [[resp.users]]\nname = \"default\"\npassword = \"z\"\n\
+         [[resp.users]]\nname = \"ops\"\npassword = \"\"\n"
+    );
+    let errs = errors_of(&text);
+    let shown: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+    assert_eq!(shown.len(), 3, "{shown:?}");
+    assert!(shown[0].starts_with("resp.users[1]: user `app` is defined twice"));
+    assert!(shown[1].starts_with("resp.users[2]: user `default` is also given"));
+    assert!(shown[2].starts_with("resp.users[3]: user `ops` has an empty password"));
+    let ok = format!("{GOOD}\n[resp]\nrequirepass = \"pw\"\n");
+    let t = TopologyConfig::from_toml(&ok).unwrap().validate().unwrap();
+    assert!(t.resp.auth_required());
+}

@@ -1,0 +1,481 @@
+//! The command table and what every command shares: lookup, arity and
+//! authentication checks (in Redis's order, with Redis's messages), the
+//! key → table mapping with each table's policy, and argument parsing.
+//!
+//! A command is one of:
+//! - a **read** ([`Handler::Read`]): runs against the local store;
+//! - a **write** ([`Handler::Write`]): parses its arguments into a
+//!   [`WritePlan`] whose decision runs on the storage engine's writer
+//!   thread against the keys' current states, so read-modify-write commands
+//!   (`INCR`, `SET NX`, `MSETNX`) are atomic without locks;
+//! - a **connection** command ([`Handler::Conn`]) that changes the session;
+//! - `WAIT` and `QUIT`, which the connection runs itself.
+
+use bytes::Bytes;
+use meridian_core::config::{ConflictPolicy, TableMode};
+use meridian_core::record::{KeyState, Kind};
+use meridian_core::{Op, PhysicalClock, SystemClock};
+
+use crate::reply::Reply;
+use crate::server::Shared;
+use crate::session::Session;
+
+mod hashes;
+mod keys;
+pub(crate) mod server;
+mod sets;
+mod strings;
+
+/// The table of keys matching no configured prefix.
+pub const DEFAULT_TABLE: &str = "default";
+
+/// Redis's type error.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+/// Redis's integer error.
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+/// Redis's syntax error.
+pub const SYNTAX: &str = "ERR syntax error";
+/// Redis's overflow error.
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+
+/// What a write decides against the current states of its keys (in
+/// order; `None` for a key never written) at `now` (ms since the epoch):
+/// an op per key (or none) and the reply to send once durable, or a refusal
+/// (a full Redis error line) that writes nothing.
+pub type WriteDecide =
+    Box<dyn FnOnce(&[Option<KeyState>], u64) -> Result<(Vec<Option<Op>>, Reply), String> + Send>;
+
+/// A write, ready for the storage engine.
+pub struct WritePlan {
+    /// `(table, key)` per key the write touches.
+    pub keys: Vec<(String, Vec<u8>)>,
+    /// The decision.
+    pub decide: WriteDecide,
+}
+
+/// What kind of value a write produces: the table's conflict policy must
+/// allow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// Whole string values (`SET`, `APPEND`): last writer wins.
+    String,
+    /// Counter deltas (`INCR`): a PN-counter.
+    Counter,
+    /// Hash fields: last writer wins per field.
+    Hash,
+    /// Set members: add-wins.
+    Set,
+    /// The key as a whole (`DEL`, `EXPIRE`): any table.
+    Key,
+}
+
+/// How a command runs.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Reads the local store.
+    Read(fn(&Shared, &Session, &[Bytes]) -> Reply),
+    /// Plans a write.
+    Write(WriteKind, fn(&Shared, &[Bytes]) -> Result<WritePlan, Reply>),
+    /// Changes or reports the connection.
+    Conn(fn(&Shared, &mut Session, &[Bytes]) -> Reply),
+    /// `WAIT numregions timeout`.
+    Wait,
+    /// `QUIT`.
+    Quit,
+}
+
+/// One command's entry.
+pub struct Spec {
+    /// Lowercase name.
+    pub name: &'static str,
+    /// Redis arity: `n` exactly n words (name included), `-n` at least n.
+    pub arity: i32,
+    /// Flags as `COMMAND` lists them.
+    pub flags: &'static [&'static str],
+    /// First key's position (0: no keys).
+    pub first_key: i32,
+    /// Last key's position (-1: the last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// How it runs.
+    pub handler: Handler,
+}
+
+impl Spec {
+    /// Whether the command touches keys (and so waits for the session's
+    /// token first).
+    pub fn keyed(&self) -> bool {
+        self.first_key > 0
+    }
+
+    /// Whether the command may run before authentication.
+    fn no_auth(&self) -> bool {
+        self.flags.contains(&"no-auth")
+    }
+}
+
+const R: &[&str] = &["readonly", "fast"];
+const RS: &[&str] = &["readonly"];
+const W: &[&str] = &["write", "denyoom", "fast"];
+const WD: &[&str] = &["write", "fast"];
+const CONN: &[&str] = &["loading", "stale", "fast"];
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $h:expr) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            step: $step,
+            handler: $h,
+        }
+    };
+}
+
+use Handler::{Conn, Read, Write};
+use WriteKind as K;
+
+/// Every command, in `COMMAND`'s order.
+pub static COMMANDS: &[Spec] = &[
+    // connection and server
+    spec!("ping", -1, CONN, 0, 0, 0, Conn(server::ping)),
+    spec!("echo", 2, CONN, 0, 0, 0, Conn(server::echo)),
+    spec!(
+        "hello",
+        -1,
+        &["no-auth", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        Conn(server::hello)
+    ),
+    spec!(
+        "auth",
+        -2,
+        &["no-auth", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        Conn(server::auth)
+    ),
+    spec!("client", -2, CONN, 0, 0, 0, Conn(server::client)),
+    spec!("select", 2, CONN, 0, 0, 0, Conn(server::select)),
+    spec!(
+        "quit",
+        -1,
+        &["no-auth", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+        Handler::Quit
+    ),
+    spec!(
+        "command",
+        -1,
+        &["loading", "stale"],
+        0,
+        0,
+        0,
+        Conn(server::command)
+    ),
+    spec!(
+        "config",
+        -2,
+        &["admin", "loading", "stale"],
+        0,
+        0,
+        0,
+        Conn(server::config)
+    ),
+    spec!(
+        "info",
+        -1,
+        &["loading", "stale"],
+        0,
+        0,
+        0,
+        Conn(server::info)
+    ),
+    spec!("dbsize", 1, RS, 0, 0, 0, Read(keys::dbsize)),
+    spec!("wait", 3, &["noscript"], 0, 0, 0, Handler::Wait),
+    spec!("meridian.token", 1, CONN, 0, 0, 0, Conn(server::token)),
+    spec!("meridian.after", -2, CONN, 0, 0, 0, Conn(server::after)),
+    // keys
+    spec!("type", 2, R, 1, 1, 1, Read(keys::type_)),
+    spec!("exists", -2, R, 1, -1, 1, Read(keys::exists)),
+    spec!("del", -2, &["write"], 1, -1, 1, Write(K::Key, keys::del)),
+    spec!("unlink", -2, WD, 1, -1, 1, Write(K::Key, keys::del)),
+    spec!("scan", -2, RS, 0, 0, 0, Read(keys::scan)),
+    spec!("keys", 2, RS, 0, 0, 0, Read(keys::keys)),
+    spec!("expire", -3, WD, 1, 1, 1, Write(K::Key, keys::expire)),
+    spec!("pexpire", -3, WD, 1, 1, 1, Write(K::Key, keys::pexpire)),
+    spec!("expireat", -3, WD, 1, 1, 1, Write(K::Key, keys::expireat)),
+    spec!("pexpireat", -3, WD, 1, 1, 1, Write(K::Key, keys::pexpireat)),
+    spec!("persist", 2, WD, 1, 1, 1, Write(K::Key, keys::persist)),
+    spec!("ttl", 2, R, 1, 1, 1, Read(keys::ttl)),
+    spec!("pttl", 2, R, 1, 1, 1, Read(keys::pttl)),
+    // strings
+    spec!("get", 2, R, 1, 1, 1, Read(strings::get)),
+    spec!(
+        "set",
+        -3,
+        &["write", "denyoom"],
+        1,
+        1,
+        1,
+        Write(K::String, strings::set)
+    ),
+    spec!(
+        "setex",
+        4,
+        &["write", "denyoom"],
+        1,
+        1,
+        1,
+        Write(K::String, strings::setex)
+    ),
+    spec!(
+        "psetex",
+        4,
+        &["write", "denyoom"],
+        1,
+        1,
+        1,
+        Write(K::String, strings::psetex)
+    ),
+    spec!("setnx", 3, W, 1, 1, 1, Write(K::String, strings::setnx)),
+    spec!("getset", 3, W, 1, 1, 1, Write(K::String, strings::getset)),
+    spec!("getdel", 2, WD, 1, 1, 1, Write(K::Key, strings::getdel)),
+    spec!("getex", -2, WD, 1, 1, 1, Write(K::Key, strings::getex)),
+    spec!("mget", -2, R, 1, -1, 1, Read(strings::mget)),
+    spec!(
+        "mset",
+        -3,
+        &["write", "denyoom"],
+        1,
+        -1,
+        2,
+        Write(K::String, strings::mset)
+    ),
+    spec!(
+        "msetnx",
+        -3,
+        &["write", "denyoom"],
+        1,
+        -1,
+        2,
+        Write(K::String, strings::msetnx)
+    ),
+    spec!("append", 3, W, 1, 1, 1, Write(K::String, strings::append)),
+    spec!("strlen", 2, R, 1, 1, 1, Read(strings::strlen)),
+    spec!("incr", 2, W, 1, 1, 1, Write(K::Counter, strings::incr)),
+    spec!("incrby", 3, W, 1, 1, 1, Write(K::Counter, strings::incrby)),
+    spec!("decr", 2, W, 1, 1, 1, Write(K::Counter, strings::decr)),
+    spec!("decrby", 3, W, 1, 1, 1, Write(K::Counter, strings::decrby)),
+    // hashes
+    spec!("hset", -4, W, 1, 1, 1, Write(K::Hash, hashes::hset)),
+    spec!("hmset", -4, W, 1, 1, 1, Write(K::Hash, hashes::hmset)),
+    spec!("hget", 3, R, 1, 1, 1, Read(hashes::hget)),
+    spec!("hmget", -3, R, 1, 1, 1, Read(hashes::hmget)),
+    spec!("hgetall", 2, RS, 1, 1, 1, Read(hashes::hgetall)),
+    spec!("hdel", -3, WD, 1, 1, 1, Write(K::Hash, hashes::hdel)),
+    spec!("hexists", 3, R, 1, 1, 1, Read(hashes::hexists)),
+    spec!("hlen", 2, R, 1, 1, 1, Read(hashes::hlen)),
+    spec!("hkeys", 2, RS, 1, 1, 1, Read(hashes::hkeys)),
+    spec!("hvals", 2, RS, 1, 1, 1, Read(hashes::hvals)),
+    spec!("hincrby", 4, W, 1, 1, 1, Write(K::Hash, hashes::hincrby)),
+    // sets
+    spec!("sadd", -3, W, 1, 1, 1, Write(K::Set, sets::sadd)),
+    spec!("srem", -3, WD, 1, 1, 1, Write(K::Set, sets::srem)),
+    spec!("smembers", 2, RS, 1, 1, 1, Read(sets::smembers)),
+    spec!("sismember", 3, R, 1, 1, 1, Read(sets::sismember)),
+    spec!("scard", 2, R, 1, 1, 1, Read(sets::scard)),
+];
+
+/// Finds the command for `args` and checks it may run now, in Redis's
+/// order: unknown command, arity, authentication.
+pub fn lookup(session: &Session, args: &[Bytes]) -> Result<&'static Spec, Reply> {
+    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+    let Some(spec) = COMMANDS.iter().find(|s| s.name == name) else {
+        let mut shown = String::new();
+        for a in args[1..].iter() {
+            let a = String::from_utf8_lossy(a);
+            shown.push_str(&format!("'{}' ", truncate(&a, 128)));
+        }
+        return Err(Reply::Error(format!(
+            "ERR unknown command '{}', with args beginning with: {shown}",
+            truncate(&String::from_utf8_lossy(&args[0]), 128)
+        )));
+    };
+    let n = args.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || n < -spec.arity {
+        return Err(arity_error(spec.name));
+    }
+    if !session.authenticated && !spec.no_auth() {
+        return Err(Reply::Error("NOAUTH Authentication required.".into()));
+    }
+    Ok(spec)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Redis's arity error for `name` (`client|setname` for subcommands).
+pub fn arity_error(name: &str) -> Reply {
+    Reply::Error(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// Wall-clock milliseconds, the time TTLs are judged by.
+pub fn now_ms() -> u64 {
+    SystemClock.now_ms()
+}
+
+/// The key's state if it is live (not absent, deleted or expired).
+pub fn live(state: &Option<KeyState>, now: u64) -> Option<&KeyState> {
+    state.as_ref().filter(|s| !s.is_absent(now))
+}
+
+/// Refuses a live key of another type than `want`.
+pub fn expect_kind(state: Option<&KeyState>, want: Kind) -> Result<(), String> {
+    match state.and_then(KeyState::kind) {
+        Some(k) if k != want => Err(WRONGTYPE.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// An integer argument.
+pub fn int_arg(b: &[u8]) -> Result<i64, Reply> {
+    std::str::from_utf8(b)
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| Reply::Error(NOT_INTEGER.into()))
+}
+
+/// Whether an argument equals `word`, ignoring ASCII case.
+pub fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+impl Shared {
+    /// The table `key` belongs to, checked for a write of `kind` by
+    /// command `cmd` in this region: the table's mode must accept writes
+    /// here and its conflict policy must allow the kind.
+    pub fn table_for_write(&self, key: &[u8], kind: WriteKind, cmd: &str) -> Result<String, Reply> {
+        let Some(table) = self.topology.table_for_key(key) else {
+            return Ok(DEFAULT_TABLE.to_string());
+        };
+        match &table.mode {
+            TableMode::MultiMaster => {}
+            TableMode::SingleMaster { home } if *home == self.region => {}
+            TableMode::SingleMaster { home } => {
+                return Err(Reply::Error(format!(
+                    "READONLY table `{}` is single_master with home {home}; this region ({}) does not accept its writes",
+                    table.name, self.region
+                )))
+            }
+            TableMode::Pinned { regions } if regions.contains(&self.region) => {}
+            TableMode::Pinned { .. } => return Err(self.not_pinned_here(table)),
+        }
+        let allowed = match table.conflict {
+            ConflictPolicy::Lww => true,
+            ConflictPolicy::PnCounter => matches!(kind, WriteKind::Counter | WriteKind::Key),
+            ConflictPolicy::LwwHash => matches!(kind, WriteKind::Hash | WriteKind::Key),
+            ConflictPolicy::AddWinsSet => matches!(kind, WriteKind::Set | WriteKind::Key),
+        };
+        if !allowed {
+            let (policy, use_) = match table.conflict {
+                ConflictPolicy::PnCounter => ("pn_counter", "INCR, INCRBY, DECR, DECRBY"),
+                ConflictPolicy::LwwHash => ("lww_hash", "HSET, HDEL, HINCRBY"),
+                ConflictPolicy::AddWinsSet => ("add_wins_set", "SADD, SREM"),
+                ConflictPolicy::Lww => unreachable!("lww allows every kind"),
+            };
+            return Err(Reply::Error(format!(
+                "ERR table `{}` resolves conflicts as {policy}; '{cmd}' is not allowed there (use {use_}, or key commands)",
+                table.name
+            )));
+        }
+        Ok(table.name.clone())
+    }
+
+    /// The table `key` belongs to, checked for a read in this region.
+    pub fn table_for_read(&self, key: &[u8]) -> Result<String, Reply> {
+        let Some(table) = self.topology.table_for_key(key) else {
+            return Ok(DEFAULT_TABLE.to_string());
+        };
+        match &table.mode {
+            TableMode::Pinned { regions } if !regions.contains(&self.region) => {
+                Err(self.not_pinned_here(table))
+            }
+            _ => Ok(table.name.clone()),
+        }
+    }
+
+    fn not_pinned_here(&self, table: &meridian_core::config::Table) -> Reply {
+        let TableMode::Pinned { regions } = &table.mode else {
+            unreachable!("only pinned tables are refused for residency")
+        };
+        let allowed: Vec<String> = regions.iter().map(|r| r.to_string()).collect();
+        Reply::Error(format!(
+            "ERR table `{}` is pinned to {}; this region ({}) does not hold its data",
+            table.name,
+            allowed.join(", "),
+            self.region
+        ))
+    }
+
+    /// Tables this region holds, in scan order: the configured ones, then
+    /// the default table.
+    pub fn readable_tables(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .topology
+            .tables
+            .iter()
+            .filter(|t| match &t.mode {
+                TableMode::Pinned { regions } => regions.contains(&self.region),
+                _ => true,
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        out.push(DEFAULT_TABLE.to_string());
+        out
+    }
+
+    /// A live key's state, for a read.
+    pub fn read_live(&self, key: &[u8]) -> Result<Option<KeyState>, Reply> {
+        let table = self.table_for_read(key)?;
+        let state = self
+            .db
+            .get(&table, key)
+            .map_err(|e| Reply::err(format!("storage error: {e}")))?;
+        Ok(state.filter(|s| !s.is_absent(now_ms())))
+    }
+
+    /// A single-key write plan for `key`.
+    pub fn plan_one(
+        &self,
+        key: &[u8],
+        kind: WriteKind,
+        cmd: &str,
+        decide: impl FnOnce(Option<&KeyState>, u64) -> Result<(Option<Op>, Reply), String>
+            + Send
+            + 'static,
+    ) -> Result<WritePlan, Reply> {
+        let table = self.table_for_write(key, kind, cmd)?;
+        Ok(WritePlan {
+            keys: vec![(table, key.to_vec())],
+            decide: Box::new(move |states, now| {
+                let (op, reply) = decide(states[0].as_ref(), now)?;
+                Ok((vec![op], reply))
+            }),
+        })
+    }
+}

@@ -1,0 +1,28 @@
+//! The Redis-protocol endpoint (DESIGN.md §2 `resp`): sessions, carts and
+//! counters kept in Meridian's replicated tables, reached with any Redis
+//! client.
+//!
+//! - [`proto`] frames requests (RESP multibulk and inline) under named
+//!   limits; [`reply`] encodes answers in RESP2 or RESP3.
+//! - [`cmd`] is the command table: each command is checked (arity, auth,
+//!   the key's table policy), then either read from the local store or
+//!   turned into a [`cmd::WritePlan`] that the storage engine's writer
+//!   decides atomically against the keys' current states.
+//! - [`server`] runs connections: pipelined writes are queued to the engine
+//!   back to back (many share one fsync), replies go out in order.
+//!
+//! It knows the storage engine's API (`meridian_store::db::Db`) and the
+//! record model, not how replication works: cross-region facts (peer
+//! acknowledgements for `WAIT`, the `# Replication` section of `INFO`)
+//! come from the engine and from the [`ClusterInfo`] the node provides.
+
+pub mod cmd;
+pub mod glob;
+pub mod proto;
+pub mod reply;
+pub mod server;
+pub mod session;
+
+pub use reply::Reply;
+pub use server::{serve, ClusterInfo, Shared};
+pub use session::Session;

@@ -1,0 +1,617 @@
+//! The listener and the connection loop.
+//!
+//! Each connection reads requests into a buffer and decodes every complete
+//! one before writing. Writes are queued to the storage engine without
+//! waiting for each other (the engine decides them in queue order), so a
+//! pipeline of 16 `SET`s shares one group commit; any other command first
+//! waits for the connection's queued writes, so it reads what they wrote.
+//! Replies leave in request order.
+//!
+//! Limits, all from `[resp]`: request framing ([`crate::proto::Limits`]),
+//! the largest reply (a bigger one is refused with an error, not sent),
+//! and connections per node (the next one gets Redis's "max number of
+//! clients reached" and is closed).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use meridian_core::config::RespConfig;
+use meridian_core::{RegionName, Topology, VersionVector};
+use meridian_store::db::{Db, DbError, DecideMany, LocalReply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::{self, Handler, WritePlan};
+use crate::proto::{Limits, RequestDecoder};
+use crate::reply::Reply;
+use crate::session::Session;
+
+/// SCAN cursors a node keeps; the oldest is forgotten first.
+pub const CURSORS_MAX: usize = 10_000;
+
+/// Writes a connection may have queued before it waits for the oldest.
+pub const WRITES_IN_FLIGHT_MAX: usize = 1024;
+
+/// Reply bytes buffered before they are written out mid-pipeline.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Bytes read from the socket at a time (at least).
+const READ_CHUNK: usize = 16 * 1024;
+
+/// What the node tells the endpoint about the cluster, for `INFO`.
+pub trait ClusterInfo: Send + Sync + 'static {
+    /// `# Replication` lines after `role`: regions, links, lag.
+    fn replication(&self) -> Vec<(String, String)>;
+    /// `# Memory` lines.
+    fn memory(&self) -> Vec<(String, String)>;
+}
+
+/// Counters for `INFO stats` and `/metrics`.
+#[derive(Default, Debug)]
+pub struct RespStats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused at `connections_max`.
+    pub rejected_connections: AtomicU64,
+    /// Commands run.
+    pub commands_processed: AtomicU64,
+    /// Error replies sent.
+    pub error_replies: AtomicU64,
+    /// Connections closed for a protocol error.
+    pub protocol_errors: AtomicU64,
+    /// Failed `AUTH`/`HELLO AUTH`.
+    pub auth_failures: AtomicU64,
+    /// Connections open now.
+    pub connected: AtomicUsize,
+    /// Connections blocked in `WAIT` now.
+    pub blocked: AtomicUsize,
+}
+
+/// SCAN positions by cursor id.
+#[derive(Default)]
+pub struct Cursors {
+    next: u64,
+    order: VecDeque<u64>,
+    positions: HashMap<u64, (usize, Vec<u8>)>,
+}
+
+impl Cursors {
+    /// Stores a position and returns its cursor (never 0).
+    pub fn put(&mut self, pos: (usize, Vec<u8>)) -> u64 {
+        // Ids are not guessable in order from other connections' ids, and
+        // never 0 (the start cursor).
+        self.next = self.next.wrapping_add(0x9E37_79B9_7F4A_7C15) | 1;
+        let id = self.next & ((1 << 53) - 1);
+        if self.order.len() >= CURSORS_MAX {
+            if let Some(old) = self.order.pop_front() {
+                self.positions.remove(&old);
+            }
+        }
+        self.order.push_back(id);
+        self.positions.insert(id, pos);
+        id
+    }
+
+    /// The position of a cursor, if it is still known.
+    pub fn take(&mut self, id: u64) -> Option<(usize, Vec<u8>)> {
+        // Kept, not removed: a client may retry the same SCAN call.
+        self.positions.get(&id).cloned()
+    }
+}
+
+/// What every connection of the node shares.
+pub struct Shared {
+    /// The storage engine.
+    pub db: Db,
+    /// The topology (tables, modes, policies).
+    pub topology: Arc<Topology>,
+    /// This region.
+    pub region: RegionName,
+    /// Auth and limits.
+    pub resp: RespConfig,
+    /// Framing limits, from `resp`.
+    pub limits: SharedLimits,
+    /// `fsync` or `none`, for `INFO persistence`.
+    pub durability: String,
+    /// Cluster facts for `INFO`.
+    pub cluster: Arc<dyn ClusterInfo>,
+    /// SCAN cursors.
+    pub cursors: Mutex<Cursors>,
+    /// Counters.
+    pub stats: RespStats,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    next_id: AtomicU64,
+    started: Instant,
+}
+
+/// The limits connections apply.
+#[derive(Clone, Copy, Debug)]
+pub struct SharedLimits {
+    /// Largest bulk string.
+    pub bulk_bytes_max: usize,
+    /// Largest reply.
+    pub reply_bytes_max: usize,
+    /// Framing.
+    pub proto: Limits,
+}
+
+impl Shared {
+    /// State for a node's endpoint.
+    pub fn new(
+        db: Db,
+        topology: Arc<Topology>,
+        region: RegionName,
+        durability: String,
+        cluster: Arc<dyn ClusterInfo>,
+        addr: SocketAddr,
+    ) -> Self {
+        let resp = topology.resp.clone();
+        let limits = SharedLimits {
+            bulk_bytes_max: resp.bulk_bytes_max,
+            reply_bytes_max: resp.reply_bytes_max,
+            proto: Limits {
+                bulk_bytes_max: resp.bulk_bytes_max,
+                array_len_max: resp.array_len_max,
+                inline_bytes_max: resp.inline_bytes_max,
+            },
+        };
+        Shared {
+            db,
+            topology,
+            region,
+            resp,
+            limits,
+            durability,
+            cluster,
+            cursors: Mutex::new(Cursors::default()),
+            stats: RespStats::default(),
+            addr,
+            next_id: AtomicU64::new(1),
+            started: Instant::now(),
+        }
+    }
+
+    /// `INFO server`.
+    pub fn info_server(&self) -> Vec<(String, String)> {
+        let up = self.started.elapsed().as_secs();
+        vec![
+            ("redis_version".into(), cmd::server::REDIS_VERSION.into()),
+            ("meridian_version".into(), env!("CARGO_PKG_VERSION").into()),
+            ("redis_mode".into(), "standalone".into()),
+            ("arch_bits".into(), (usize::BITS).to_string()),
+            ("process_id".into(), std::process::id().to_string()),
+            ("tcp_port".into(), self.addr.port().to_string()),
+            ("uptime_in_seconds".into(), up.to_string()),
+            ("uptime_in_days".into(), (up / 86_400).to_string()),
+        ]
+    }
+
+    /// `INFO clients`.
+    pub fn info_clients(&self) -> Vec<(String, String)> {
+        vec![
+            (
+                "connected_clients".into(),
+                self.stats.connected.load(Ordering::Relaxed).to_string(),
+            ),
+            ("maxclients".into(), self.resp.connections_max.to_string()),
+            (
+                "blocked_clients".into(),
+                self.stats.blocked.load(Ordering::Relaxed).to_string(),
+            ),
+        ]
+    }
+
+    /// `INFO stats`.
+    pub fn info_stats(&self) -> Vec<(String, String)> {
+        let s = &self.stats;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        vec![
+            (
+                "total_connections_received".into(),
+                n(&s.connections_received),
+            ),
+            ("total_commands_processed".into(), n(&s.commands_processed)),
+            ("rejected_connections".into(), n(&s.rejected_connections)),
+            ("total_error_replies".into(), n(&s.error_replies)),
+            ("protocol_errors".into(), n(&s.protocol_errors)),
+            ("auth_failures".into(), n(&s.auth_failures)),
+        ]
+    }
+
+    /// The `db0` line of `INFO keyspace` (`None` when empty). Counts by
+    /// scanning.
+    pub fn keyspace(&self) -> Result<Option<String>, Reply> {
+        let now = cmd::now_ms();
+        let (mut keys, mut expires) = (0u64, 0u64);
+        for table in self.readable_tables() {
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let page = self
+                    .db
+                    .scan(&table, after.as_deref(), 1024)
+                    .map_err(|e| Reply::err(format!("storage error: {e}")))?;
+                for (_, s) in &page {
+                    if !s.is_absent(now) {
+                        keys += 1;
+                        expires += s.expires_at_ms().is_some() as u64;
+                    }
+                }
+                if page.len() < 1024 {
+                    break;
+                }
+                after = page.last().map(|(k, _)| k.clone());
+            }
+        }
+        Ok((keys > 0).then(|| format!("keys={keys},expires={expires},avg_ttl=0")))
+    }
+
+    /// `CONFIG GET` parameters.
+    pub fn config_params(&self) -> Vec<(&'static str, String)> {
+        let r = &self.resp;
+        vec![
+            ("maxclients", r.connections_max.to_string()),
+            ("proto-max-bulk-len", r.bulk_bytes_max.to_string()),
+            ("databases", "1".into()),
+            (
+                "appendonly",
+                if self.durability == "fsync" {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            (
+                "appendfsync",
+                if self.durability == "fsync" {
+                    "always"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            ("save", String::new()),
+            ("timeout", "0".into()),
+            ("port", self.addr.port().to_string()),
+            ("bind", self.addr.ip().to_string()),
+            ("maxmemory", "0".into()),
+            (
+                "requirepass",
+                if r.auth_required() { "********" } else { "" }.into(),
+            ),
+        ]
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(shared.resp.connections_max));
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, go on.
+                    tracing::warn!(error = %e, "resp accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        shared
+            .stats
+            .connections_received
+            .fetch_add(1, Ordering::Relaxed);
+        let _ = stream.set_nodelay(true);
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = stream
+                    .write_all(b"-ERR max number of clients reached\r\n")
+                    .await;
+            });
+            continue;
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shared.stats.connected.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = connection(&shared, stream, addr, shutdown).await {
+                tracing::debug!(%addr, error = %e, "resp connection ended");
+            }
+            shared.stats.connected.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+}
+
+/// A reply in order: ready, or waiting for its write to be durable.
+enum Pending {
+    Ready(Reply),
+    Write {
+        commit: LocalReply,
+        reply: oneshot::Receiver<Reply>,
+    },
+}
+
+/// One connection's loop.
+struct Conn<'a> {
+    shared: &'a Shared,
+    session: Session,
+    stream: TcpStream,
+    out: BytesMut,
+    pending: VecDeque<Pending>,
+    writes_in_flight: usize,
+}
+
+impl Conn<'_> {
+    /// Encodes a reply, refusing one larger than the reply limit.
+    fn encode(&mut self, reply: Reply) {
+        let max = self.shared.limits.reply_bytes_max;
+        let reply = if reply.encoded_len() > max {
+            Reply::err(format!(
+                "reply of about {} bytes exceeds resp.reply_bytes_max ({max})",
+                reply.encoded_len()
+            ))
+        } else {
+            reply
+        };
+        if reply.is_error() {
+            self.shared
+                .stats
+                .error_replies
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        reply.encode(self.session.proto, &mut self.out);
+    }
+
+    /// Queues a reply behind the pending ones.
+    fn emit(&mut self, reply: Reply) {
+        if self.pending.is_empty() {
+            self.encode(reply);
+        } else {
+            self.pending.push_back(Pending::Ready(reply));
+        }
+    }
+
+    /// Resolves the oldest pending reply.
+    async fn resolve_one(&mut self) {
+        let Some(p) = self.pending.pop_front() else {
+            return;
+        };
+        let reply = match p {
+            Pending::Ready(r) => r,
+            Pending::Write { commit, reply } => {
+                self.writes_in_flight -= 1;
+                match commit.await {
+                    Ok(Ok(outcomes)) => {
+                        let mut wrote = false;
+                        for e in outcomes.iter().filter_map(|o| o.entry.as_ref()) {
+                            self.session.last_write_seq = self.session.last_write_seq.max(e.seq);
+                            wrote = true;
+                        }
+                        if wrote {
+                            // Everything this region had applied when the
+                            // write committed: a reader elsewhere must wait
+                            // for what the write may have built on.
+                            self.session.token.merge(&self.shared.db.applied());
+                        }
+                        let mut reply = reply;
+                        reply
+                            .try_recv()
+                            .unwrap_or_else(|_| Reply::err("internal error: no reply decided"))
+                    }
+                    Ok(Err(DbError::Rejected(msg))) => Reply::Error(msg),
+                    Ok(Err(e)) => Reply::err(format!("write not stored: {e}")),
+                    Err(_) => Reply::err("write not stored: the storage engine stopped"),
+                }
+            }
+        };
+        self.encode(reply);
+    }
+
+    /// Resolves every pending reply.
+    async fn resolve_all(&mut self) {
+        while !self.pending.is_empty() {
+            self.resolve_one().await;
+        }
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.out.is_empty() {
+            self.stream.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Waits until this region has applied the session's token.
+    async fn await_token(&self) -> Result<(), Reply> {
+        let db = &self.shared.db;
+        let token = &self.session.token;
+        if db.applied().covers(token) {
+            return Ok(());
+        }
+        let wait = Duration::from_millis(self.session.wait_ms);
+        if db.wait_for(token, wait).await {
+            return Ok(());
+        }
+        Err(Reply::Error(format!(
+            "TRYAGAIN this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
+            self.shared.region,
+            token.to_token(),
+            self.session.wait_ms,
+            db.applied().to_token()
+        )))
+    }
+
+    /// Queues a write plan to the engine.
+    async fn submit(&mut self, plan: WritePlan) -> Result<(), Reply> {
+        let (tx, rx) = oneshot::channel();
+        let decide = plan.decide;
+        let decide: DecideMany = Box::new(move |states, now| {
+            let (ops, reply) = decide(states, now)?;
+            let _ = tx.send(reply);
+            Ok(ops)
+        });
+        let commit = self
+            .shared
+            .db
+            .submit_many(plan.keys, decide)
+            .await
+            .map_err(|e| Reply::err(format!("write not stored: {e}")))?;
+        self.pending.push_back(Pending::Write { commit, reply: rx });
+        self.writes_in_flight += 1;
+        if self.writes_in_flight > WRITES_IN_FLIGHT_MAX {
+            self.resolve_one().await;
+        }
+        Ok(())
+    }
+
+    /// `WAIT numregions timeout`: how many other regions have applied this
+    /// connection's last write (every region counts for a connection that
+    /// has not written). A timeout of 0 waits without limit.
+    async fn wait(&mut self, args: &[bytes::Bytes], shutdown: &CancellationToken) -> Reply {
+        let regions = match cmd::int_arg(&args[1]) {
+            Ok(n) if n >= 0 => n as usize,
+            Ok(_) => return Reply::err("numreplicas must be non-negative"),
+            Err(r) => return r,
+        };
+        let timeout = match cmd::int_arg(&args[2]) {
+            Ok(ms) if ms >= 0 => ms as u64,
+            Ok(_) => return Reply::err("timeout is negative"),
+            Err(r) => return r,
+        };
+        let mut token = VersionVector::new();
+        token.advance(&self.shared.region, self.session.last_write_seq);
+        let timeout = (timeout > 0).then(|| Duration::from_millis(timeout));
+        self.shared.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        let n = tokio::select! {
+            n = self.shared.db.wait_for_peers(&token, regions, timeout) => n,
+            _ = shutdown.cancelled() => self.shared.db.peers_covering(&token),
+        };
+        self.shared.stats.blocked.fetch_sub(1, Ordering::Relaxed);
+        Reply::Int(n as i64)
+    }
+}
+
+async fn connection(
+    shared: &Shared,
+    stream: TcpStream,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let laddr = stream.local_addr()?;
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let open = !shared.resp.auth_required();
+    let mut decoder = RequestDecoder::new(shared.limits.proto, open);
+    let mut conn = Conn {
+        shared,
+        session: Session::new(id, addr, laddr, open),
+        stream,
+        out: BytesMut::with_capacity(4096),
+        pending: VecDeque::new(),
+        writes_in_flight: 0,
+    };
+    let mut inbuf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        loop {
+            let args = match decoder.decode(&mut inbuf) {
+                Ok(Some(args)) => args,
+                Ok(None) => break,
+                Err(e) => {
+                    shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+                    conn.resolve_all().await;
+                    conn.encode(Reply::Error(e.0));
+                    return conn.flush().await;
+                }
+            };
+            shared
+                .stats
+                .commands_processed
+                .fetch_add(1, Ordering::Relaxed);
+            let close = run(&mut conn, &args, &shutdown).await;
+            decoder.authenticated = conn.session.authenticated;
+            if close {
+                conn.resolve_all().await;
+                return conn.flush().await;
+            }
+            if conn.out.len() >= FLUSH_BYTES {
+                conn.flush().await?;
+            }
+        }
+        conn.resolve_all().await;
+        conn.flush().await?;
+        if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
+            inbuf.reserve(READ_CHUNK);
+        }
+        let n = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            n = conn.stream.read_buf(&mut inbuf) => n?,
+        };
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Runs one command; returns whether to close the connection after it.
+async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &CancellationToken) -> bool {
+    conn.session.last_command = Instant::now();
+    let spec = match cmd::lookup(&conn.session, args) {
+        Ok(s) => s,
+        Err(reply) => {
+            conn.emit(reply);
+            return false;
+        }
+    };
+    conn.session.last_command_name = spec.name;
+    if spec.keyed() {
+        if let Err(reply) = conn.await_token().await {
+            conn.emit(reply);
+            return false;
+        }
+    }
+    match spec.handler {
+        Handler::Write(_, plan) => match plan(conn.shared, args) {
+            Ok(plan) => {
+                if let Err(reply) = conn.submit(plan).await {
+                    conn.emit(reply);
+                }
+            }
+            Err(reply) => conn.emit(reply),
+        },
+        Handler::Read(f) => {
+            conn.resolve_all().await;
+            let reply = f(conn.shared, &conn.session, args);
+            conn.emit(reply);
+        }
+        Handler::Conn(f) => {
+            conn.resolve_all().await;
+            let reply = f(conn.shared, &mut conn.session, args);
+            conn.emit(reply);
+        }
+        Handler::Wait => {
+            conn.resolve_all().await;
+            let reply = conn.wait(args, shutdown).await;
+            conn.emit(reply);
+        }
+        Handler::Quit => {
+            conn.emit(Reply::Ok);
+            return true;
+        }
+    }
+    false
+}
