@@ -72,14 +72,23 @@ pub fn del(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     })
 }
 
-/// `EXPIRE`-family condition.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum When {
-    Always,
-    Nx,
-    Xx,
-    Gt,
-    Lt,
+/// `EXPIRE`-family conditions (XX combines with GT or LT).
+#[derive(Clone, Copy, Default)]
+struct When {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+impl When {
+    fn allows(self, current: Option<u64>, at: i64) -> bool {
+        // No expiry counts as infinite.
+        !(self.nx && current.is_some()
+            || self.xx && current.is_none()
+            || self.gt && current.is_none_or(|c| at <= c as i64)
+            || self.lt && current.is_some_and(|c| at >= c as i64))
+    }
 }
 
 fn expire_generic(
@@ -90,28 +99,32 @@ fn expire_generic(
     cmd: &'static str,
 ) -> Result<WritePlan, Reply> {
     let n = int_arg(&args[2])?;
-    let mut when = When::Always;
+    let mut when = When::default();
     for a in &args[3..] {
-        let w = if is(a, "NX") {
-            When::Nx
+        if is(a, "NX") {
+            when.nx = true;
         } else if is(a, "XX") {
-            When::Xx
+            when.xx = true;
         } else if is(a, "GT") {
-            When::Gt
+            when.gt = true;
         } else if is(a, "LT") {
-            When::Lt
+            when.lt = true;
         } else {
             return Err(Reply::err(format!(
                 "Unsupported option {}",
                 String::from_utf8_lossy(a)
             )));
-        };
-        if when != When::Always && when != w {
-            return Err(Reply::err(
-                "NX and XX, GT or LT options at the same time are not compatible",
-            ));
         }
-        when = w;
+    }
+    if when.nx && (when.xx || when.gt || when.lt) {
+        return Err(Reply::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if when.gt && when.lt {
+        return Err(Reply::err(
+            "GT and LT options at the same time are not compatible",
+        ));
     }
     let invalid = || Reply::Error(format!("ERR invalid expire time in '{cmd}' command"));
     let ms = n.checked_mul(scale).ok_or_else(invalid)?;
@@ -129,16 +142,7 @@ fn expire_generic(
         if at >= 1 << 48 {
             return Err(format!("ERR invalid expire time in '{cmd}' command"));
         }
-        let current = state.expires_at_ms();
-        let allowed = match when {
-            When::Always => true,
-            When::Nx => current.is_none(),
-            When::Xx => current.is_some(),
-            // No expiry counts as infinite.
-            When::Gt => current.is_some_and(|c| at > c as i64),
-            When::Lt => current.is_none_or(|c| at < c as i64),
-        };
-        if !allowed {
+        if !when.allows(state.expires_at_ms(), at) {
             return Ok((None, Reply::Int(0)));
         }
         if at <= now as i64 {

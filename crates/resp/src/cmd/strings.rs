@@ -290,11 +290,7 @@ pub fn getex(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 type Pair = (String, Vec<u8>, Vec<u8>);
 
 /// Pairs of `MSET`/`MSETNX`, checked for arity.
-fn pairs(
-    shared: &Shared,
-    args: &[Bytes],
-    cmd: &str,
-) -> Result<Vec<Pair>, Reply> {
+fn pairs(shared: &Shared, args: &[Bytes], cmd: &str) -> Result<Vec<Pair>, Reply> {
     if args.len().is_multiple_of(2) {
         return Err(super::arity_error(cmd));
     }
