@@ -8,6 +8,8 @@
 //! - **catch-up**: a region partitioned while another keeps writing, then
 //!   healed: entries applied per second until it has everything.
 //! - **footprint**: resident memory and disk per key after loading keys.
+//! - **redis**: `redis-benchmark` against a region and against Debian's
+//!   `redis-server`, durability matched ([`crate::bench_redis`]).
 //!
 //! Load comes from the node-side generator ([`crate::load`]), so the
 //! figures are the engine's and the WAN's, not an HTTP client's.
@@ -37,6 +39,26 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Report directory.
     pub out: PathBuf,
+    /// Suites to run.
+    pub suites: Vec<String>,
+}
+
+/// Every suite, in run order.
+pub const SUITES: [&str; 4] = ["lag", "catchup", "footprint", "redis"];
+
+/// Parses `--suites lag,redis`.
+pub fn parse_suites(list: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        if !SUITES.contains(&s) {
+            bail!("unknown suite `{s}`; use some of: {}", SUITES.join(", "));
+        }
+        out.push(s.to_string());
+    }
+    if out.is_empty() {
+        bail!("--suites names no suite");
+    }
+    Ok(out)
 }
 
 #[derive(Serialize, Default)]
@@ -46,6 +68,7 @@ struct Report {
     load: Vec<LoadRow>,
     catch_up: Option<CatchUp>,
     footprint: Option<Footprint>,
+    redis: Vec<crate::bench_redis::RedisRow>,
 }
 
 #[derive(Serialize, Clone)]
@@ -115,6 +138,32 @@ fn say(msg: impl AsRef<str>) {
     eprintln!("[bench] {}", msg.as_ref());
 }
 
+fn render_redis(s: &mut String, rows: &[crate::bench_redis::RedisRow]) {
+    use std::fmt::Write;
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\n## Redis protocol vs redis-server\n");
+    let _ = writeln!(s, "`redis-benchmark -t {} -c {}` against us-east (replicating to eu-west and ap-south) and against Debian's redis-server, one at a time, durability matched: Meridian `fsync` vs `appendonly yes, appendfsync always`; Meridian `none` vs redis-server's defaults. Goal: ratio ≥ 1.0 on GET and SET, p99 within +1 ms.\n", crate::bench_redis::TESTS, crate::bench_redis::CLIENTS);
+    let _ = writeln!(s, "| durability | -P | test | Meridian req/s | redis-server req/s | ratio | Meridian p99 ms | redis-server p99 ms | Δ p99 ms |");
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {:.0} | {:.2}× | {:.2} | {:.2} | {:+.2} |",
+            r.durability,
+            r.pipeline,
+            r.test,
+            r.meridian_rps,
+            r.redis_rps,
+            r.ratio,
+            r.meridian_p99_ms,
+            r.redis_p99_ms,
+            r.meridian_p99_ms - r.redis_p99_ms
+        );
+    }
+}
+
 /// Runs the suites and writes the report.
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.out)?;
@@ -129,7 +178,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()?;
-    let _guard = UpGuard(child);
+    let guard = UpGuard(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let file = loop {
         if let Ok(f) = ClusterFile::load(&dir) {
@@ -153,21 +202,38 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         ..Report::default()
     };
 
+    let wants = |s: &str| opts.suites.iter().any(|x| x == s);
     let load_secs = if opts.quick { 3 } else { 10 };
-    for rate in [1_000u64, 10_000] {
+    for rate in [1_000u64, 10_000].into_iter().filter(|_| wants("lag")) {
         say(format!(
             "lag: {rate} writes/s in each region for {load_secs} s"
         ));
         lag_suite(&file, &client, rate, load_secs, &mut report).await?;
     }
     let partition_secs = if opts.quick { 5 } else { 60 };
-    say(format!(
-        "catch-up: ap-south partitioned for {partition_secs} s while us-east writes 5000/s"
-    ));
-    report.catch_up = Some(catch_up(&file, &client, partition_secs).await?);
+    if wants("catchup") {
+        say(format!(
+            "catch-up: ap-south partitioned for {partition_secs} s while us-east writes 5000/s"
+        ));
+    }
+    if wants("catchup") {
+        report.catch_up = Some(catch_up(&file, &client, partition_secs).await?);
+    }
     let keys = if opts.quick { 50_000 } else { 1_000_000 };
-    say(format!("footprint: {keys} keys of 100 B into us-east"));
-    report.footprint = Some(footprint(&file, &client, &dir, keys).await?);
+    if wants("footprint") {
+        say(format!("footprint: {keys} keys of 100 B into us-east"));
+        report.footprint = Some(footprint(&file, &client, &dir, keys).await?);
+    }
+    // The Redis suite starts its own servers, one at a time: stop this
+    // cluster first so nothing else runs beside them.
+    drop(guard);
+    if wants("redis") {
+        let work = out.join("redis");
+        let quick = opts.quick;
+        report.redis =
+            tokio::task::spawn_blocking(move || crate::bench_redis::run(&work, quick, say))
+                .await??;
+    }
 
     std::fs::write(
         out.join("report.json"),
@@ -542,5 +608,6 @@ fn render(r: &Report, quick: bool) -> String {
         let _ = writeln!(s, "\n## Footprint\n");
         let _ = writeln!(s, "{} keys of {} B written to us-east: RSS {:.0} → {:.0} MB ({:.0} B/key; redb caches at most 256 MiB of pages), database file {:.0} MB for every key it holds ({:.0} B/key, including not yet collected replication log).", f.keys, f.value_bytes, f.rss_before_mb, f.rss_after_mb, f.rss_bytes_per_key, f.disk_mb, f.disk_bytes_per_key);
     }
+    render_redis(&mut s, &r.redis);
     s
 }

@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_redis;
 pub mod chaos;
 pub mod cluster_file;
 pub mod data_api;

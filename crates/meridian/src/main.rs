@@ -99,6 +99,9 @@ enum Command {
         /// Report directory.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
+        /// Suites to run, comma-separated: lag, catchup, footprint, redis.
+        #[arg(long, default_value = "lag,catchup,footprint,redis")]
+        suites: String,
     },
     /// Validate a topology file and print what it resolves to.
     CheckConfig {
@@ -199,8 +202,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Chaos { dir, command } => meridian::chaos::run(&dir, command).await,
         Command::Status { dir, json } => meridian::status::run(&dir, json).await,
-        Command::Bench { quick, out } => {
-            meridian::bench::run(meridian::bench::BenchOptions { quick, out }).await
+        Command::Bench { quick, out, suites } => {
+            let suites = meridian::bench::parse_suites(&suites)?;
+            meridian::bench::run(meridian::bench::BenchOptions { quick, out, suites }).await
         }
         Command::CheckConfig { config } => {
             let t = load_topology(&config)?;

@@ -214,3 +214,26 @@ fn nul_and_other_separators_end_inline_arguments() {
         vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
     );
 }
+
+#[test]
+fn inputs_that_once_failed_the_fuzzer_decode_to_an_end() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        // The fuzz target's layout: byte 0 picks the split and auth mode.
+        let Some((&first, input)) = data.split_first() else {
+            continue;
+        };
+        let mut d = RequestDecoder::new(LIMITS, first & 1 == 0);
+        let mut buf = BytesMut::from(input);
+        for _ in 0..=input.len() {
+            match d.decode(&mut buf) {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen > 0, "no regression inputs in {}", dir.display());
+}
