@@ -40,6 +40,11 @@ pub struct RedisRow {
     pub redis_rps: f64,
     /// Meridian over redis-server.
     pub ratio: f64,
+    /// A single-region Meridian (nothing to replicate) requests/s: what
+    /// the endpoint and engine cost alone on this machine.
+    pub solo_rps: f64,
+    /// Its p99 latency, ms.
+    pub solo_p99_ms: f64,
     /// Meridian p99 latency, ms.
     pub meridian_p99_ms: f64,
     /// redis-server p99 latency, ms.
@@ -81,7 +86,31 @@ fn wait_listening(addr: &str, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits until the server answers `PING` with `PONG` (not `LOADING`).
+fn wait_ping(addr: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+            let mut buf = [0u8; 7];
+            if s.write_all(b"PING\r\n").is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && &buf == b"+PONG\r\n"
+            {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("{addr} did not answer PING within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn start_redis(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, String)> {
+    // A fresh dataset each time, as Meridian gets.
+    let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
     let mut cmd = Command::new("redis-server");
@@ -100,10 +129,15 @@ fn start_redis(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, String)
     let guard = Stopped(child);
     let addr = format!("127.0.0.1:{port}");
     wait_listening(&addr, "redis-server")?;
+    wait_ping(&addr)?;
     Ok((guard, addr))
 }
 
-fn start_meridian(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, String)> {
+fn start_meridian(
+    dir: &Path,
+    regions: &str,
+    durability: &str,
+) -> anyhow::Result<(Stopped, String)> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
     let log = std::fs::File::create(dir.with_extension("log"))?;
@@ -111,7 +145,7 @@ fn start_meridian(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, Stri
         .args([
             "up",
             "--regions",
-            "us-east,eu-west,ap-south",
+            regions,
             "--durability",
             durability,
             "--dir",
@@ -134,6 +168,7 @@ fn start_meridian(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, Stri
     };
     let addr = file.regions["us-east"].resp.clone();
     wait_listening(&addr, "meridian")?;
+    wait_ping(&addr)?;
     Ok((guard, addr))
 }
 
@@ -210,12 +245,17 @@ pub fn run(work: &Path, quick: bool, say: impl Fn(String)) -> anyhow::Result<Vec
         say(format!(
             "redis: redis-benchmark -t {TESTS} -c {CLIENTS} -n {requests}, -P 1 and 16, durability {durability}"
         ));
-        let mut results: Vec<[Vec<(String, f64, f64)>; 2]> = Vec::new();
+        let mut results: Vec<[Vec<(String, f64, f64)>; 3]> = Vec::new();
         for pipeline in [1u32, 16] {
             // One server at a time, so they never share the two cores.
             let m = {
-                let (_g, addr) =
-                    start_meridian(&work.join(format!("meridian-{durability}")), durability)?;
+                let dir = work.join(format!("meridian-{durability}"));
+                let (_g, addr) = start_meridian(&dir, "us-east,eu-west,ap-south", durability)?;
+                benchmark(&addr, requests, pipeline)?
+            };
+            let solo = {
+                let dir = work.join(format!("meridian-solo-{durability}"));
+                let (_g, addr) = start_meridian(&dir, "us-east", durability)?;
                 benchmark(&addr, requests, pipeline)?
             };
             let r = {
@@ -223,13 +263,17 @@ pub fn run(work: &Path, quick: bool, say: impl Fn(String)) -> anyhow::Result<Vec
                     start_redis(&work.join(format!("redis-{durability}")), durability)?;
                 benchmark(&addr, requests, pipeline)?
             };
-            results.push([m, r]);
+            results.push([m, solo, r]);
         }
-        for (pipeline, [m, r]) in [1u32, 16].into_iter().zip(results) {
+        for (pipeline, [m, solo, r]) in [1u32, 16].into_iter().zip(results) {
             for (test, m_rps, m_p99) in &m {
                 let Some((_, r_rps, r_p99)) = r.iter().find(|(t, _, _)| t == test) else {
                     continue;
                 };
+                let (solo_rps, solo_p99_ms) = solo
+                    .iter()
+                    .find(|(t, _, _)| t == test)
+                    .map_or((f64::NAN, f64::NAN), |(_, a, b)| (*a, *b));
                 rows.push(RedisRow {
                     durability: durability.to_string(),
                     pipeline,
@@ -237,6 +281,8 @@ pub fn run(work: &Path, quick: bool, say: impl Fn(String)) -> anyhow::Result<Vec
                     meridian_rps: *m_rps,
                     redis_rps: *r_rps,
                     ratio: m_rps / r_rps,
+                    solo_rps,
+                    solo_p99_ms,
                     meridian_p99_ms: *m_p99,
                     redis_p99_ms: *r_p99,
                 });

@@ -406,7 +406,7 @@ impl Conn<'_> {
                             // Everything this region had applied when the
                             // write committed: a reader elsewhere must wait
                             // for what the write may have built on.
-                            self.session.token.merge(&self.shared.db.applied());
+                            self.shared.db.merge_applied_into(&mut self.session.token);
                         }
                         let mut reply = reply;
                         reply
@@ -441,7 +441,7 @@ impl Conn<'_> {
     async fn await_token(&self) -> Result<(), Reply> {
         let db = &self.shared.db;
         let token = &self.session.token;
-        if db.applied().covers(token) {
+        if db.covers(token) {
             return Ok(());
         }
         let wait = Duration::from_millis(self.session.wait_ms);

@@ -498,6 +498,16 @@ impl Db {
         self.applied.borrow().vv.clone()
     }
 
+    /// Whether the applied vector covers `token` (no copy of the vector).
+    pub fn covers(&self, token: &VersionVector) -> bool {
+        self.applied.borrow().vv.covers(token)
+    }
+
+    /// Raises `token` to at least the applied vector (no copy of it).
+    pub fn merge_applied_into(&self, token: &mut VersionVector) {
+        token.merge(&self.applied.borrow().vv);
+    }
+
     /// Subscribes to version vector changes (at most one per commit).
     pub fn subscribe(&self) -> watch::Receiver<Applied> {
         self.applied.clone()

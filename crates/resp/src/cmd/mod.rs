@@ -298,8 +298,10 @@ pub static COMMANDS: &[Spec] = &[
 /// Finds the command for `args` and checks it may run now, in Redis's
 /// order: unknown command, arity, authentication.
 pub fn lookup(session: &Session, args: &[Bytes]) -> Result<&'static Spec, Reply> {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let Some(spec) = COMMANDS.iter().find(|s| s.name == name) else {
+    let Some(spec) = COMMANDS
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(&args[0]))
+    else {
         let mut shown = String::new();
         for a in args[1..].iter() {
             let a = String::from_utf8_lossy(a);
