@@ -115,25 +115,6 @@ struct Footprint {
     disk_bytes_per_key: f64,
 }
 
-/// Stops the benchmark cluster however the run ends.
-struct UpGuard(std::process::Child);
-
-impl Drop for UpGuard {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child by pid.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn say(msg: impl AsRef<str>) {
     eprintln!("[bench] {}", msg.as_ref());
 }
@@ -184,7 +165,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()?;
-    let guard = UpGuard(child);
+    let guard = crate::bench_redis::Stopped(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let file = loop {
         if let Ok(f) = ClusterFile::load(&dir) {

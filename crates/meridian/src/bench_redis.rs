@@ -51,8 +51,9 @@ pub struct RedisRow {
     pub redis_p99_ms: f64,
 }
 
-/// A child process stopped by pid (SIGTERM, then SIGKILL) on drop.
-struct Stopped(Child);
+/// A child process stopped by pid (SIGTERM, then SIGKILL after 20 s) on
+/// drop, however the benchmark ends.
+pub(crate) struct Stopped(pub(crate) Child);
 
 impl Drop for Stopped {
     fn drop(&mut self) {

@@ -178,30 +178,26 @@ pub fn hlen(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
     }
 }
 
-/// `HKEYS key`.
-pub fn hkeys(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
-    match read_hash(shared, &args[1]) {
+/// Field names or values of a live hash.
+fn fields_reply(shared: &Shared, key: &[u8], values: bool) -> Reply {
+    match read_hash(shared, key) {
         Err(r) => r,
         Ok(s) => Reply::bulks(
             s.as_ref()
                 .map(|s| s.hash_fields())
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(f, _)| f),
+                .map(|(f, v)| if values { v } else { f }),
         ),
     }
 }
 
+/// `HKEYS key`.
+pub fn hkeys(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
+    fields_reply(shared, &args[1], false)
+}
+
 /// `HVALS key`.
 pub fn hvals(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
-    match read_hash(shared, &args[1]) {
-        Err(r) => r,
-        Ok(s) => Reply::bulks(
-            s.as_ref()
-                .map(|s| s.hash_fields())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(_, v)| v),
-        ),
-    }
+    fields_reply(shared, &args[1], true)
 }

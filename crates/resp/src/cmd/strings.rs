@@ -303,6 +303,19 @@ fn pairs(shared: &Shared, args: &[Bytes], cmd: &str) -> Result<Vec<Pair>, Reply>
         .collect()
 }
 
+/// `Put`s of the pairs' values, without expiry.
+fn puts(pairs: Vec<Pair>) -> Vec<Option<Op>> {
+    pairs
+        .into_iter()
+        .map(|(_, _, value)| {
+            Some(Op::Put {
+                value,
+                expires_at_ms: None,
+            })
+        })
+        .collect()
+}
+
 /// `MSET key value [key value ...]`: all in one commit.
 pub fn mset(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let pairs = pairs(shared, args, "mset")?;
@@ -312,18 +325,7 @@ pub fn mset(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
         .collect();
     Ok(WritePlan {
         keys,
-        decide: Box::new(move |_, _| {
-            let ops = pairs
-                .into_iter()
-                .map(|(_, _, value)| {
-                    Some(Op::Put {
-                        value,
-                        expires_at_ms: None,
-                    })
-                })
-                .collect();
-            Ok((ops, Reply::Ok))
-        }),
+        decide: Box::new(move |_, _| Ok((puts(pairs), Reply::Ok))),
     })
 }
 
@@ -340,16 +342,7 @@ pub fn msetnx(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
             if states.iter().any(|s| live(s, now).is_some()) {
                 return Ok((vec![None; states.len()], Reply::Int(0)));
             }
-            let ops = pairs
-                .into_iter()
-                .map(|(_, _, value)| {
-                    Some(Op::Put {
-                        value,
-                        expires_at_ms: None,
-                    })
-                })
-                .collect();
-            Ok((ops, Reply::Int(1)))
+            Ok((puts(pairs), Reply::Int(1)))
         }),
     })
 }
