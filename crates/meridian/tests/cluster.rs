@@ -346,15 +346,23 @@ async fn a_peer_without_the_cluster_secret_is_refused_and_logged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_port_fails_up_with_the_node_log_and_leaves_nothing() {
     // Hold a port, then ask for fixed ports that put us-east's admin on it.
-    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let taken = holder.local_addr().unwrap().port();
+    // The port comes from below the ephemeral range, as `up`'s own do, so
+    // no outgoing connection of a parallel test can sit on the others.
+    let (holder, taken) = (0..1000)
+        .find_map(|_| {
+            let p = fastrand_port();
+            std::net::TcpListener::bind(("127.0.0.1", p))
+                .ok()
+                .map(|l| (l, p))
+        })
+        .expect("a free port below the ephemeral range");
     let base = taken - 2;
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::exe())
         .args([
             "up",
             "--regions",
-            "us-east,eu-west",
+            "us-east",
             "--base-port",
             &base.to_string(),
             "--dir",
@@ -421,4 +429,15 @@ fn up_refuses_unknown_or_repeated_regions() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains(needle));
     }
+}
+
+/// A pseudo-random port in `up`'s free range (time-seeded; no extra crate).
+fn fastrand_port() -> u16 {
+    let r = meridian::up::FREE_PORTS;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let span = u32::from(r.end - r.start - 16);
+    r.start + 8 + (nanos.wrapping_mul(2_654_435_761) % span) as u16
 }
