@@ -408,10 +408,18 @@ struct RedisServer {
 
 impl RedisServer {
     fn start() -> RedisServer {
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // A port below the ephemeral range, where no outgoing connection
+        // of a parallel test can take it between our check and its bind.
+        let r = meridian::up::FREE_PORTS;
+        let port = (0..1000u32)
+            .map(|i| {
+                let seed = std::process::id()
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(i * 7919);
+                r.start + (seed % u32::from(r.end - r.start)) as u16
+            })
+            .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .expect("a free port for redis-server");
         let child = Command::new("redis-server")
             .args([
                 "--port",
