@@ -48,6 +48,9 @@ pub struct TopologyConfig {
     pub resp: RespConfig,
 }
 
+/// The table of keys that match no configured key prefix.
+pub const DEFAULT_TABLE: &str = "default";
+
 /// Default largest bulk string (a key, a value, an argument): 16 MiB.
 pub const RESP_BULK_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default longest command (arguments per request).
@@ -504,6 +507,15 @@ impl Topology {
             .filter(|(p, _)| key.starts_with(p.as_bytes()))
             .max_by_key(|(p, _)| p.len())
             .map(|(_, t)| t)
+    }
+
+    /// Every table name: the configured ones, then [`DEFAULT_TABLE`].
+    pub fn table_names(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|t| t.name.clone())
+            .chain(std::iter::once(DEFAULT_TABLE.to_string()))
+            .collect()
     }
 
     /// Every region but `local`.

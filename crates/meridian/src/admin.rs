@@ -190,12 +190,10 @@ fn node_status(node: &Node) -> NodeStatus {
     }
 }
 
-fn replication_report(node: &Node) -> ReplicationReport {
-    let repl = node.repl.status();
-    // Quantiles to 0.1 ms since start (or the last reset).
-    let lag = node
-        .db
-        .stats()
+/// Replication lag per origin, quantiles to 0.1 ms since start (or the
+/// last reset): for `/status` and the Redis endpoint's `INFO`.
+pub(crate) fn lag_by_origin(db: &meridian_store::db::Db) -> BTreeMap<String, LagReport> {
+    db.stats()
         .replication_latency
         .lock()
         .expect("stats lock is never poisoned")
@@ -213,7 +211,12 @@ fn replication_report(node: &Node) -> ReplicationReport {
                 },
             )
         })
-        .collect();
+        .collect()
+}
+
+fn replication_report(node: &Node) -> ReplicationReport {
+    let repl = node.repl.status();
+    let lag = lag_by_origin(&node.db);
     ReplicationReport {
         applied: node
             .db
@@ -560,7 +563,7 @@ async fn digest(
     tokio::task::spawn_blocking(move || {
         let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
         let mut out = BTreeMap::new();
-        for table in node.table_names() {
+        for table in node.topology.table_names() {
             let d = table_digest(node.db.backend().as_ref(), &table, now)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             out.insert(table, d);

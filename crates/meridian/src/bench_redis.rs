@@ -76,18 +76,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr()?.port())
 }
 
-fn wait_listening(addr: &str, what: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(addr).is_err() {
-        if Instant::now() > deadline {
-            bail!("{what} did not listen on {addr} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
-/// Waits until the server answers `PING` with `PONG` (not `LOADING`).
+/// Waits until the server listens and answers `PING` with `PONG` (not
+/// `LOADING`).
 fn wait_ping(addr: &str) -> anyhow::Result<()> {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -129,7 +119,6 @@ fn start_redis(dir: &Path, durability: &str) -> anyhow::Result<(Stopped, String)
     )?;
     let guard = Stopped(child);
     let addr = format!("127.0.0.1:{port}");
-    wait_listening(&addr, "redis-server")?;
     wait_ping(&addr)?;
     Ok((guard, addr))
 }
@@ -168,7 +157,6 @@ fn start_meridian(
         std::thread::sleep(Duration::from_millis(100));
     };
     let addr = file.regions["us-east"].resp.clone();
-    wait_listening(&addr, "meridian")?;
     wait_ping(&addr)?;
     Ok((guard, addr))
 }

@@ -31,24 +31,12 @@ use crate::admin::{AdminAuth, AdminState, ApiError};
 /// Largest value accepted, as for the Redis endpoint's bulk strings.
 pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
-/// Longest a session read waits for its token before failing.
-pub const SESSION_WAIT_MS_MAX: u64 = 30_000;
-
-/// Default session-read wait.
-pub const SESSION_WAIT_MS_DEFAULT: u64 = 1_000;
+/// Session-read waits: the same default and ceiling as the Redis
+/// endpoint's `MERIDIAN.AFTER`.
+pub use meridian_resp::session::{SESSION_WAIT_MS_DEFAULT, SESSION_WAIT_MS_MAX};
 
 /// The table every key belongs to unless configured otherwise.
-pub const DEFAULT_TABLE: &str = "default";
-
-/// Renders a token: `region:seq,...`.
-pub fn format_token(vv: &VersionVector) -> String {
-    vv.to_token()
-}
-
-/// Parses a token, saying what is wrong with a bad one.
-pub fn parse_token(text: &str) -> Result<VersionVector, String> {
-    VersionVector::parse_token(text)
-}
+pub use meridian_core::config::DEFAULT_TABLE;
 
 fn check_table(state: &AdminState, table: &str) -> Result<(), ApiError> {
     if table == DEFAULT_TABLE || state.node().topology.tables.iter().any(|t| t.name == table) {
@@ -94,7 +82,7 @@ fn written(entry: &LogEntry, applied: VersionVector) -> Json<serde_json::Value> 
         "origin": entry.origin,
         "seq": entry.seq,
         "hlc": entry.hlc.to_string(),
-        "token": format_token(&token),
+        "token": token.to_token(),
     }))
 }
 
@@ -244,7 +232,8 @@ pub async fn get(
     check_table(&s, &table)?;
     let db = &s.node().db;
     if let Some(token) = &q.after {
-        let token = parse_token(token).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        let token = VersionVector::parse_token(token)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
         let wait = q
             .wait_ms
             .unwrap_or(SESSION_WAIT_MS_DEFAULT)
@@ -254,8 +243,8 @@ pub async fn get(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
                     "this region has not applied token {} within {wait} ms (applied: {})",
-                    format_token(&token),
-                    format_token(&db.applied())
+                    token.to_token(),
+                    db.applied().to_token()
                 ),
             ));
         }
@@ -314,23 +303,4 @@ pub async fn conflicts(
         .expect("stats lock is never poisoned")
         .clone();
     Json(json!({ "totals": totals, "conflicts": newest }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_bad_ones_say_why() {
-        let vv = parse_token("us-east:17,eu-west:3").unwrap();
-        assert_eq!(format_token(&vv), "eu-west:3,us-east:17");
-        assert!(parse_token("us-east")
-            .unwrap_err()
-            .contains("not region:seq"));
-        assert!(parse_token("us-east:x")
-            .unwrap_err()
-            .contains("no sequence"));
-        assert!(parse_token("US:1").is_err());
-        assert_eq!(parse_token("").unwrap(), VersionVector::new());
-    }
 }

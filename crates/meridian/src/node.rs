@@ -43,20 +43,6 @@ pub struct Node {
     pub resp: Arc<meridian_resp::Shared>,
 }
 
-impl Node {
-    /// Every table name: the configured ones and the default table.
-    pub fn table_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .topology
-            .tables
-            .iter()
-            .map(|t| t.name.clone())
-            .collect();
-        names.push(crate::data_api::DEFAULT_TABLE.to_string());
-        names
-    }
-}
-
 /// Binds `addr`, naming the listener in the error so an operator knows which
 /// config field to change.
 async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -153,8 +139,7 @@ pub async fn run(
         ReplConfig::new(region.clone(), all_regions),
         shutdown.clone(),
     )?;
-    let mut tables: Vec<String> = topology.tables.iter().map(|t| t.name.clone()).collect();
-    tables.push(crate::data_api::DEFAULT_TABLE.to_string());
+    let tables = topology.table_names();
     meridian_repl::runtime::spawn_purger(
         db.clone(),
         repl.closed().clone(),
@@ -207,7 +192,7 @@ pub async fn run(
         resp = %me.resp,
         emulated_links = node.links.len(),
         data = %db_path.display(),
-        applied = %crate::data_api::format_token(&node.db.applied()),
+        applied = %node.db.applied().to_token(),
         "node ready"
     );
     admin::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;

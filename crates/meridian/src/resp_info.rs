@@ -22,21 +22,8 @@ impl meridian_resp::ClusterInfo for NodeInfo {
     fn replication(&self) -> Vec<(String, String)> {
         let links = self.mesh.status();
         let repl = self.repl.status();
-        let lag = self
-            .db
-            .stats()
-            .replication_latency
-            .lock()
-            .expect("stats lock is never poisoned")
-            .iter()
-            .map(|(origin, h)| {
-                let ms = |q: f64| {
-                    h.quantile(q)
-                        .map_or("-".to_string(), |s| format!("{:.1}", s * 1000.0))
-                };
-                (origin.clone(), (ms(0.5), ms(0.99)))
-            })
-            .collect::<std::collections::BTreeMap<_, _>>();
+        let lag = crate::admin::lag_by_origin(&self.db);
+        let ms = |q: Option<f64>| q.map_or("-".to_string(), |ms| format!("{ms:.1}"));
         let mut out = vec![
             ("regions".to_string(), (links.len() + 1).to_string()),
             (
@@ -51,10 +38,8 @@ impl meridian_resp::ClusterInfo for NodeInfo {
         ];
         for (i, link) in links.iter().enumerate() {
             let peer = repl.peers.get(&link.region);
-            let (p50, p99) = lag
-                .get(&link.region)
-                .cloned()
-                .unwrap_or(("-".into(), "-".into()));
+            let l = lag.get(link.region.as_str());
+            let (p50, p99) = (ms(l.and_then(|l| l.p50_ms)), ms(l.and_then(|l| l.p99_ms)));
             out.push((
                 format!("region{i}"),
                 format!(

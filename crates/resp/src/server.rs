@@ -98,9 +98,9 @@ impl Cursors {
         id
     }
 
-    /// The position of a cursor, if it is still known.
-    pub fn take(&mut self, id: u64) -> Option<(usize, Vec<u8>)> {
-        // Kept, not removed: a client may retry the same SCAN call.
+    /// The position of a cursor, if it is still known. It stays known: a
+    /// client may retry the same SCAN call.
+    pub fn get(&self, id: u64) -> Option<(usize, Vec<u8>)> {
         self.positions.get(&id).cloned()
     }
 }
@@ -223,33 +223,6 @@ impl Shared {
             ("protocol_errors".into(), n(&s.protocol_errors)),
             ("auth_failures".into(), n(&s.auth_failures)),
         ]
-    }
-
-    /// The `db0` line of `INFO keyspace` (`None` when empty). Counts by
-    /// scanning.
-    pub fn keyspace(&self) -> Result<Option<String>, Reply> {
-        let now = cmd::now_ms();
-        let (mut keys, mut expires) = (0u64, 0u64);
-        for table in self.readable_tables() {
-            let mut after: Option<Vec<u8>> = None;
-            loop {
-                let page = self
-                    .db
-                    .scan(&table, after.as_deref(), 1024)
-                    .map_err(|e| Reply::err(format!("storage error: {e}")))?;
-                for (_, s) in &page {
-                    if !s.is_absent(now) {
-                        keys += 1;
-                        expires += s.expires_at_ms().is_some() as u64;
-                    }
-                }
-                if page.len() < 1024 {
-                    break;
-                }
-                after = page.last().map(|(k, _)| k.clone());
-            }
-        }
-        Ok((keys > 0).then(|| format!("keys={keys},expires={expires},avg_ttl=0")))
     }
 
     /// `CONFIG GET` parameters.
@@ -585,7 +558,7 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         }
     }
     match spec.handler {
-        Handler::Write(_, plan) => match plan(conn.shared, args) {
+        Handler::Write(plan) => match plan(conn.shared, args) {
             Ok(plan) => {
                 if let Err(reply) = conn.submit(plan).await {
                     conn.emit(reply);

@@ -1018,14 +1018,22 @@ impl<C: PhysicalClock> Engine<C> {
                 keys.len()
             )));
         }
+        // A key named twice (`MSET a 1 a 2`): its later op must see the
+        // earlier op's result, which only the overlay holds.
+        let repeated: Vec<bool> = (0..keys.len())
+            .map(|i| keys[..i].contains(&keys[i]))
+            .collect();
         let mut outcomes = Vec::with_capacity(keys.len());
-        for ((table, key), op) in keys.into_iter().zip(ops) {
-            // Re-read: an earlier op of this write may have changed the key.
-            let before = b
-                .overlay
-                .get(&(table.clone(), key.clone()))
-                .cloned()
-                .unwrap_or_else(|| befores[outcomes.len()].clone());
+        for (i, ((table, key), op)) in keys.into_iter().zip(ops).enumerate() {
+            let decided = std::mem::take(&mut befores[i]);
+            let before = if repeated[i] {
+                b.overlay
+                    .get(&(table.clone(), key.clone()))
+                    .cloned()
+                    .unwrap_or(decided)
+            } else {
+                decided
+            };
             let Some(op) = op else {
                 outcomes.push(LocalOutcome {
                     before: before.clone(),
@@ -1148,5 +1156,76 @@ impl<C: PhysicalClock> Engine<C> {
         for (origin, seconds) in latencies {
             h.entry(origin).or_default().observe(seconds);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::MemStore;
+    use meridian_core::SystemClock;
+
+    fn engine() -> Engine<SystemClock> {
+        let config = DbConfig {
+            region: RegionName::new("us-east").unwrap(),
+            durability: Durability::None,
+            max_offset_ms: 500,
+        };
+        Engine::open(Arc::new(MemStore::new()), config, SystemClock).unwrap()
+    }
+
+    fn put(v: &str) -> Option<Op> {
+        Some(Op::Put {
+            value: v.as_bytes().to_vec(),
+            expires_at_ms: None,
+        })
+    }
+
+    fn many(
+        e: &mut Engine<SystemClock>,
+        keys: &[&str],
+        decide: DecideMany,
+    ) -> Result<Vec<LocalOutcome>, DbError> {
+        let keys = keys
+            .iter()
+            .map(|k| ("t".to_string(), k.as_bytes().to_vec()))
+            .collect();
+        match e.process(vec![Request::LocalMany { keys, decide }]).pop() {
+            Some(Response::LocalMany(r)) => *r,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_sees_its_earlier_op() {
+        let mut e = engine();
+        let out = many(
+            &mut e,
+            &["a", "b", "a"],
+            Box::new(|_, _| Ok(vec![put("1"), put("2"), put("3")])),
+        )
+        .unwrap();
+        assert!(out[0].before.is_none() && out[1].before.is_none());
+        assert_eq!(
+            out[2].before.as_ref().and_then(|s| s.bytes()),
+            Some(b"1".to_vec())
+        );
+        assert_eq!(
+            out.iter()
+                .map(|o| o.entry.as_ref().unwrap().seq)
+                .collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        let a = e.backend().get("t", b"a").unwrap().unwrap();
+        assert_eq!(a.bytes(), Some(b"3".to_vec()));
+    }
+
+    #[test]
+    fn a_refused_multi_key_write_writes_nothing() {
+        let mut e = engine();
+        let err = many(&mut e, &["a", "b"], Box::new(|_, _| Err("ERR no".into()))).unwrap_err();
+        assert!(matches!(err, DbError::Rejected(m) if m == "ERR no"));
+        assert!(e.backend().get("t", b"a").unwrap().is_none());
+        assert_eq!(e.vv().get(&RegionName::new("us-east").unwrap()), 0);
     }
 }

@@ -792,3 +792,20 @@ mod convergence {
         }
     }
 }
+
+#[test]
+fn tokens_round_trip_and_bad_ones_say_why() {
+    let vv = VersionVector::parse_token("us-east:17,eu-west:3").unwrap();
+    assert_eq!(vv.to_token(), "eu-west:3,us-east:17");
+    assert!(VersionVector::parse_token("us-east")
+        .unwrap_err()
+        .contains("not region:seq"));
+    assert!(VersionVector::parse_token("us-east:x")
+        .unwrap_err()
+        .contains("no sequence"));
+    assert!(VersionVector::parse_token("US:1").is_err());
+    assert_eq!(
+        VersionVector::parse_token("").unwrap(),
+        VersionVector::new()
+    );
+}

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{expect_kind, int_arg, WriteKind, WritePlan, OVERFLOW};
+use super::{expect_kind, int_arg, live, WriteKind, WritePlan, OVERFLOW};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::Session;
@@ -34,7 +34,7 @@ fn hset_generic(shared: &Shared, args: &[Bytes], cmd: &'static str) -> Result<Wr
         .map(|fv| (fv[0].to_vec(), fv[1].to_vec()))
         .collect();
     shared.plan_one(&args[1], WriteKind::Hash, cmd, move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         expect_kind(live, Kind::Hash)?;
         let mut new = std::collections::BTreeSet::new();
         for (f, _) in &fields {
@@ -71,7 +71,7 @@ pub fn hmset(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 pub fn hdel(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let fields: Vec<Vec<u8>> = args[2..].iter().map(|f| f.to_vec()).collect();
     shared.plan_one(&args[1], WriteKind::Hash, "hdel", move |cur, now| {
-        let Some(live) = cur.filter(|s| !s.is_absent(now)) else {
+        let Some(live) = live(cur, now) else {
             return Ok((None, Reply::Int(0)));
         };
         expect_kind(Some(live), Kind::Hash)?;
@@ -99,7 +99,7 @@ pub fn hincrby(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let name = args[2].to_vec();
     let delta = int_arg(&args[3])?;
     shared.plan_one(&args[1], WriteKind::Hash, "hincrby", move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         expect_kind(live, Kind::Hash)?;
         let current = match live.and_then(|s| field(s, &name)) {
             None => 0,

@@ -64,7 +64,7 @@ pub fn del(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
             let ops: Vec<Option<Op>> = states
                 .iter()
                 .zip(&first)
-                .map(|(s, first)| (*first && live(s, now).is_some()).then_some(Op::Delete))
+                .map(|(s, first)| (*first && live(s.as_ref(), now).is_some()).then_some(Op::Delete))
                 .collect();
             let n = ops.iter().filter(|o| o.is_some()).count();
             Ok((ops, Reply::Int(n as i64)))
@@ -129,7 +129,7 @@ fn expire_generic(
     let invalid = || Reply::Error(format!("ERR invalid expire time in '{cmd}' command"));
     let ms = n.checked_mul(scale).ok_or_else(invalid)?;
     shared.plan_one(&args[1], WriteKind::Key, cmd, move |cur, now| {
-        let Some(state) = cur.filter(|s| !s.is_absent(now)) else {
+        let Some(state) = live(cur, now) else {
             return Ok((None, Reply::Int(0)));
         };
         let at = if absolute {
@@ -182,7 +182,7 @@ pub fn pexpireat(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 /// `PERSIST key`: 1 if an expiry was removed.
 pub fn persist(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     shared.plan_one(&args[1], WriteKind::Key, "persist", move |cur, now| {
-        let Some(state) = cur.filter(|s| !s.is_absent(now)) else {
+        let Some(state) = live(cur, now) else {
             return Ok((None, Reply::Int(0)));
         };
         if state.expires_at_ms().is_none() {
@@ -235,15 +235,12 @@ fn walk(
     let tables = shared.readable_tables();
     let now = now_ms();
     while table < tables.len() {
+        let want = SCAN_PAGE.min(budget.max(1));
         let page = shared
             .db
-            .scan(
-                &tables[table],
-                after.as_deref(),
-                SCAN_PAGE.min(budget.max(1)),
-            )
+            .scan(&tables[table], after.as_deref(), want)
             .map_err(|e| Reply::err(format!("storage error: {e}")))?;
-        let full = page.len() == SCAN_PAGE.min(budget.max(1));
+        let full = page.len() == want;
         for (key, state) in &page {
             if !state.is_absent(now) && !f(key, state) {
                 return Ok(Some((table, key.clone())));
@@ -274,6 +271,18 @@ pub fn dbsize(shared: &Shared, _: &Session, _: &[Bytes]) -> Reply {
         Ok(_) => Reply::Int(n),
         Err(r) => r,
     }
+}
+
+/// The `db0` line of `INFO keyspace` (`None` when empty); counts by
+/// scanning, as `DBSIZE`.
+pub fn keyspace(shared: &Shared) -> Result<Option<String>, Reply> {
+    let (mut keys, mut expires) = (0u64, 0u64);
+    walk(shared, 0, None, usize::MAX, |_, state| {
+        keys += 1;
+        expires += state.expires_at_ms().is_some() as u64;
+        true
+    })?;
+    Ok((keys > 0).then(|| format!("keys={keys},expires={expires},avg_ttl=0")))
 }
 
 /// `KEYS pattern`. Refused, not truncated, when the answer would exceed
@@ -342,7 +351,7 @@ pub fn scan(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
     let start = if cursor == 0 {
         (0, None)
     } else {
-        match shared.cursors.lock().expect("cursor lock").take(cursor) {
+        match shared.cursors.lock().expect("cursor lock").get(cursor) {
             Some((t, k)) => (t, Some(k)),
             None => {
                 return Reply::err(format!(

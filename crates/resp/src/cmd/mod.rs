@@ -26,8 +26,7 @@ pub(crate) mod server;
 mod sets;
 mod strings;
 
-/// The table of keys matching no configured prefix.
-pub const DEFAULT_TABLE: &str = "default";
+pub use meridian_core::config::DEFAULT_TABLE;
 
 /// Redis's type error.
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
@@ -74,8 +73,9 @@ pub enum WriteKind {
 pub enum Handler {
     /// Reads the local store.
     Read(fn(&Shared, &Session, &[Bytes]) -> Reply),
-    /// Plans a write.
-    Write(WriteKind, fn(&Shared, &[Bytes]) -> Result<WritePlan, Reply>),
+    /// Plans a write (the plan names its kind when it maps its keys to
+    /// tables: [`Shared::table_for_write`]).
+    Write(fn(&Shared, &[Bytes]) -> Result<WritePlan, Reply>),
     /// Changes or reports the connection.
     Conn(fn(&Shared, &mut Session, &[Bytes]) -> Reply),
     /// `WAIT numregions timeout`.
@@ -136,7 +136,6 @@ macro_rules! spec {
 }
 
 use Handler::{Conn, Read, Write};
-use WriteKind as K;
 
 /// Every command, in `COMMAND`'s order.
 pub static COMMANDS: &[Spec] = &[
@@ -206,15 +205,15 @@ pub static COMMANDS: &[Spec] = &[
     // keys
     spec!("type", 2, R, 1, 1, 1, Read(keys::type_)),
     spec!("exists", -2, R, 1, -1, 1, Read(keys::exists)),
-    spec!("del", -2, &["write"], 1, -1, 1, Write(K::Key, keys::del)),
-    spec!("unlink", -2, WD, 1, -1, 1, Write(K::Key, keys::del)),
+    spec!("del", -2, &["write"], 1, -1, 1, Write(keys::del)),
+    spec!("unlink", -2, WD, 1, -1, 1, Write(keys::del)),
     spec!("scan", -2, RS, 0, 0, 0, Read(keys::scan)),
     spec!("keys", 2, RS, 0, 0, 0, Read(keys::keys)),
-    spec!("expire", -3, WD, 1, 1, 1, Write(K::Key, keys::expire)),
-    spec!("pexpire", -3, WD, 1, 1, 1, Write(K::Key, keys::pexpire)),
-    spec!("expireat", -3, WD, 1, 1, 1, Write(K::Key, keys::expireat)),
-    spec!("pexpireat", -3, WD, 1, 1, 1, Write(K::Key, keys::pexpireat)),
-    spec!("persist", 2, WD, 1, 1, 1, Write(K::Key, keys::persist)),
+    spec!("expire", -3, WD, 1, 1, 1, Write(keys::expire)),
+    spec!("pexpire", -3, WD, 1, 1, 1, Write(keys::pexpire)),
+    spec!("expireat", -3, WD, 1, 1, 1, Write(keys::expireat)),
+    spec!("pexpireat", -3, WD, 1, 1, 1, Write(keys::pexpireat)),
+    spec!("persist", 2, WD, 1, 1, 1, Write(keys::persist)),
     spec!("ttl", 2, R, 1, 1, 1, Read(keys::ttl)),
     spec!("pttl", 2, R, 1, 1, 1, Read(keys::pttl)),
     // strings
@@ -226,7 +225,7 @@ pub static COMMANDS: &[Spec] = &[
         1,
         1,
         1,
-        Write(K::String, strings::set)
+        Write(strings::set)
     ),
     spec!(
         "setex",
@@ -235,7 +234,7 @@ pub static COMMANDS: &[Spec] = &[
         1,
         1,
         1,
-        Write(K::String, strings::setex)
+        Write(strings::setex)
     ),
     spec!(
         "psetex",
@@ -244,12 +243,12 @@ pub static COMMANDS: &[Spec] = &[
         1,
         1,
         1,
-        Write(K::String, strings::psetex)
+        Write(strings::psetex)
     ),
-    spec!("setnx", 3, W, 1, 1, 1, Write(K::String, strings::setnx)),
-    spec!("getset", 3, W, 1, 1, 1, Write(K::String, strings::getset)),
-    spec!("getdel", 2, WD, 1, 1, 1, Write(K::Key, strings::getdel)),
-    spec!("getex", -2, WD, 1, 1, 1, Write(K::Key, strings::getex)),
+    spec!("setnx", 3, W, 1, 1, 1, Write(strings::setnx)),
+    spec!("getset", 3, W, 1, 1, 1, Write(strings::getset)),
+    spec!("getdel", 2, WD, 1, 1, 1, Write(strings::getdel)),
+    spec!("getex", -2, WD, 1, 1, 1, Write(strings::getex)),
     spec!("mget", -2, R, 1, -1, 1, Read(strings::mget)),
     spec!(
         "mset",
@@ -258,7 +257,7 @@ pub static COMMANDS: &[Spec] = &[
         1,
         -1,
         2,
-        Write(K::String, strings::mset)
+        Write(strings::mset)
     ),
     spec!(
         "msetnx",
@@ -267,29 +266,29 @@ pub static COMMANDS: &[Spec] = &[
         1,
         -1,
         2,
-        Write(K::String, strings::msetnx)
+        Write(strings::msetnx)
     ),
-    spec!("append", 3, W, 1, 1, 1, Write(K::String, strings::append)),
+    spec!("append", 3, W, 1, 1, 1, Write(strings::append)),
     spec!("strlen", 2, R, 1, 1, 1, Read(strings::strlen)),
-    spec!("incr", 2, W, 1, 1, 1, Write(K::Counter, strings::incr)),
-    spec!("incrby", 3, W, 1, 1, 1, Write(K::Counter, strings::incrby)),
-    spec!("decr", 2, W, 1, 1, 1, Write(K::Counter, strings::decr)),
-    spec!("decrby", 3, W, 1, 1, 1, Write(K::Counter, strings::decrby)),
+    spec!("incr", 2, W, 1, 1, 1, Write(strings::incr)),
+    spec!("incrby", 3, W, 1, 1, 1, Write(strings::incrby)),
+    spec!("decr", 2, W, 1, 1, 1, Write(strings::decr)),
+    spec!("decrby", 3, W, 1, 1, 1, Write(strings::decrby)),
     // hashes
-    spec!("hset", -4, W, 1, 1, 1, Write(K::Hash, hashes::hset)),
-    spec!("hmset", -4, W, 1, 1, 1, Write(K::Hash, hashes::hmset)),
+    spec!("hset", -4, W, 1, 1, 1, Write(hashes::hset)),
+    spec!("hmset", -4, W, 1, 1, 1, Write(hashes::hmset)),
     spec!("hget", 3, R, 1, 1, 1, Read(hashes::hget)),
     spec!("hmget", -3, R, 1, 1, 1, Read(hashes::hmget)),
     spec!("hgetall", 2, RS, 1, 1, 1, Read(hashes::hgetall)),
-    spec!("hdel", -3, WD, 1, 1, 1, Write(K::Hash, hashes::hdel)),
+    spec!("hdel", -3, WD, 1, 1, 1, Write(hashes::hdel)),
     spec!("hexists", 3, R, 1, 1, 1, Read(hashes::hexists)),
     spec!("hlen", 2, R, 1, 1, 1, Read(hashes::hlen)),
     spec!("hkeys", 2, RS, 1, 1, 1, Read(hashes::hkeys)),
     spec!("hvals", 2, RS, 1, 1, 1, Read(hashes::hvals)),
-    spec!("hincrby", 4, W, 1, 1, 1, Write(K::Hash, hashes::hincrby)),
+    spec!("hincrby", 4, W, 1, 1, 1, Write(hashes::hincrby)),
     // sets
-    spec!("sadd", -3, W, 1, 1, 1, Write(K::Set, sets::sadd)),
-    spec!("srem", -3, WD, 1, 1, 1, Write(K::Set, sets::srem)),
+    spec!("sadd", -3, W, 1, 1, 1, Write(sets::sadd)),
+    spec!("srem", -3, WD, 1, 1, 1, Write(sets::srem)),
     spec!("smembers", 2, RS, 1, 1, 1, Read(sets::smembers)),
     spec!("sismember", 3, R, 1, 1, 1, Read(sets::sismember)),
     spec!("scard", 2, R, 1, 1, 1, Read(sets::scard)),
@@ -342,8 +341,8 @@ pub fn now_ms() -> u64 {
 }
 
 /// The key's state if it is live (not absent, deleted or expired).
-pub fn live(state: &Option<KeyState>, now: u64) -> Option<&KeyState> {
-    state.as_ref().filter(|s| !s.is_absent(now))
+pub fn live(state: Option<&KeyState>, now: u64) -> Option<&KeyState> {
+    state.filter(|s| !s.is_absent(now))
 }
 
 /// Refuses a live key of another type than `want`.

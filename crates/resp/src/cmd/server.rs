@@ -369,7 +369,7 @@ pub fn info(shared: &Shared, _: &mut Session, args: &[Bytes]) -> Reply {
                 l.extend(shared.cluster.replication());
                 l
             }
-            "keyspace" => match shared.keyspace() {
+            "keyspace" => match super::keys::keyspace(shared) {
                 Ok(Some(line)) => vec![("db0".into(), line)],
                 Ok(None) => vec![],
                 Err(r) => return r,

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{expect_kind, WriteKind, WritePlan};
+use super::{expect_kind, live, WriteKind, WritePlan};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::Session;
@@ -27,7 +27,7 @@ fn read_set(shared: &Shared, key: &[u8]) -> Result<Option<KeyState>, Reply> {
 pub fn sadd(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let members: Vec<Vec<u8>> = args[2..].iter().map(|m| m.to_vec()).collect();
     shared.plan_one(&args[1], WriteKind::Set, "sadd", move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         expect_kind(live, Kind::Set)?;
         let new: std::collections::BTreeSet<&Vec<u8>> = members
             .iter()
@@ -48,7 +48,7 @@ pub fn sadd(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 pub fn srem(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let members: Vec<Vec<u8>> = args[2..].iter().map(|m| m.to_vec()).collect();
     shared.plan_one(&args[1], WriteKind::Set, "srem", move |cur, now| {
-        let Some(live) = cur.filter(|s| !s.is_absent(now)) else {
+        let Some(live) = live(cur, now) else {
             return Ok((None, Reply::Int(0)));
         };
         expect_kind(Some(live), Kind::Set)?;

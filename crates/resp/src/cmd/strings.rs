@@ -144,7 +144,7 @@ pub fn set(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     }
     let value = args[2].to_vec();
     shared.plan_one(&args[1], WriteKind::String, "set", move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         let old = if get { string_of(live)? } else { None };
         let expires_at_ms = match (ttl, keepttl) {
             (Some(t), _) => Some(t.deadline(now, "set")?),
@@ -205,7 +205,7 @@ pub fn psetex(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 pub fn setnx(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let value = args[2].to_vec();
     shared.plan_one(&args[1], WriteKind::String, "setnx", move |cur, now| {
-        if live(&cur.cloned(), now).is_some() {
+        if live(cur, now).is_some() {
             return Ok((None, Reply::Int(0)));
         }
         Ok((
@@ -222,7 +222,7 @@ pub fn setnx(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 pub fn getset(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let value = args[2].to_vec();
     shared.plan_one(&args[1], WriteKind::String, "getset", move |cur, now| {
-        let old = string_of(cur.filter(|s| !s.is_absent(now)))?;
+        let old = string_of(live(cur, now))?;
         Ok((
             Some(Op::Put {
                 value,
@@ -239,7 +239,7 @@ pub fn getdel(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
         &args[1],
         WriteKind::Key,
         "getdel",
-        move |cur, now| match string_of(cur.filter(|s| !s.is_absent(now)))? {
+        move |cur, now| match string_of(live(cur, now))? {
             None => Ok((None, Reply::Nil)),
             Some(old) => Ok((Some(Op::Delete), Reply::Bulk(old))),
         },
@@ -266,7 +266,7 @@ pub fn getex(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
         i += 1;
     }
     shared.plan_one(&args[1], WriteKind::Key, "getex", move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         let Some(old) = string_of(live)? else {
             return Ok((None, Reply::Nil));
         };
@@ -286,28 +286,32 @@ pub fn getex(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     })
 }
 
-/// `(table, key, value)` of `MSET`.
-type Pair = (String, Vec<u8>, Vec<u8>);
+/// `(table, key)` per key of a write.
+type TableKeys = Vec<(String, Vec<u8>)>;
 
-/// Pairs of `MSET`/`MSETNX`, checked for arity.
-fn pairs(shared: &Shared, args: &[Bytes], cmd: &str) -> Result<Vec<Pair>, Reply> {
+/// The `(table, key)` pairs and the values of `MSET`/`MSETNX`, checked for
+/// arity.
+fn pairs(shared: &Shared, args: &[Bytes], cmd: &str) -> Result<(TableKeys, Vec<Vec<u8>>), Reply> {
     if args.len().is_multiple_of(2) {
         return Err(super::arity_error(cmd));
     }
-    args[1..]
-        .chunks(2)
-        .map(|kv| {
-            let table = shared.table_for_write(&kv[0], WriteKind::String, cmd)?;
-            Ok((table, kv[0].to_vec(), kv[1].to_vec()))
-        })
-        .collect()
+    let mut keys = Vec::with_capacity(args.len() / 2);
+    let mut values = Vec::with_capacity(args.len() / 2);
+    for kv in args[1..].chunks(2) {
+        keys.push((
+            shared.table_for_write(&kv[0], WriteKind::String, cmd)?,
+            kv[0].to_vec(),
+        ));
+        values.push(kv[1].to_vec());
+    }
+    Ok((keys, values))
 }
 
-/// `Put`s of the pairs' values, without expiry.
-fn puts(pairs: Vec<Pair>) -> Vec<Option<Op>> {
-    pairs
+/// `Put`s of the values, without expiry.
+fn puts(values: Vec<Vec<u8>>) -> Vec<Option<Op>> {
+    values
         .into_iter()
-        .map(|(_, _, value)| {
+        .map(|value| {
             Some(Op::Put {
                 value,
                 expires_at_ms: None,
@@ -318,31 +322,23 @@ fn puts(pairs: Vec<Pair>) -> Vec<Option<Op>> {
 
 /// `MSET key value [key value ...]`: all in one commit.
 pub fn mset(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
-    let pairs = pairs(shared, args, "mset")?;
-    let keys = pairs
-        .iter()
-        .map(|(t, k, _)| (t.clone(), k.clone()))
-        .collect();
+    let (keys, values) = pairs(shared, args, "mset")?;
     Ok(WritePlan {
         keys,
-        decide: Box::new(move |_, _| Ok((puts(pairs), Reply::Ok))),
+        decide: Box::new(move |_, _| Ok((puts(values), Reply::Ok))),
     })
 }
 
 /// `MSETNX key value [key value ...]`: all, only if none exists.
 pub fn msetnx(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
-    let pairs = pairs(shared, args, "msetnx")?;
-    let keys = pairs
-        .iter()
-        .map(|(t, k, _)| (t.clone(), k.clone()))
-        .collect();
+    let (keys, values) = pairs(shared, args, "msetnx")?;
     Ok(WritePlan {
         keys,
         decide: Box::new(move |states, now| {
-            if states.iter().any(|s| live(s, now).is_some()) {
+            if states.iter().any(|s| live(s.as_ref(), now).is_some()) {
                 return Ok((vec![None; states.len()], Reply::Int(0)));
             }
-            Ok((puts(pairs), Reply::Int(1)))
+            Ok((puts(values), Reply::Int(1)))
         }),
     })
 }
@@ -352,7 +348,7 @@ pub fn append(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let tail = args[2].to_vec();
     let limit = shared.limits.bulk_bytes_max;
     shared.plan_one(&args[1], WriteKind::String, "append", move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         let mut value = string_of(live)?.unwrap_or_default();
         if value.len() + tail.len() > limit {
             return Err(format!(
@@ -373,7 +369,7 @@ pub fn append(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
 
 fn add(shared: &Shared, key: &Bytes, delta: i64, cmd: &'static str) -> Result<WritePlan, Reply> {
     shared.plan_one(key, WriteKind::Counter, cmd, move |cur, now| {
-        let live = cur.filter(|s| !s.is_absent(now));
+        let live = live(cur, now);
         expect_kind(live, Kind::String)?;
         let current = match live.and_then(KeyState::bytes) {
             None => 0,
