@@ -476,7 +476,9 @@ async fn footprint(
     let written = loads[0].1.written.max(1);
     let (rss_after, disk_after) = (rss_mb(pid), file_mb(&db));
     // redb grows its file in steps: divide the file by every key it holds.
+    // Hashing every key takes seconds in a debug build on a busy machine.
     let digests: BTreeMap<String, meridian_store::digest::TableDigest> = AdminClient::new(None)
+        .with_timeout(Duration::from_secs(60))
         .get(&format!("{}/digest", file.regions["us-east"].admin))
         .await?;
     let all_keys = digests.values().map(|d| d.keys).sum::<u64>().max(1);

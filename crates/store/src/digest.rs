@@ -1,9 +1,13 @@
 //! Convergence digests: a hash of everything a table shows to readers.
 //!
-//! Two regions with equal digests serve identical data. Only what a reader
-//! can see goes in — key, type, value, expiry — so local-only differences
-//! (a purged incarnation, a pending one, tombstones) never make converged
-//! regions look different.
+//! Two regions with equal digests serve identical data. What a reader can
+//! see goes in — key, type, value, expiry — so local-only differences (a
+//! purged incarnation, a pending one, tombstones) never make converged
+//! regions look different. One thing beyond the visible value goes in too: a
+//! counter's per-origin shares. Different shares can sum to the same value
+//! (each region missing a different peer's increments) and would then look
+//! converged while increments are still in flight; the shares themselves are
+//! identical once every region holds every increment.
 
 use meridian_core::record::Kind;
 use serde::Serialize;
@@ -26,6 +30,8 @@ pub struct TableDigest {
 #[derive(Serialize)]
 enum Visible<'a> {
     String(Vec<u8>),
+    /// A counter: its value and each origin's `(increments, decrements)`.
+    Counter(Vec<u8>, Vec<(&'a str, u64, u64)>),
     Hash(Vec<(&'a [u8], &'a [u8])>),
     Set(Vec<&'a [u8]>),
 }
@@ -64,6 +70,14 @@ fn visible_record(
         return None;
     }
     let visible = match state.kind()? {
+        Kind::String if !state.counter.is_empty() => Visible::Counter(
+            state.bytes().unwrap_or_default(),
+            state
+                .counter
+                .iter()
+                .map(|(origin, c)| (origin.as_str(), c.p, c.n))
+                .collect(),
+        ),
         Kind::String => Visible::String(state.bytes().unwrap_or_default()),
         Kind::Hash => Visible::Hash(state.hash_fields()),
         Kind::Set => Visible::Set(state.set_members()),
@@ -208,5 +222,45 @@ mod tests {
         assert_ne!(da, dc);
         assert_eq!(da.keys, 2);
         assert_eq!(table_digest(&a, "other", 0).unwrap().keys, 0);
+    }
+
+    #[test]
+    fn counters_with_equal_sums_but_different_shares_differ() {
+        let counter = |shares: &[(&str, u64)]| {
+            let mut s = KeyState::from_put(
+                Version {
+                    hlc: Hlc::from_u64(1),
+                    origin: RegionName::new("a").unwrap(),
+                },
+                b"0".to_vec(),
+            );
+            for (origin, p) in shares {
+                s.counter
+                    .entry(RegionName::new(*origin).unwrap())
+                    .or_default()
+                    .p = *p;
+            }
+            s
+        };
+        // Each region misses a different peer's last 10 increments: all
+        // read 80, but they have not converged.
+        let a = store(vec![("n", counter(&[("a", 30), ("b", 20), ("c", 30)]))]);
+        let b = store(vec![("n", counter(&[("a", 30), ("b", 30), ("c", 20)]))]);
+        let c = store(vec![("n", counter(&[("a", 30), ("b", 20), ("c", 30)]))]);
+        let (da, db, dc) = (
+            table_digest(&a, "t", 0).unwrap(),
+            table_digest(&b, "t", 0).unwrap(),
+            table_digest(&c, "t", 0).unwrap(),
+        );
+        assert_eq!(
+            a.get("t", b"n").unwrap().unwrap().bytes(),
+            Some(b"80".to_vec())
+        );
+        assert_eq!(
+            b.get("t", b"n").unwrap().unwrap().bytes(),
+            Some(b"80".to_vec())
+        );
+        assert_ne!(da, db);
+        assert_eq!(da, dc);
     }
 }

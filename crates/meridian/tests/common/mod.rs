@@ -288,14 +288,25 @@ impl Cluster {
     /// `keys` keys (any count when `None`).
     pub async fn converged(&self, keys: Option<u64>, limit: Duration) {
         let n = self.file.regions.len();
-        eventually("identical digests in every region", limit, || async {
-            let d = self.digests().await;
-            let first = d.values().next()?.clone();
-            (d.len() == n
-                && d.values().all(|x| *x == first)
-                && keys.is_none_or(|k| first.keys == k))
-            .then_some(())
-        })
+        eventually(
+            "identical digests and version vectors in every region",
+            limit,
+            || async {
+                let d = self.digests().await;
+                let first = d.values().next()?.clone();
+                // Equal digests alone can pass while writes are in flight; every
+                // region must also have applied the same writes.
+                let mut vvs = Vec::new();
+                for region in self.file.regions.keys() {
+                    vvs.push(self.status(region).await?.replication?.applied);
+                }
+                (d.len() == n
+                    && d.values().all(|x| *x == first)
+                    && vvs.iter().all(|v| *v == vvs[0])
+                    && keys.is_none_or(|k| first.keys == k))
+                .then_some(())
+            },
+        )
         .await;
     }
 
