@@ -251,6 +251,41 @@ pub struct TableConfig {
     /// How concurrent versions merge. Default `lww`.
     #[serde(default)]
     pub conflict: ConflictPolicy,
+    /// When a write is acknowledged: `local` (default: once durable in the
+    /// region that took it) or `global` (once `ack_regions` regions have
+    /// applied it). Clients can override it per connection.
+    #[serde(default)]
+    pub write_ack: WriteAckConfig,
+    /// For `write_ack = "global"`: how many regions, the writer's own
+    /// included, must have applied a write before it is acknowledged.
+    /// Default: every region.
+    #[serde(default)]
+    pub ack_regions: Option<usize>,
+}
+
+/// `write_ack` as written in TOML.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteAckConfig {
+    /// Acknowledged once durable where it was made.
+    #[default]
+    Local,
+    /// Acknowledged once applied in several regions.
+    Global,
+}
+
+/// Validated write acknowledgement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteAck {
+    /// Once durable where it was made (RPO: what had not replicated yet).
+    #[default]
+    Local,
+    /// Once applied in `regions` regions, the writer's included (RPO 0
+    /// against losing any `regions − 1` of them).
+    Global {
+        /// Regions that must have applied the write, 1..=all.
+        regions: usize,
+    },
 }
 
 /// Table mode as written in TOML: `"multi_master"`,
@@ -453,6 +488,8 @@ pub struct Table {
     pub mode: TableMode,
     /// How concurrent versions merge.
     pub conflict: ConflictPolicy,
+    /// When its writes are acknowledged by default.
+    pub write_ack: WriteAck,
 }
 
 /// The validated topology every layer reads.
@@ -693,6 +730,12 @@ pub enum ConfigError {
         other_field: String,
         /// The prefix.
         prefix: String,
+    },
+    /// `ack_regions` on a table whose writes are acknowledged locally.
+    #[error("{field}: ack_regions only applies with write_ack = \"global\"; set that or remove ack_regions")]
+    AckRegionsWithoutGlobal {
+        /// Field path.
+        field: String,
     },
     /// A pinned table with no regions.
     #[error("{field}: a pinned table needs at least one allowed region")]
@@ -1112,12 +1155,35 @@ impl Validator {
                         .map(|regions| TableMode::Pinned { regions })
                 }
             };
+            let write_ack = match (t.write_ack, t.ack_regions) {
+                (WriteAckConfig::Local, None) => WriteAck::Local,
+                (WriteAckConfig::Local, Some(_)) => {
+                    self.errors.push(ConfigError::AckRegionsWithoutGlobal {
+                        field: format!("{field}.ack_regions"),
+                    });
+                    WriteAck::Local
+                }
+                (WriteAckConfig::Global, None) => WriteAck::Global {
+                    regions: names.len(),
+                },
+                (WriteAckConfig::Global, Some(n)) => {
+                    if n == 0 || n > names.len() {
+                        self.errors.push(ConfigError::LimitOutOfRange {
+                            field: format!("{field}.ack_regions"),
+                            value: n,
+                            expected: "1 to the number of regions (the writer's own region counts)",
+                        });
+                    }
+                    WriteAck::Global { regions: n }
+                }
+            };
             if let Some(mode) = mode {
                 out.push(Table {
                     name: t.name.clone(),
                     key_prefixes: t.key_prefixes.clone(),
                     mode,
                     conflict: t.conflict,
+                    write_ack,
                 });
             }
         }

@@ -29,6 +29,7 @@ pub mod load;
 pub mod logging;
 pub mod node;
 pub mod prom;
+pub mod remote;
 pub mod report;
 pub mod resp_info;
 pub mod status;

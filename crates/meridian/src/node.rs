@@ -153,23 +153,30 @@ pub async fn run(
         shutdown.clone(),
     );
 
-    let resp = Arc::new(meridian_resp::Shared::new(
-        db.clone(),
-        Arc::new(topology.clone()),
-        region.clone(),
-        match storage.durability {
-            Durability::Fsync => "fsync",
-            Durability::None => "none",
-        }
-        .to_string(),
-        Arc::new(crate::resp_info::NodeInfo {
-            region: region.clone(),
-            mesh: mesh.clone(),
-            repl: repl.clone(),
-            db: db.clone(),
-        }),
-        me.resp,
-    ));
+    let resp = Arc::new(
+        meridian_resp::Shared::new(
+            db.clone(),
+            Arc::new(topology.clone()),
+            region.clone(),
+            match storage.durability {
+                Durability::Fsync => "fsync",
+                Durability::None => "none",
+            }
+            .to_string(),
+            Arc::new(crate::resp_info::NodeInfo {
+                region: region.clone(),
+                mesh: mesh.clone(),
+                repl: repl.clone(),
+                db: db.clone(),
+            }),
+            me.resp,
+        )
+        .with_remote(Arc::new(crate::remote::NodeRemote {
+            calls: repl.calls().clone(),
+        })),
+    );
+    repl.calls()
+        .set_handler(crate::remote::handler(resp.clone()));
     tokio::spawn(meridian_resp::serve(
         resp_listener,
         resp.clone(),

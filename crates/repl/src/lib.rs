@@ -5,6 +5,8 @@
 //!   ship, relay, retransmit and garbage-collect.
 //! - [`closed`]: closed timestamps — up to when every origin's writes are
 //!   here — which make purging expired keys safe.
+//! - [`calls`]: requests to one peer and their answers (write forwarding,
+//!   strong-read commit points), carried next to replication.
 //! - [`runtime`]: the async driver between the `Db`, the peer mesh and the
 //!   machine; [`runtime::ReplMessage`] is the wire format.
 //!
@@ -13,9 +15,11 @@
 
 #![warn(missing_docs)]
 
+pub mod calls;
 pub mod closed;
 pub mod machine;
 pub mod runtime;
 
+pub use calls::{CallError, CallHandler, Calls};
 pub use machine::{Command, Event, ReplConfig, Replicator};
 pub use runtime::{ReplHandle, ReplMessage, ReplStatus};

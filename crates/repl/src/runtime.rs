@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::calls::Calls;
 use crate::closed::ClosedTimestamps;
 use crate::machine::{Command, Event, PeerCounters, ReplConfig, Replicator};
 
@@ -98,6 +99,20 @@ pub enum ReplMessage {
         /// First sequence needed.
         from_seq: u64,
     },
+    /// A request for the node's call handler (see [`crate::calls`]).
+    Call {
+        /// The caller's id, echoed in the answer.
+        id: u64,
+        /// Opaque to replication.
+        body: Vec<u8>,
+    },
+    /// The answer to a [`ReplMessage::Call`], or why there is none.
+    Answer {
+        /// The call's id.
+        id: u64,
+        /// The handler's answer.
+        result: Result<Vec<u8>, String>,
+    },
 }
 
 /// Replication state of one peer, as `/status` and `/metrics` show it.
@@ -130,6 +145,7 @@ pub struct ReplStatus {
 pub struct ReplHandle {
     status: Arc<Mutex<ReplStatus>>,
     closed: ClosedTimestamps,
+    calls: Calls,
 }
 
 impl ReplHandle {
@@ -148,9 +164,14 @@ impl ReplHandle {
     pub fn closed(&self) -> &ClosedTimestamps {
         &self.closed
     }
+
+    /// Calls to and from peers.
+    pub fn calls(&self) -> &Calls {
+        &self.calls
+    }
 }
 
-fn encode(msg: &ReplMessage) -> Vec<u8> {
+pub(crate) fn encode(msg: &ReplMessage) -> Vec<u8> {
     postcard::to_stdvec(msg).expect("replication messages always encode")
 }
 
@@ -173,6 +194,7 @@ pub fn spawn(
     let status = Arc::new(Mutex::new(ReplStatus::default()));
     let closed = ClosedTimestamps::new(config.regions.iter().filter(|r| **r != config.me).cloned());
     let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE_MAX);
+    let calls = Calls::new(mesh.clone());
 
     let mut appliers = BTreeMap::new();
     for peer in config.regions.iter().filter(|r| **r != config.me) {
@@ -192,7 +214,7 @@ pub fn spawn(
         appliers,
         events_tx.clone(),
         closed.clone(),
-        mesh.clone(),
+        calls.clone(),
         shutdown.clone(),
     ));
     let last_hlc = db.subscribe().borrow().hlc;
@@ -209,7 +231,11 @@ pub fn spawn(
         link_up: BTreeMap::new(),
     };
     tokio::spawn(driver.run(events_rx, shutdown));
-    Ok(ReplHandle { status, closed })
+    Ok(ReplHandle {
+        status,
+        closed,
+        calls,
+    })
 }
 
 async fn dispatch_inbound(
@@ -218,9 +244,10 @@ async fn dispatch_inbound(
     appliers: BTreeMap<RegionName, mpsc::Sender<Vec<LogEntry>>>,
     events: mpsc::Sender<Event>,
     closed: ClosedTimestamps,
-    mesh: PeerMesh,
+    calls: Calls,
     shutdown: CancellationToken,
 ) {
+    let mesh = calls.mesh().clone();
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -284,6 +311,8 @@ async fn dispatch_inbound(
                     })
                     .await;
             }
+            ReplMessage::Call { id, body } => calls.incoming(frame.from, id, body),
+            ReplMessage::Answer { id, result } => calls.answered(id, result),
         }
     }
 }

@@ -8,6 +8,9 @@
 //!   the key's table policy), then either read from the local store or
 //!   turned into a [`cmd::WritePlan`] that the storage engine's writer
 //!   decides atomically against the keys' current states.
+//! - [`forward`] sends writes to a single-master table's home region and
+//!   asks it for strong reads' commit point, through a node-provided
+//!   [`forward::Remote`].
 //! - [`server`] runs connections: pipelined writes are queued to the engine
 //!   back to back (many share one fsync), replies go out in order.
 //!
@@ -17,6 +20,7 @@
 //! come from the engine and from the [`ClusterInfo`] the node provides.
 
 pub mod cmd;
+pub mod forward;
 pub mod glob;
 pub mod proto;
 pub mod reply;

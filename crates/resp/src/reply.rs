@@ -6,7 +6,7 @@
 use bytes::{BufMut, BytesMut};
 
 /// One reply.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Reply {
     /// `+OK`.
     Ok,

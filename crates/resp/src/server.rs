@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use meridian_core::config::RespConfig;
+use meridian_core::config::{RespConfig, WriteAck};
 use meridian_core::{RegionName, Topology, VersionVector};
 use meridian_store::db::{Db, DbError, DecideMany, LocalReply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,15 +28,20 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{self, Handler, WritePlan};
+use crate::forward::{ForwardRequest, Remote, FORWARD_TIMEOUT};
 use crate::proto::{Limits, RequestDecoder};
 use crate::reply::Reply;
-use crate::session::Session;
+use crate::session::{Consistency, Session};
 
 /// SCAN cursors a node keeps; the oldest is forgotten first.
 pub const CURSORS_MAX: usize = 10_000;
 
 /// Writes a connection may have queued before it waits for the oldest.
 pub const WRITES_IN_FLIGHT_MAX: usize = 1024;
+
+/// How long a write acknowledged globally waits for the regions it needs,
+/// unless the connection set another timeout (`MERIDIAN.ACK`).
+pub const GLOBAL_ACK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
 /// Reply bytes buffered before they are written out mid-pipeline.
 const FLUSH_BYTES: usize = 64 * 1024;
@@ -127,6 +132,9 @@ pub struct Shared {
     pub stats: RespStats,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Other regions, for forwarded writes and strong reads (`None`: a
+    /// single-master table's writes outside its home are refused).
+    pub remote: Option<Arc<dyn Remote>>,
     next_id: AtomicU64,
     started: Instant,
 }
@@ -173,9 +181,80 @@ impl Shared {
             cursors: Mutex::new(Cursors::default()),
             stats: RespStats::default(),
             addr,
+            remote: None,
             next_id: AtomicU64::new(1),
             started: Instant::now(),
         }
+    }
+
+    /// The same endpoint, forwarding through `remote`.
+    pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// Queues a write plan at the engine: the commit to wait for and the
+    /// reply its decision chose.
+    pub(crate) async fn queue_plan(
+        &self,
+        plan: WritePlan,
+    ) -> Result<(LocalReply, oneshot::Receiver<Reply>), Reply> {
+        let (tx, rx) = oneshot::channel();
+        let decide = plan.decide;
+        let decide: DecideMany = Box::new(move |states, now| {
+            let (ops, reply) = decide(states, now)?;
+            let _ = tx.send(reply);
+            Ok(ops)
+        });
+        let commit = self
+            .db
+            .submit_many(plan.keys, decide)
+            .await
+            .map_err(|e| Reply::err(format!("write not stored: {e}")))?;
+        Ok((commit, rx))
+    }
+
+    /// How writes to these tables are acknowledged by default: the
+    /// strictest of their tables' settings.
+    pub fn table_ack<'a>(&self, tables: impl Iterator<Item = &'a str>) -> WriteAck {
+        let mut ack = WriteAck::Local;
+        for name in tables {
+            if let Some(t) = self.topology.tables.iter().find(|t| t.name == name) {
+                ack = match (ack, t.write_ack) {
+                    (WriteAck::Global { regions: a }, WriteAck::Global { regions: b }) => {
+                        WriteAck::Global { regions: a.max(b) }
+                    }
+                    (WriteAck::Local, other) => other,
+                    (global, WriteAck::Local) => global,
+                };
+            }
+        }
+        ack
+    }
+
+    /// Waits until `regions` regions — this one and peers — have applied
+    /// `write`, for at most `timeout`; returns how many have.
+    pub async fn wait_applied(
+        &self,
+        write: &VersionVector,
+        regions: usize,
+        timeout: Duration,
+    ) -> usize {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let here = self.db.covers(write) || self.db.wait_for(write, timeout).await;
+        if !here {
+            return self.db.peers_covering(write);
+        }
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let peers = regions.saturating_sub(1);
+        let have = if peers == 0 {
+            self.db.peers_covering(write)
+        } else {
+            self.db
+                .wait_for_peers(write, peers, Some(left.max(Duration::from_millis(1))))
+                .await
+        };
+        1 + have
     }
 
     /// `INFO server`.
@@ -310,13 +389,41 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     }
 }
 
-/// A reply in order: ready, or waiting for its write to be durable.
+/// A reply in order: ready, or waiting for its write to be durable (and,
+/// acknowledged globally, applied in enough regions).
 enum Pending {
     Ready(Reply),
     Write {
         commit: LocalReply,
         reply: oneshot::Receiver<Reply>,
+        ack: WriteAck,
     },
+}
+
+/// Waits for a queued write: its reply, and the sequence it was logged at
+/// (`None` if it wrote nothing or failed).
+pub(crate) async fn settle(
+    commit: LocalReply,
+    mut reply: oneshot::Receiver<Reply>,
+) -> (Reply, Option<u64>) {
+    match commit.await {
+        Ok(Ok(outcomes)) => {
+            let seq = outcomes
+                .iter()
+                .filter_map(|o| o.entry.as_ref().map(|e| e.seq))
+                .max();
+            let reply = reply
+                .try_recv()
+                .unwrap_or_else(|_| Reply::err("internal error: no reply decided"));
+            (reply, seq)
+        }
+        Ok(Err(DbError::Rejected(msg))) => (Reply::Error(msg), None),
+        Ok(Err(e)) => (Reply::err(format!("write not stored: {e}")), None),
+        Err(_) => (
+            Reply::err("write not stored: the storage engine stopped"),
+            None,
+        ),
+    }
 }
 
 /// One connection's loop.
@@ -366,33 +473,141 @@ impl Conn<'_> {
         };
         let reply = match p {
             Pending::Ready(r) => r,
-            Pending::Write { commit, reply } => {
+            Pending::Write { commit, reply, ack } => {
                 self.writes_in_flight -= 1;
-                match commit.await {
-                    Ok(Ok(outcomes)) => {
-                        let mut wrote = false;
-                        for e in outcomes.iter().filter_map(|o| o.entry.as_ref()) {
-                            self.session.last_write_seq = self.session.last_write_seq.max(e.seq);
-                            wrote = true;
-                        }
-                        if wrote {
-                            // Everything this region had applied when the
-                            // write committed: a reader elsewhere must wait
-                            // for what the write may have built on.
-                            self.shared.db.merge_applied_into(&mut self.session.token);
-                        }
-                        let mut reply = reply;
-                        reply
-                            .try_recv()
-                            .unwrap_or_else(|_| Reply::err("internal error: no reply decided"))
+                let (reply, seq) = settle(commit, reply).await;
+                match seq {
+                    Some(seq) => {
+                        let mut write = VersionVector::new();
+                        write.advance(&self.shared.region, seq);
+                        // Everything this region had applied when the
+                        // write committed: a reader elsewhere must wait
+                        // for what the write may have built on.
+                        self.shared.db.merge_applied_into(&mut self.session.token);
+                        self.session.last_write.merge(&write);
+                        self.acknowledge(&write, ack, reply).await
                     }
-                    Ok(Err(DbError::Rejected(msg))) => Reply::Error(msg),
-                    Ok(Err(e)) => Reply::err(format!("write not stored: {e}")),
-                    Err(_) => Reply::err("write not stored: the storage engine stopped"),
+                    None => reply,
                 }
             }
         };
         self.encode(reply);
+    }
+
+    /// The write acknowledgement in force: the connection's, or the
+    /// tables' default.
+    fn ack_for(&self, table_default: WriteAck) -> WriteAck {
+        self.session.write_ack.unwrap_or(table_default)
+    }
+
+    /// Holds a committed write's reply until it is acknowledged by `ack`:
+    /// at once for a local ack; for a global one, once enough regions have
+    /// applied it — or an error saying how far it got (the write stays
+    /// committed and keeps replicating).
+    async fn acknowledge(&self, write: &VersionVector, ack: WriteAck, reply: Reply) -> Reply {
+        let WriteAck::Global { regions } = ack else {
+            return reply;
+        };
+        if reply.is_error() {
+            return reply;
+        }
+        let regions = regions.min(self.shared.topology.regions.len());
+        let timeout = Duration::from_millis(self.session.ack_timeout_ms);
+        let have = self.shared.wait_applied(write, regions, timeout).await;
+        if have >= regions {
+            return reply;
+        }
+        Reply::Error(format!(
+            "TRYAGAIN write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
+            write.to_token(),
+            self.session.ack_timeout_ms
+        ))
+    }
+
+    /// Sends a write to its table's home region and waits for its answer
+    /// (see [`crate::forward`]).
+    async fn forward(&mut self, home: &RegionName, args: &[bytes::Bytes]) -> Reply {
+        let Some(remote) = self.shared.remote.clone() else {
+            return Reply::err("internal error: no route to other regions");
+        };
+        let request = ForwardRequest {
+            args: args.iter().map(|a| a.to_vec()).collect(),
+            after: self.session.token.clone(),
+        };
+        match remote.forward(home, request, FORWARD_TIMEOUT).await {
+            Ok(answer) => {
+                self.session.token.merge(&answer.token);
+                let Some(write) = answer.write else {
+                    return answer.reply;
+                };
+                self.session.last_write.merge(&write);
+                let keys = cmd::keys_of(args);
+                let ack = self.ack_for(
+                    self.shared
+                        .table_ack(keys.iter().map(|k| self.shared.table_name_for(k))),
+                );
+                self.acknowledge(&write, ack, answer.reply).await
+            }
+            Err(e) if e.outcome_unknown => Reply::Error(format!(
+                "TRYAGAIN write forwarded to the home region {home} got no answer: {}; it may or may not have been applied",
+                e.message
+            )),
+            Err(e) => Reply::Error(format!(
+                "TRYAGAIN write not forwarded to the home region {home}: {}; nothing was written",
+                e.message
+            )),
+        }
+    }
+
+    /// A strong read's precondition: this region has applied everything
+    /// the home regions of the keys' tables had committed when the read
+    /// began. Only single-master tables have one such point.
+    async fn await_commit_points(&self, args: &[bytes::Bytes]) -> Result<(), Reply> {
+        let mut homes: Vec<RegionName> = Vec::new();
+        for key in cmd::keys_of(args) {
+            let table = self.shared.topology.table_for_key(key);
+            match table.map(|t| &t.mode) {
+                Some(meridian_core::config::TableMode::SingleMaster { home }) => {
+                    if !homes.contains(home) {
+                        homes.push(home.clone());
+                    }
+                }
+                _ => {
+                    return Err(Reply::err(format!(
+                        "strong reads need a single_master table; key '{}' is in table `{}`, which accepts writes in several regions (use MERIDIAN.CONSISTENCY session)",
+                        String::from_utf8_lossy(key),
+                        table.map_or(cmd::DEFAULT_TABLE, |t| t.name.as_str())
+                    )))
+                }
+            }
+        }
+        let wait = Duration::from_millis(self.session.wait_ms);
+        for home in homes {
+            if home == self.shared.region {
+                continue; // every write of the table commits here
+            }
+            let Some(remote) = self.shared.remote.clone() else {
+                return Err(Reply::err("internal error: no route to other regions"));
+            };
+            let point = remote
+                .commit_point(&home, FORWARD_TIMEOUT)
+                .await
+                .map_err(|e| {
+                    Reply::Error(format!(
+                        "TRYAGAIN strong read could not reach the home region {home}: {}",
+                        e.message
+                    ))
+                })?;
+            if !self.shared.db.covers(&point) && !self.shared.db.wait_for(&point, wait).await {
+                return Err(Reply::Error(format!(
+                    "TRYAGAIN this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
+                    self.shared.region,
+                    point.to_token(),
+                    self.session.wait_ms
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Resolves every pending reply.
@@ -432,20 +647,13 @@ impl Conn<'_> {
 
     /// Queues a write plan to the engine.
     async fn submit(&mut self, plan: WritePlan) -> Result<(), Reply> {
-        let (tx, rx) = oneshot::channel();
-        let decide = plan.decide;
-        let decide: DecideMany = Box::new(move |states, now| {
-            let (ops, reply) = decide(states, now)?;
-            let _ = tx.send(reply);
-            Ok(ops)
-        });
-        let commit = self
-            .shared
-            .db
-            .submit_many(plan.keys, decide)
-            .await
-            .map_err(|e| Reply::err(format!("write not stored: {e}")))?;
-        self.pending.push_back(Pending::Write { commit, reply: rx });
+        let ack = self.ack_for(
+            self.shared
+                .table_ack(plan.keys.iter().map(|(table, _)| table.as_str())),
+        );
+        let (commit, reply) = self.shared.queue_plan(plan).await?;
+        self.pending
+            .push_back(Pending::Write { commit, reply, ack });
         self.writes_in_flight += 1;
         if self.writes_in_flight > WRITES_IN_FLIGHT_MAX {
             self.resolve_one().await;
@@ -467,8 +675,7 @@ impl Conn<'_> {
             Ok(_) => return Reply::err("timeout is negative"),
             Err(r) => return r,
         };
-        let mut token = VersionVector::new();
-        token.advance(&self.shared.region, self.session.last_write_seq);
+        let token = self.session.last_write.clone();
         let timeout = (timeout > 0).then(|| Duration::from_millis(timeout));
         self.shared.stats.blocked.fetch_add(1, Ordering::Relaxed);
         let n = tokio::select! {
@@ -551,7 +758,25 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         }
     };
     conn.session.last_command_name = spec.name;
-    if spec.keyed() {
+    if let Handler::Write(_) = spec.handler {
+        match conn.shared.write_home(args) {
+            Ok(None) => {}
+            Ok(Some(home)) => {
+                // Forwarded writes go one at a time, in order.
+                conn.resolve_all().await;
+                let reply = conn.forward(&home, args).await;
+                conn.emit(reply);
+                return false;
+            }
+            Err(reply) => {
+                conn.emit(reply);
+                return false;
+            }
+        }
+    }
+    let eventual_read = conn.session.consistency == Consistency::Eventual
+        && matches!(spec.handler, Handler::Read(_));
+    if spec.keyed() && !eventual_read {
         if let Err(reply) = conn.await_token().await {
             conn.emit(reply);
             return false;
@@ -568,7 +793,18 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         },
         Handler::Read(f) => {
             conn.resolve_all().await;
+            if conn.session.consistency == Consistency::Strong && spec.keyed() {
+                if let Err(reply) = conn.await_commit_points(args).await {
+                    conn.emit(reply);
+                    return false;
+                }
+            }
             let reply = f(conn.shared, &conn.session, args);
+            if conn.session.consistency != Consistency::Eventual {
+                // Monotonic reads: a client that carries its token to
+                // another region never reads older data there.
+                conn.shared.db.merge_applied_into(&mut conn.session.token);
+            }
             conn.emit(reply);
         }
         Handler::Conn(f) => {

@@ -3,7 +3,37 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
+
+use crate::server::GLOBAL_ACK_TIMEOUT_MS_DEFAULT;
+
+/// How far a connection's reads may lag (`MERIDIAN.CONSISTENCY`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Consistency {
+    /// Whatever this region has now; no waiting.
+    Eventual,
+    /// Read-your-writes and monotonic reads: a read waits (bounded) until
+    /// this region has applied the connection's token, and every read
+    /// extends the token with what this region had applied.
+    #[default]
+    Session,
+    /// Linearizable single-key reads of single-master tables: a read waits
+    /// until this region has applied everything the table's home had
+    /// committed when the read began.
+    Strong,
+}
+
+impl Consistency {
+    /// Its name as `MERIDIAN.CONSISTENCY` takes and shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::Eventual => "eventual",
+            Consistency::Session => "session",
+            Consistency::Strong => "strong",
+        }
+    }
+}
 
 /// Default time a read waits for this region to apply the session's token
 /// (`MERIDIAN.AFTER` may set another).
@@ -39,8 +69,16 @@ pub struct Session {
     pub token: VersionVector,
     /// How long such a wait may take before the command fails.
     pub wait_ms: u64,
-    /// Sequence of this connection's last write in this region (`WAIT`).
-    pub last_write_seq: u64,
+    /// This connection's writes, `origin:seq` of the newest per origin
+    /// (a forwarded write's origin is its table's home): what `WAIT` and
+    /// global acknowledgements count regions for.
+    pub last_write: VersionVector,
+    /// Read consistency.
+    pub consistency: Consistency,
+    /// Write acknowledgement chosen by the client; `None`: each table's.
+    pub write_ack: Option<WriteAck>,
+    /// How long a globally acknowledged write waits for its regions.
+    pub ack_timeout_ms: u64,
     /// When it connected.
     pub created: Instant,
     /// When its last command arrived.
@@ -64,7 +102,10 @@ impl Session {
             user: "default".to_string(),
             token: VersionVector::new(),
             wait_ms: SESSION_WAIT_MS_DEFAULT,
-            last_write_seq: 0,
+            last_write: VersionVector::new(),
+            consistency: Consistency::default(),
+            write_ack: None,
+            ack_timeout_ms: GLOBAL_ACK_TIMEOUT_MS_DEFAULT,
             created: Instant::now(),
             last_command: Instant::now(),
             last_command_name: "NULL",

@@ -311,6 +311,47 @@ fn table_homed_or_pinned_in_unknown_region() {
 }
 
 #[test]
+fn write_ack_defaults_to_local_and_global_counts_regions() {
+    let t = TopologyConfig::from_toml(GOOD).unwrap().validate().unwrap();
+    assert_eq!(t.tables[0].write_ack, WriteAck::Local);
+    let ledger = "mode = { single_master = { home = \"us-east\" } }";
+    let t = TopologyConfig::from_toml(&edit(ledger, &format!("{ledger}\nwrite_ack = \"global\"")))
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(t.tables[1].write_ack, WriteAck::Global { regions: 3 });
+    let t = TopologyConfig::from_toml(&edit(
+        ledger,
+        &format!("{ledger}\nwrite_ack = \"global\"\nack_regions = 2"),
+    ))
+    .unwrap()
+    .validate()
+    .unwrap();
+    assert_eq!(t.tables[1].write_ack, WriteAck::Global { regions: 2 });
+    for bad in [0, 4] {
+        let errs = errors_of(&edit(
+            ledger,
+            &format!("{ledger}\nwrite_ack = \"global\"\nack_regions = {bad}"),
+        ));
+        assert!(
+            matches!(&errs[0], ConfigError::LimitOutOfRange { field, value, .. }
+                if field == "tables[1].ack_regions" && *value == bad),
+            "{errs:?}"
+        );
+    }
+    let errs = errors_of(&edit(ledger, &format!("{ledger}\nack_regions = 2")));
+    assert!(
+        matches!(&errs[0], ConfigError::AckRegionsWithoutGlobal { field } if field == "tables[1].ack_regions"),
+        "{errs:?}"
+    );
+    let errs = errors_of(&edit(
+        ledger,
+        &format!("{ledger}\nwrite_ack = \"everywhere\""),
+    ));
+    assert!(matches!(&errs[0], ConfigError::Parse { .. }), "{errs:?}");
+}
+
+#[test]
 fn unknown_master_region() {
     let errs = errors_of(&edit(
         "admin_token = \"tok\"",

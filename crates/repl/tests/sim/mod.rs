@@ -378,11 +378,13 @@ impl Sim {
                 },
             ),
             // Anti-entropy is not simulated: convergence here must come from
-            // the log protocol alone.
+            // the log protocol alone. Calls (forwarding) are not replication.
             ReplMessage::DigestRequest { .. }
             | ReplMessage::DigestReply { .. }
             | ReplMessage::BucketRequest { .. }
-            | ReplMessage::BucketReply { .. } => {}
+            | ReplMessage::BucketReply { .. }
+            | ReplMessage::Call { .. }
+            | ReplMessage::Answer { .. } => {}
         }
     }
 

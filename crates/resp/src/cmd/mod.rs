@@ -14,7 +14,7 @@
 use bytes::Bytes;
 use meridian_core::config::{ConflictPolicy, TableMode};
 use meridian_core::record::{KeyState, Kind};
-use meridian_core::{Op, PhysicalClock, SystemClock};
+use meridian_core::{Op, PhysicalClock, RegionName, SystemClock};
 
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -202,6 +202,16 @@ pub static COMMANDS: &[Spec] = &[
     spec!("wait", 3, &["noscript"], 0, 0, 0, Handler::Wait),
     spec!("meridian.token", 1, CONN, 0, 0, 0, Conn(server::token)),
     spec!("meridian.after", -2, CONN, 0, 0, 0, Conn(server::after)),
+    spec!(
+        "meridian.consistency",
+        -1,
+        CONN,
+        0,
+        0,
+        0,
+        Conn(server::consistency)
+    ),
+    spec!("meridian.ack", -1, CONN, 0, 0, 0, Conn(server::ack)),
     // keys
     spec!("type", 2, R, 1, 1, 1, Read(keys::type_)),
     spec!("exists", -2, R, 1, -1, 1, Read(keys::exists)),
@@ -297,6 +307,16 @@ pub static COMMANDS: &[Spec] = &[
 /// Finds the command for `args` and checks it may run now, in Redis's
 /// order: unknown command, arity, authentication.
 pub fn lookup(session: &Session, args: &[Bytes]) -> Result<&'static Spec, Reply> {
+    let spec = lookup_authenticated(args)?;
+    if !session.authenticated && !spec.no_auth() {
+        return Err(Reply::Error("NOAUTH Authentication required.".into()));
+    }
+    Ok(spec)
+}
+
+/// Finds the command for `args` and checks its arity (for a client that
+/// authenticated elsewhere: a write forwarded from another region).
+pub fn lookup_authenticated(args: &[Bytes]) -> Result<&'static Spec, Reply> {
     let Some(spec) = COMMANDS
         .iter()
         .find(|s| s.name.as_bytes().eq_ignore_ascii_case(&args[0]))
@@ -315,10 +335,32 @@ pub fn lookup(session: &Session, args: &[Bytes]) -> Result<&'static Spec, Reply>
     if (spec.arity > 0 && n != spec.arity) || n < -spec.arity {
         return Err(arity_error(spec.name));
     }
-    if !session.authenticated && !spec.no_auth() {
-        return Err(Reply::Error("NOAUTH Authentication required.".into()));
-    }
     Ok(spec)
+}
+
+impl Spec {
+    /// The keys among `args`, by the command's key positions.
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
+        if self.first_key <= 0 || self.step <= 0 {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            args.len() as i32 + self.last_key
+        } else {
+            self.last_key
+        };
+        (self.first_key..=last.min(args.len() as i32 - 1))
+            .step_by(self.step as usize)
+            .map(|i| &args[i as usize][..])
+            .collect()
+    }
+}
+
+/// The keys a command names (none for an unknown command).
+pub fn keys_of(args: &[Bytes]) -> Vec<&[u8]> {
+    lookup_authenticated(args)
+        .map(|spec| spec.keys(args))
+        .unwrap_or_default()
 }
 
 fn truncate(s: &str, max: usize) -> &str {
@@ -405,6 +447,49 @@ impl Shared {
             )));
         }
         Ok(table.name.clone())
+    }
+
+    /// The name of the table `key` belongs to.
+    pub fn table_name_for(&self, key: &[u8]) -> &str {
+        self.topology
+            .table_for_key(key)
+            .map_or(DEFAULT_TABLE, |t| t.name.as_str())
+    }
+
+    /// Where a write command runs: here (`None`), or at the home region of
+    /// its keys' single-master table when that is elsewhere and this
+    /// endpoint can forward. A command whose keys need different regions
+    /// is refused.
+    pub fn write_home(&self, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
+        if self.remote.is_none()
+            || !self
+                .topology
+                .tables
+                .iter()
+                .any(|t| matches!(t.mode, TableMode::SingleMaster { .. }))
+        {
+            return Ok(None);
+        }
+        let mut home: Option<&RegionName> = None;
+        let mut here = false;
+        for key in keys_of(args) {
+            match self.topology.table_for_key(key).map(|t| &t.mode) {
+                Some(TableMode::SingleMaster { home: h }) if *h != self.region => {
+                    if home.is_some_and(|other| other != h) {
+                        here = true; // two homes: refused below
+                    }
+                    home = Some(h);
+                }
+                _ => here = true,
+            }
+        }
+        match (home, here) {
+            (None, _) => Ok(None),
+            (Some(h), false) => Ok(Some(h.clone())),
+            (Some(_), true) => Err(Reply::err(
+                "the keys of this command belong to tables written in different regions; send one command per table",
+            )),
+        }
     }
 
     /// The table `key` belongs to, checked for a read in this region.

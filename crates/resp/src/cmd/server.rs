@@ -5,13 +5,17 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
 
 use super::{arity_error, int_arg, is, COMMANDS, NOT_INTEGER, SYNTAX};
 use crate::glob;
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{Session, SESSION_WAIT_MS_MAX};
+use crate::session::{Consistency, Session, SESSION_WAIT_MS_MAX};
+
+/// Longest global-acknowledgement wait `MERIDIAN.ACK` accepts.
+pub const ACK_TIMEOUT_MS_MAX: u64 = 60_000;
 
 /// The Redis version Meridian answers as: the command set and replies
 /// follow Redis 7.2, and clients pick features by this number.
@@ -418,5 +422,73 @@ pub fn after(_: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
         }
     }
     session.token.merge(&token);
+    Reply::Ok
+}
+
+/// `MERIDIAN.CONSISTENCY [eventual|session|strong]`: shows or sets how far
+/// this connection's reads may lag (see [`Consistency`]).
+pub fn consistency(_: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    match args.len() {
+        1 => Reply::text(session.consistency.name()),
+        2 => {
+            let level = [
+                Consistency::Eventual,
+                Consistency::Session,
+                Consistency::Strong,
+            ]
+            .into_iter()
+            .find(|c| is(&args[1], c.name()));
+            match level {
+                Some(c) => {
+                    session.consistency = c;
+                    Reply::Ok
+                }
+                None => Reply::err("consistency must be eventual, session or strong"),
+            }
+        }
+        _ => arity_error("meridian.consistency"),
+    }
+}
+
+/// `MERIDIAN.ACK [local | global [regions] [timeout_ms] | table]`: shows or
+/// sets when this connection's writes are acknowledged. `global` waits
+/// until `regions` regions (default all, the writer's included) have
+/// applied each write, at most `timeout_ms` (default 5000); `table` goes
+/// back to each table's configured default.
+pub fn ack(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let all = shared.topology.regions.len();
+    if args.len() == 1 {
+        return Reply::text(match session.write_ack {
+            None => "table".to_string(),
+            Some(WriteAck::Local) => "local".to_string(),
+            Some(WriteAck::Global { regions }) => {
+                format!("global {regions} {}", session.ack_timeout_ms)
+            }
+        });
+    }
+    if is(&args[1], "local") || is(&args[1], "table") {
+        if args.len() != 2 {
+            return Reply::Error(SYNTAX.into());
+        }
+        session.write_ack = is(&args[1], "local").then_some(WriteAck::Local);
+        return Reply::Ok;
+    }
+    if !is(&args[1], "global") || args.len() > 4 {
+        return Reply::Error(SYNTAX.into());
+    }
+    let regions = match args.get(2).map(|a| int_arg(a)) {
+        None => all,
+        Some(Ok(n)) if n >= 1 && n as usize <= all => n as usize,
+        Some(Ok(_)) => return Reply::err(format!("regions must be 1 to {all}")),
+        Some(Err(_)) => return Reply::Error(NOT_INTEGER.into()),
+    };
+    let timeout = match args.get(3).map(|a| int_arg(a)) {
+        None => session.ack_timeout_ms,
+        Some(Ok(ms)) if (1..=ACK_TIMEOUT_MS_MAX as i64).contains(&ms) => ms as u64,
+        Some(Ok(_)) => return Reply::err(format!("timeout_ms must be 1 to {ACK_TIMEOUT_MS_MAX}")),
+        Some(Err(_)) => return Reply::Error(NOT_INTEGER.into()),
+    };
+    session.write_ack = Some(WriteAck::Global { regions });
+    session.ack_timeout_ms = timeout;
     Reply::Ok
 }

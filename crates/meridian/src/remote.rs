@@ -1,0 +1,130 @@
+//! The Redis endpoint's reach into other regions ([`meridian_resp::forward`]),
+//! over the replicator's calls ([`meridian_repl::calls`]): forwarded writes
+//! and strong reads' commit points, and the handler that answers them here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use meridian_core::{RegionName, VersionVector};
+use meridian_repl::{CallError, CallHandler, Calls};
+use meridian_resp::forward::{BoxFuture, ForwardAnswer, ForwardRequest, Remote, RemoteError};
+use serde::{Deserialize, Serialize};
+
+/// What one region asks another.
+#[derive(Serialize, Deserialize)]
+enum Ask {
+    /// Run this write here, its table's home.
+    Forward(ForwardRequest),
+    /// What have you applied?
+    CommitPoint,
+}
+
+/// The answer.
+#[derive(Serialize, Deserialize)]
+enum Answer {
+    Forwarded(ForwardAnswer),
+    CommitPoint(VersionVector),
+    /// The request could not be read (a newer or older peer).
+    Undecodable(String),
+}
+
+/// [`Remote`] over the replicator's calls.
+pub struct NodeRemote {
+    /// The calls.
+    pub calls: Calls,
+}
+
+impl NodeRemote {
+    fn ask(
+        &self,
+        to: &RegionName,
+        ask: Ask,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Answer, RemoteError>> {
+        let calls = self.calls.clone();
+        let to = to.clone();
+        Box::pin(async move {
+            let body = postcard::to_stdvec(&ask).map_err(|e| RemoteError {
+                message: format!("request not encodable: {e}"),
+                outcome_unknown: false,
+            })?;
+            let answer = calls
+                .call(&to, body, timeout)
+                .await
+                .map_err(|e| RemoteError {
+                    message: e.to_string(),
+                    // Only a call that went out and got no answer may have run.
+                    outcome_unknown: matches!(e, CallError::Timeout { .. }),
+                })?;
+            match postcard::from_bytes::<Answer>(&answer) {
+                Ok(Answer::Undecodable(why)) => Err(RemoteError {
+                    message: format!("{to} could not read the request: {why}"),
+                    outcome_unknown: false,
+                }),
+                Ok(a) => Ok(a),
+                Err(e) => Err(RemoteError {
+                    message: format!("undecodable answer from {to}: {e}"),
+                    outcome_unknown: true,
+                }),
+            }
+        })
+    }
+}
+
+fn unexpected(to: &RegionName) -> RemoteError {
+    RemoteError {
+        message: format!("{to} answered another question"),
+        outcome_unknown: true,
+    }
+}
+
+impl Remote for NodeRemote {
+    fn forward(
+        &self,
+        home: &RegionName,
+        request: ForwardRequest,
+        timeout: Duration,
+    ) -> BoxFuture<Result<ForwardAnswer, RemoteError>> {
+        let answer = self.ask(home, Ask::Forward(request), timeout);
+        let home = home.clone();
+        Box::pin(async move {
+            match answer.await? {
+                Answer::Forwarded(a) => Ok(a),
+                _ => Err(unexpected(&home)),
+            }
+        })
+    }
+
+    fn commit_point(
+        &self,
+        home: &RegionName,
+        timeout: Duration,
+    ) -> BoxFuture<Result<VersionVector, RemoteError>> {
+        let answer = self.ask(home, Ask::CommitPoint, timeout);
+        let home = home.clone();
+        Box::pin(async move {
+            match answer.await? {
+                Answer::CommitPoint(vv) => Ok(vv),
+                _ => Err(unexpected(&home)),
+            }
+        })
+    }
+}
+
+/// Answers other regions' calls with this region's endpoint.
+pub fn handler(resp: Arc<meridian_resp::Shared>) -> CallHandler {
+    Arc::new(move |from: RegionName, body: Vec<u8>| {
+        let resp = resp.clone();
+        Box::pin(async move {
+            let answer = match postcard::from_bytes::<Ask>(&body) {
+                Ok(Ask::Forward(request)) => Answer::Forwarded(resp.run_forwarded(request).await),
+                Ok(Ask::CommitPoint) => Answer::CommitPoint(resp.db.applied()),
+                Err(e) => {
+                    tracing::warn!(peer = %from, error = %e, "undecodable call");
+                    Answer::Undecodable(e.to_string())
+                }
+            };
+            postcard::to_stdvec(&answer).expect("answers always encode")
+        })
+    })
+}

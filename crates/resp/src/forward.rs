@@ -1,0 +1,140 @@
+//! Work that must happen at another region: writes to a single-master
+//! table made outside its home are forwarded there, and strong reads ask
+//! the home how far its commits go.
+//!
+//! The endpoint does not know how regions talk; the node lends it a
+//! [`Remote`]. A forwarded write is the command itself (its arguments)
+//! plus the connection's causal token: the home first waits until it has
+//! applied the token (the write must come after everything the client has
+//! seen), then plans, decides and commits the command exactly as a local
+//! client's, and answers with the reply and the token that covers the write.
+//! The forwarding connection merges that token into its own, so its next
+//! read waits until the write has replicated back (read-your-writes).
+//!
+//! Forwarded writes of one connection go one at a time, in order: two
+//! pipelined writes to one key must reach the home in the order sent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use meridian_core::{RegionName, VersionVector};
+use serde::{Deserialize, Serialize};
+
+use crate::cmd::{self, Handler};
+use crate::reply::Reply;
+use crate::server::{settle, Shared};
+
+/// How long a forwarded write or a commit-point query waits for the home.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A write command sent to its table's home.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardRequest {
+    /// The command and its arguments, as the client sent them.
+    pub args: Vec<Vec<u8>>,
+    /// The client's causal token: the home applies the write after it.
+    pub after: VersionVector,
+}
+
+/// The home's answer to a [`ForwardRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ForwardAnswer {
+    /// The reply for the client.
+    pub reply: Reply,
+    /// What the home had applied when the write committed (the client's
+    /// new causal token).
+    pub token: VersionVector,
+    /// The write itself, `home:seq`, if the command wrote anything.
+    pub write: Option<VersionVector>,
+}
+
+/// Why a region could not be asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteError {
+    /// What happened.
+    pub message: String,
+    /// Whether the request may have run anyway (no answer in time, as
+    /// opposed to never sent).
+    pub outcome_unknown: bool,
+}
+
+/// A boxed future, as trait objects return them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// How the endpoint reaches other regions (the node provides it).
+pub trait Remote: Send + Sync + 'static {
+    /// Runs `request` at `home` (see [`Shared::run_forwarded`]).
+    fn forward(
+        &self,
+        home: &RegionName,
+        request: ForwardRequest,
+        timeout: Duration,
+    ) -> BoxFuture<Result<ForwardAnswer, RemoteError>>;
+
+    /// `home`'s applied version vector, as of when it answers.
+    fn commit_point(
+        &self,
+        home: &RegionName,
+        timeout: Duration,
+    ) -> BoxFuture<Result<VersionVector, RemoteError>>;
+}
+
+impl Shared {
+    /// Runs a write forwarded from another region (this region is the
+    /// home of its keys' table) and answers it.
+    pub async fn run_forwarded(&self, request: ForwardRequest) -> ForwardAnswer {
+        let refuse = |reply: Reply| ForwardAnswer {
+            reply,
+            token: self.db.applied(),
+            write: None,
+        };
+        if !self.db.covers(&request.after)
+            && !self.db.wait_for(&request.after, FORWARD_TIMEOUT).await
+        {
+            return refuse(Reply::Error(format!(
+                "TRYAGAIN the home region ({}) has not applied the client's token {} within {} ms",
+                self.region,
+                request.after.to_token(),
+                FORWARD_TIMEOUT.as_millis()
+            )));
+        }
+        let args: Vec<Bytes> = request.args.into_iter().map(Bytes::from).collect();
+        if args.is_empty() {
+            return refuse(Reply::err("empty forwarded command"));
+        }
+        // The forwarding region authenticated the client.
+        let spec = match cmd::lookup_authenticated(&args) {
+            Ok(spec) => spec,
+            Err(reply) => return refuse(reply),
+        };
+        let Handler::Write(plan) = spec.handler else {
+            return refuse(Reply::err(format!(
+                "'{}' is not a write; only writes are forwarded",
+                spec.name
+            )));
+        };
+        // Planning checks the table's mode again: a home that moved away
+        // refuses instead of writing what it no longer owns.
+        let plan = match plan(self, &args) {
+            Ok(plan) => plan,
+            Err(reply) => return refuse(reply),
+        };
+        let (commit, reply) = match self.queue_plan(plan).await {
+            Ok(x) => x,
+            Err(reply) => return refuse(reply),
+        };
+        let (reply, seq) = settle(commit, reply).await;
+        let write = seq.map(|seq| {
+            let mut w = VersionVector::new();
+            w.advance(&self.region, seq);
+            w
+        });
+        ForwardAnswer {
+            reply,
+            token: self.db.applied(),
+            write,
+        }
+    }
+}
