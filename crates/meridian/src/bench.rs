@@ -44,7 +44,7 @@ pub struct BenchOptions {
 }
 
 /// Every suite, in run order.
-pub const SUITES: [&str; 4] = ["lag", "catchup", "footprint", "redis"];
+pub const SUITES: [&str; 5] = ["lag", "catchup", "footprint", "consistency", "redis"];
 
 /// Parses `--suites lag,redis`.
 pub fn parse_suites(list: &str) -> anyhow::Result<Vec<String>> {
@@ -68,6 +68,7 @@ struct Report {
     load: Vec<LoadRow>,
     catch_up: Option<CatchUp>,
     footprint: Option<Footprint>,
+    consistency: Vec<crate::bench_consistency::ConsistencyRow>,
     redis: Vec<crate::bench_redis::RedisRow>,
 }
 
@@ -151,34 +152,53 @@ fn render_redis(s: &mut String, rows: &[crate::bench_redis::RedisRow]) {
     }
 }
 
-/// Runs the suites and writes the report.
-pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&opts.out)?;
-    let out = opts.out.canonicalize()?;
+/// Starts `meridian up` with `regions` (and `extra` arguments) in
+/// `out/cluster`, logging to `out/up.log`; the guard stops it by its pid.
+pub(crate) async fn start_cluster(
+    out: &Path,
+    regions: &[&str],
+    extra: &[&str],
+) -> anyhow::Result<(crate::bench_redis::Stopped, ClusterFile)> {
     let dir = out.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     let log = std::fs::File::create(out.join("up.log"))?;
     let child = std::process::Command::new(std::env::current_exe()?)
-        .args(["up", "--regions", &REGIONS.join(","), "--dir"])
+        .args(["up", "--regions", &regions.join(","), "--dir"])
         .arg(&dir)
+        .args(extra)
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()?;
     let guard = crate::bench_redis::Stopped(child);
     let deadline = Instant::now() + Duration::from_secs(60);
-    let file = loop {
+    loop {
         if let Ok(f) = ClusterFile::load(&dir) {
-            break f;
+            return Ok((guard, f));
         }
         if Instant::now() > deadline {
             bail!(
-                "the benchmark cluster did not start; see {}",
+                "the cluster did not start; see {}",
                 out.join("up.log").display()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// Runs the suites and writes the report.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.out)?;
+    let out = opts.out.canonicalize()?;
+    let dir = out.join("cluster");
+    let tables = out.join("tables.toml");
+    std::fs::write(&tables, crate::bench_consistency::TABLES)?;
+    let (guard, file) = start_cluster(
+        &out,
+        &REGIONS,
+        &["--extra-config", &tables.to_string_lossy()],
+    )
+    .await?;
     if cfg!(debug_assertions) {
         say("WARNING: a debug build; run `cargo run --release -- bench` for real figures");
     }
@@ -210,6 +230,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if wants("footprint") {
         say(format!("footprint: {keys} keys of 100 B into us-east"));
         report.footprint = Some(footprint(&file, &client, &dir, keys).await?);
+    }
+    if wants("consistency") {
+        say("consistency: forwarded writes, strong reads, global acks, session reads");
+        report.consistency = crate::bench_consistency::run(&file, opts.quick).await?;
     }
     // The Redis suite starts its own servers, one at a time: stop this
     // cluster first so nothing else runs beside them.
@@ -597,6 +621,7 @@ fn render(r: &Report, quick: bool) -> String {
         let _ = writeln!(s, "\n## Footprint\n");
         let _ = writeln!(s, "{} keys of {} B written to us-east: RSS {:.0} → {:.0} MB ({:.0} B/key; redb caches at most 256 MiB of pages), database file {:.0} MB for every key it holds ({:.0} B/key, including not yet collected replication log).", f.keys, f.value_bytes, f.rss_before_mb, f.rss_after_mb, f.rss_bytes_per_key, f.disk_mb, f.disk_bytes_per_key);
     }
+    crate::bench_consistency::render(&mut s, &r.consistency);
     render_redis(&mut s, &r.redis);
     s
 }

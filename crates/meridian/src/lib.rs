@@ -20,10 +20,13 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_consistency;
 pub mod bench_redis;
 pub mod chaos;
+pub mod chaos_run;
 pub mod cluster_file;
 pub mod data_api;
+pub mod history;
 pub mod http_client;
 pub mod load;
 pub mod logging;
@@ -31,6 +34,7 @@ pub mod node;
 pub mod prom;
 pub mod remote;
 pub mod report;
+pub mod resp_client;
 pub mod resp_info;
 pub mod status;
 pub mod up;

@@ -99,8 +99,8 @@ enum Command {
         /// Report directory.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
-        /// Suites to run, comma-separated: lag, catchup, footprint, redis.
-        #[arg(long, default_value = "lag,catchup,footprint,redis")]
+        /// Suites to run, comma-separated: lag, catchup, footprint, consistency, redis.
+        #[arg(long, default_value = "lag,catchup,footprint,consistency,redis")]
         suites: String,
     },
     /// Validate a topology file and print what it resolves to.

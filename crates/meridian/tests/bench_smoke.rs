@@ -30,12 +30,26 @@ fn quick_bench_writes_a_complete_report() {
     assert_eq!(json["load"].as_array().unwrap().len(), 6);
     assert!(json["catch_up"]["backlog_entries"].as_u64().unwrap() > 0);
     assert!(json["footprint"]["keys"].as_u64().unwrap() > 0);
+    // Local write at the home, forwarded write and strong read from two
+    // regions, two global acks, one session read: none beats its floor.
+    let consistency = json["consistency"].as_array().unwrap();
+    assert_eq!(consistency.len(), 8, "{consistency:?}");
+    for row in consistency {
+        assert!(row["samples"].as_u64().unwrap() > 0, "{row}");
+        if let Some(floor) = row["floor_ms"].as_f64() {
+            assert!(
+                row["p50_ms"].as_f64().unwrap() >= floor - 1.0,
+                "faster than physics: {row}"
+            );
+        }
+    }
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     for section in [
         "## Replication lag vs the one-way delay",
         "## Local writes",
         "## Catch-up after a partition",
         "## Footprint",
+        "## Consistency costs",
     ] {
         assert!(md.contains(section), "report.md lacks {section}");
     }

@@ -1,0 +1,713 @@
+//! `meridian chaos run`: a workload under faults, checked.
+//!
+//! It starts a fresh three-region cluster (a `single_master` table homed in
+//! us-east for registers), runs clients in every region through the Redis
+//! endpoint while a scenario injects faults, heals everything, and checks
+//! the recorded history ([`crate::history`]):
+//!
+//! - strong reads and forwarded writes of single-master registers are
+//!   linearizable;
+//! - session connections read their writes and never read backwards, while
+//!   clients move between regions carrying their token (`MERIDIAN.TOKEN` →
+//!   `MERIDIAN.AFTER`);
+//! - a write acknowledged globally (`MERIDIAN.ACK global 2`) is held by every
+//!   surviving region soon after its origin is killed, before it restarts;
+//! - after healing, every region holds identical data (digests and version
+//!   vectors).
+//!
+//! Scenarios: `partition` (random pairs cut and healed), `kill` (SIGKILL a
+//! region, check global acks, restart it), `latency` (round-trip spikes),
+//! `mixed` (all of them). Every loop is bounded by the duration and by
+//! [`CLIENT_OPS_MAX`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+
+use crate::chaos::{self, ChaosCommand};
+use crate::cluster_file::ClusterFile;
+use crate::history::{self, Anomaly, RegisterOp, SessionOp};
+use crate::http_client::AdminClient;
+use crate::resp_client::{RespConn, Value};
+
+/// Operations per client at most, whatever the duration.
+pub const CLIENT_OPS_MAX: usize = 200_000;
+
+/// Longest a single client call may take (forwarding and strong reads wait
+/// up to 5 s for the home).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Register keys live this long before clients move to fresh ones, which
+/// keeps every key's history short enough to search.
+const REGISTER_WINDOW: Duration = Duration::from_secs(3);
+
+/// Register keys per window.
+const REGISTER_KEYS: u64 = 4;
+
+/// How long survivors may take to hold a killed region's globally
+/// acknowledged writes (relayed between themselves).
+const SURVIVOR_DEADLINE: Duration = Duration::from_secs(15);
+
+/// How long the healed cluster may take to converge.
+const CONVERGE_DEADLINE: Duration = Duration::from_secs(90);
+
+const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
+
+const TABLES: &str = r#"
+[[tables]]
+name = "registers"
+key_prefixes = ["reg:"]
+mode = { single_master = { home = "us-east" } }
+"#;
+
+/// Which faults to inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Cut random region pairs for a few seconds, then heal.
+    Partition,
+    /// SIGKILL a region, check its global acks survive, restart it.
+    Kill,
+    /// Raise a random pair's round trip to 300–700 ms, then restore it.
+    Latency,
+    /// All of the above, in turn.
+    Mixed,
+}
+
+/// What `chaos run` does.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The faults.
+    pub scenario: Scenario,
+    /// How long the workload runs.
+    pub duration: Duration,
+    /// Clients per region.
+    pub clients_per_region: usize,
+    /// Seed of the fault schedule and the workload's choices.
+    pub seed: u64,
+    /// Where the cluster, its log and the history go.
+    pub out: PathBuf,
+}
+
+/// What a run checked and found.
+#[derive(Debug, Default, Serialize)]
+pub struct RunReport {
+    /// The scenario.
+    pub scenario: Option<Scenario>,
+    /// The seed.
+    pub seed: u64,
+    /// Faults injected, in order.
+    pub faults: Vec<String>,
+    /// Operations sent.
+    pub operations: usize,
+    /// Operations that failed (refused, timed out, connection lost).
+    pub failed: usize,
+    /// Register operations checked for linearizability.
+    pub linearizable_checked: usize,
+    /// Session reads checked.
+    pub session_reads_checked: usize,
+    /// Globally acknowledged writes checked after a kill.
+    pub global_acks_checked: usize,
+    /// Whether the healed cluster converged.
+    pub converged: bool,
+    /// Every broken promise.
+    pub anomalies: Vec<Anomaly>,
+}
+
+/// The shared record of a run.
+#[derive(Default)]
+struct Recorder {
+    registers: Vec<RegisterOp>,
+    sessions: Vec<SessionOp>,
+    /// Per client: its newest globally acknowledged write (value, region).
+    global_acked: BTreeMap<usize, (u64, String)>,
+    operations: usize,
+    failed: usize,
+}
+
+/// Runs the scenario; an `Err` also when anomalies were found (the report
+/// is written either way).
+pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
+    std::fs::create_dir_all(&opts.out)?;
+    let out = opts.out.canonicalize()?;
+    let extra = out.join("tables.toml");
+    std::fs::write(&extra, TABLES)?;
+    let extra = extra.to_string_lossy().into_owned();
+    let (guard, file) =
+        crate::bench::start_cluster(&out, &REGIONS, &["--extra-config", &extra]).await?;
+    let dir = out.join("cluster");
+    let started = Instant::now();
+    let recorder = Arc::new(Mutex::new(Recorder::default()));
+    let deadline = Instant::now() + opts.duration;
+    let regions: Vec<(String, String)> = REGIONS
+        .iter()
+        .map(|r| (r.to_string(), file.regions[*r].resp.clone()))
+        .collect();
+
+    let mut clients = Vec::new();
+    let n = REGIONS.len() * opts.clients_per_region;
+    for id in 0..n {
+        let client = Client {
+            id,
+            clients: n,
+            regions: regions.clone(),
+            at: id % REGIONS.len(),
+            conns: None,
+            token: String::new(),
+            next_session: 0,
+            next_global: 0,
+            rng: fastrand::Rng::with_seed(opts.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9)),
+            started,
+            recorder: recorder.clone(),
+        };
+        clients.push(tokio::spawn(client.run(deadline)));
+    }
+    let mut report = RunReport {
+        scenario: Some(opts.scenario),
+        seed: opts.seed,
+        ..RunReport::default()
+    };
+    let faults = faults(
+        &dir,
+        &file,
+        opts.scenario,
+        opts.seed,
+        deadline,
+        &recorder,
+        &mut report,
+    )
+    .await;
+    for c in clients {
+        c.await.context("a client task failed")?;
+    }
+    faults?;
+
+    say("healing every link, restarting every region, waiting for convergence");
+    chaos::apply(&dir, ChaosCommand::Heal { a: None, b: None }).await?;
+    for (i, a) in REGIONS.iter().enumerate() {
+        for b in &REGIONS[i + 1..] {
+            restore_latency(&dir, a, b).await?;
+        }
+    }
+    for r in REGIONS {
+        if !region_up(&file, r).await {
+            chaos::apply(&dir, ChaosCommand::Restart { region: r.into() }).await?;
+        }
+    }
+    report.converged = converged(&file, CONVERGE_DEADLINE).await;
+    if !report.converged {
+        report.anomalies.push(Anomaly {
+            check: "convergence",
+            key: String::new(),
+            detail: format!(
+                "regions did not reach identical digests and version vectors within {} s of healing",
+                CONVERGE_DEADLINE.as_secs()
+            ),
+        });
+    }
+    drop(guard);
+
+    let rec = std::mem::take(&mut *recorder.lock().expect("recorder lock"));
+    let (lin, lin_checked) = history::check_linearizable(&rec.registers);
+    let (ses, ses_checked) = history::check_session(&rec.sessions);
+    report.linearizable_checked = lin_checked;
+    report.session_reads_checked = ses_checked;
+    report.anomalies.extend(lin);
+    report.anomalies.extend(ses);
+    report.operations = rec.operations;
+    report.failed = rec.failed;
+    std::fs::write(
+        out.join("history.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "registers": rec.registers,
+            "sessions": rec.sessions,
+        }))?,
+    )?;
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    say(format!(
+        "{:?}: {} operations ({} failed), {} register ops checked for linearizability, {} session reads, {} global acks after kills, converged: {}, anomalies: {}",
+        opts.scenario,
+        report.operations,
+        report.failed,
+        report.linearizable_checked,
+        report.session_reads_checked,
+        report.global_acks_checked,
+        report.converged,
+        report.anomalies.len()
+    ));
+    for a in &report.anomalies {
+        say(format!("ANOMALY {} {}: {}", a.check, a.key, a.detail));
+    }
+    if !report.anomalies.is_empty() {
+        bail!(
+            "{} anomalies; history in {}",
+            report.anomalies.len(),
+            out.join("history.json").display()
+        );
+    }
+    Ok(report)
+}
+
+fn say(msg: impl AsRef<str>) {
+    eprintln!("[chaos run] {}", msg.as_ref());
+}
+
+/// A client's three connections in one region.
+struct Conns {
+    /// `session` reads, default acks.
+    session: RespConn,
+    /// `strong` reads of registers.
+    strong: RespConn,
+    /// `MERIDIAN.ACK global 2`.
+    global: RespConn,
+}
+
+struct Client {
+    id: usize,
+    clients: usize,
+    regions: Vec<(String, String)>,
+    at: usize,
+    conns: Option<Conns>,
+    token: String,
+    next_session: u64,
+    next_global: u64,
+    rng: fastrand::Rng,
+    started: Instant,
+    recorder: Arc<Mutex<Recorder>>,
+}
+
+/// How one call ended.
+enum Outcome {
+    Ok(Value),
+    /// An error reply: the server answered, nothing else is wrong.
+    Refused(String),
+    /// No usable answer: the connection is gone.
+    Lost,
+}
+
+impl Client {
+    fn now_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
+    fn region(&self) -> String {
+        self.regions[self.at].0.clone()
+    }
+
+    async fn connect(&mut self) -> anyhow::Result<()> {
+        let addr = self.regions[self.at].1.clone();
+        let mut session = RespConn::connect(&addr, CALL_TIMEOUT).await?;
+        if !self.token.is_empty() {
+            let r = session
+                .call(&["MERIDIAN.AFTER", &self.token, "5000"])
+                .await?;
+            if r != Value::Simple("OK".into()) {
+                bail!("MERIDIAN.AFTER answered {r:?}");
+            }
+        }
+        let mut strong = RespConn::connect(&addr, CALL_TIMEOUT).await?;
+        strong.call(&["MERIDIAN.CONSISTENCY", "strong"]).await?;
+        let mut global = RespConn::connect(&addr, CALL_TIMEOUT).await?;
+        global
+            .call(&["MERIDIAN.ACK", "global", "2", "3000"])
+            .await?;
+        self.conns = Some(Conns {
+            session,
+            strong,
+            global,
+        });
+        Ok(())
+    }
+
+    /// Moves to the next region, carrying the session token.
+    fn move_on(&mut self) {
+        self.conns = None;
+        self.at = (self.at + 1) % self.regions.len();
+    }
+
+    async fn call(&mut self, which: fn(&mut Conns) -> &mut RespConn, args: &[&str]) -> Outcome {
+        let Some(conns) = self.conns.as_mut() else {
+            return Outcome::Lost;
+        };
+        match which(conns).call(args).await {
+            Ok(Value::Error(e)) => Outcome::Refused(e),
+            Ok(v) => Outcome::Ok(v),
+            Err(_) => Outcome::Lost,
+        }
+    }
+
+    async fn run(mut self, deadline: Instant) {
+        let mut ops = 0;
+        while Instant::now() < deadline && ops < CLIENT_OPS_MAX {
+            if self.conns.is_none() && self.connect().await.is_err() {
+                self.move_on();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            ops += 1;
+            let ok = match self.rng.u32(0..20) {
+                0..=6 => self.register_op().await,
+                7..=14 => self.session_op().await,
+                15..=18 => self.global_op().await,
+                _ => {
+                    self.move_on();
+                    true
+                }
+            };
+            let mut rec = self.recorder.lock().expect("recorder lock");
+            rec.operations += 1;
+            if !ok {
+                rec.failed += 1;
+            }
+        }
+    }
+
+    /// A forwarded write or strong read of a register.
+    async fn register_op(&mut self) -> bool {
+        let window = self.started.elapsed().as_millis() as u64 / REGISTER_WINDOW.as_millis() as u64;
+        let key = format!("reg:{window}:{}", self.rng.u64(0..REGISTER_KEYS));
+        let write = self
+            .rng
+            .bool()
+            .then(|| format!("c{}-{}", self.id, self.rng.u64(..)));
+        let invoke_us = self.now_us();
+        let outcome = match &write {
+            Some(v) => self.call(|c| &mut c.strong, &["SET", &key, v]).await,
+            None => self.call(|c| &mut c.strong, &["GET", &key]).await,
+        };
+        let complete_us = self.now_us();
+        let mut op = RegisterOp {
+            client: self.id,
+            region: self.region(),
+            key,
+            write: write.clone(),
+            read: None,
+            invoke_us,
+            complete_us: Some(complete_us),
+        };
+        let ok = match outcome {
+            Outcome::Ok(v) => {
+                if write.is_none() {
+                    op.read = v.text();
+                }
+                true
+            }
+            Outcome::Refused(e) => {
+                // A write that may have been applied stays in the history
+                // with no completion; anything else left no trace.
+                if write.is_some() && e.contains("may or may not") {
+                    op.complete_us = None;
+                } else {
+                    return false;
+                }
+                false
+            }
+            Outcome::Lost => {
+                self.move_on();
+                if write.is_none() {
+                    return false;
+                }
+                op.complete_us = None;
+                false
+            }
+        };
+        self.recorder
+            .lock()
+            .expect("recorder lock")
+            .registers
+            .push(op);
+        ok
+    }
+
+    /// A write of this client's session key, or a read of any client's.
+    async fn session_op(&mut self) -> bool {
+        if self.rng.bool() {
+            let value = self.next_session + 1;
+            let key = format!("s:c{}", self.id);
+            match self
+                .call(|c| &mut c.session, &["SET", &key, &value.to_string()])
+                .await
+            {
+                Outcome::Ok(_) => {
+                    self.next_session = value;
+                    self.recorder
+                        .lock()
+                        .expect("recorder lock")
+                        .sessions
+                        .push(SessionOp {
+                            client: self.id,
+                            region: self.region(),
+                            key,
+                            wrote: Some(value),
+                            read: None,
+                        });
+                }
+                Outcome::Refused(_) => return false,
+                Outcome::Lost => {
+                    // Its fate is unknown: later values still increase.
+                    self.next_session = value;
+                    self.move_on();
+                    return false;
+                }
+            }
+        } else {
+            let key = format!("s:c{}", self.rng.usize(0..self.clients));
+            let read = match self.call(|c| &mut c.session, &["GET", &key]).await {
+                Outcome::Ok(Value::Bulk(None)) => None,
+                Outcome::Ok(v) => match v.text().and_then(|t| t.parse::<u64>().ok()) {
+                    Some(n) => Some(n),
+                    None => return false,
+                },
+                Outcome::Refused(_) => return false,
+                Outcome::Lost => {
+                    self.move_on();
+                    return false;
+                }
+            };
+            self.recorder
+                .lock()
+                .expect("recorder lock")
+                .sessions
+                .push(SessionOp {
+                    client: self.id,
+                    region: self.region(),
+                    key,
+                    wrote: None,
+                    read: Some(read),
+                });
+        }
+        // Carry the token to wherever this client goes next.
+        match self.call(|c| &mut c.session, &["MERIDIAN.TOKEN"]).await {
+            Outcome::Ok(v) => {
+                self.token = v.text().unwrap_or_default();
+                true
+            }
+            Outcome::Refused(_) => false,
+            Outcome::Lost => {
+                self.move_on();
+                false
+            }
+        }
+    }
+
+    /// A globally acknowledged write of this client's global key.
+    async fn global_op(&mut self) -> bool {
+        let value = self.next_global + 1;
+        self.next_global = value;
+        let key = format!("g:c{}", self.id);
+        match self
+            .call(|c| &mut c.global, &["SET", &key, &value.to_string()])
+            .await
+        {
+            Outcome::Ok(_) => {
+                let region = self.region();
+                self.recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .global_acked
+                    .insert(self.id, (value, region));
+                true
+            }
+            Outcome::Refused(_) => false,
+            Outcome::Lost => {
+                self.move_on();
+                false
+            }
+        }
+    }
+}
+
+/// Injects the scenario's faults until `deadline`.
+async fn faults(
+    dir: &Path,
+    file: &ClusterFile,
+    scenario: Scenario,
+    seed: u64,
+    deadline: Instant,
+    recorder: &Arc<Mutex<Recorder>>,
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let kinds: &[Scenario] = match scenario {
+        Scenario::Mixed => &[Scenario::Partition, Scenario::Kill, Scenario::Latency],
+        _ => std::slice::from_ref(&scenario),
+    };
+    let mut turn = 0;
+    // Let the workload start before the first fault.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    while Instant::now() + Duration::from_secs(3) < deadline {
+        let kind = kinds[turn % kinds.len()];
+        turn += 1;
+        let a = rng.usize(0..REGIONS.len());
+        let b = (a + 1 + rng.usize(0..REGIONS.len() - 1)) % REGIONS.len();
+        let (a, b) = (REGIONS[a], REGIONS[b]);
+        let hold = Duration::from_millis(rng.u64(1500..3500));
+        match kind {
+            Scenario::Partition => {
+                report
+                    .faults
+                    .push(format!("partition {a}-{b} {} ms", hold.as_millis()));
+                chaos::apply(
+                    dir,
+                    ChaosCommand::Partition {
+                        a: a.into(),
+                        b: b.into(),
+                    },
+                )
+                .await?;
+                tokio::time::sleep(hold).await;
+                chaos::apply(
+                    dir,
+                    ChaosCommand::Heal {
+                        a: Some(a.into()),
+                        b: Some(b.into()),
+                    },
+                )
+                .await?;
+            }
+            Scenario::Latency => {
+                let rtt = rng.f64() * 400.0 + 300.0;
+                report.faults.push(format!(
+                    "latency {a}-{b} {rtt:.0} ms for {} ms",
+                    hold.as_millis()
+                ));
+                chaos::apply(
+                    dir,
+                    ChaosCommand::Latency {
+                        a: a.into(),
+                        b: b.into(),
+                        rtt_ms: rtt,
+                    },
+                )
+                .await?;
+                tokio::time::sleep(hold).await;
+                restore_latency(dir, a, b).await?;
+            }
+            Scenario::Kill => {
+                report.faults.push(format!("kill {a}"));
+                chaos::apply(dir, ChaosCommand::Kill { region: a.into() }).await?;
+                let acked: Vec<(usize, u64)> = recorder
+                    .lock()
+                    .expect("recorder lock")
+                    .global_acked
+                    .iter()
+                    .filter(|(_, (_, region))| region == a)
+                    .map(|(c, (v, _))| (*c, *v))
+                    .collect();
+                report.global_acks_checked += acked.len();
+                let survivors: Vec<&str> = REGIONS.iter().copied().filter(|r| *r != a).collect();
+                for missing in survivors_hold(file, &survivors, &acked).await {
+                    report.anomalies.push(missing);
+                }
+                chaos::apply(dir, ChaosCommand::Restart { region: a.into() }).await?;
+            }
+            Scenario::Mixed => unreachable!("mixed is expanded above"),
+        }
+        tokio::time::sleep(Duration::from_millis(rng.u64(500..1500))).await;
+    }
+    Ok(())
+}
+
+/// Waits until every survivor holds at least each acknowledged value;
+/// returns an anomaly per write some survivor still lacks at the deadline.
+async fn survivors_hold(
+    file: &ClusterFile,
+    survivors: &[&str],
+    acked: &[(usize, u64)],
+) -> Vec<Anomaly> {
+    let deadline = Instant::now() + SURVIVOR_DEADLINE;
+    let mut lacking = Vec::new();
+    for region in survivors {
+        for (client, value) in acked {
+            let key = format!("g:c{client}");
+            let have = loop {
+                let have = read_eventual(&file.regions[*region].resp, &key).await;
+                if have.is_some_and(|h| h >= *value) || Instant::now() > deadline {
+                    break have;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if have.is_none_or(|h| h < *value) {
+                lacking.push(Anomaly {
+                    check: "global-ack",
+                    key: key.clone(),
+                    detail: format!(
+                        "value {value} was acknowledged globally, its origin was killed, and {region} holds {have:?} after {} s",
+                        SURVIVOR_DEADLINE.as_secs()
+                    ),
+                });
+            }
+        }
+    }
+    lacking
+}
+
+async fn read_eventual(addr: &str, key: &str) -> Option<u64> {
+    let mut c = RespConn::connect(addr, Duration::from_secs(2)).await.ok()?;
+    c.call(&["MERIDIAN.CONSISTENCY", "eventual"]).await.ok()?;
+    c.call(&["GET", key])
+        .await
+        .ok()?
+        .text()
+        .and_then(|t| t.parse().ok())
+}
+
+/// Puts a pair's round trip back to the default profile's.
+async fn restore_latency(dir: &Path, a: &str, b: &str) -> anyhow::Result<()> {
+    let rtt = meridian_core::geo::default_rtt_ms(a, None, b, None)
+        .with_context(|| format!("no default round trip for {a}-{b}"))?;
+    chaos::apply(
+        dir,
+        ChaosCommand::Latency {
+            a: a.into(),
+            b: b.into(),
+            rtt_ms: rtt,
+        },
+    )
+    .await
+}
+
+async fn region_up(file: &ClusterFile, region: &str) -> bool {
+    AdminClient::new(None)
+        .get::<crate::report::NodeStatus>(&format!("{}/status", file.regions[region].admin))
+        .await
+        .is_ok()
+}
+
+/// Whether every region reaches identical digests and version vectors
+/// within `limit`.
+async fn converged(file: &ClusterFile, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let client = AdminClient::new(None);
+    while Instant::now() < deadline {
+        let mut digests = Vec::new();
+        let mut vvs = Vec::new();
+        for r in REGIONS {
+            let admin = &file.regions[r].admin;
+            let d = client
+                .get::<BTreeMap<String, meridian_store::digest::TableDigest>>(&format!(
+                    "{admin}/digest"
+                ))
+                .await;
+            let s = client
+                .get::<crate::report::NodeStatus>(&format!("{admin}/status"))
+                .await;
+            if let (Ok(d), Ok(s)) = (d, s) {
+                digests.push(d);
+                vvs.push(s.replication.map(|r| r.applied));
+            }
+        }
+        if digests.len() == REGIONS.len()
+            && digests.iter().all(|d| *d == digests[0])
+            && vvs.iter().all(|v| *v == vvs[0])
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
+}
