@@ -97,8 +97,14 @@ impl VersionVector {
     /// Pointwise maximum.
     pub fn merge(&mut self, other: &VersionVector) {
         for (o, s) in &other.0 {
-            let e = self.0.entry(o.clone()).or_insert(0);
-            *e = (*e).max(*s);
+            // Every session read merges the applied vector into its token:
+            // a known origin costs no allocation.
+            match self.0.get_mut(o) {
+                Some(e) => *e = (*e).max(*s),
+                None => {
+                    self.0.insert(o.clone(), *s);
+                }
+            }
         }
     }
 

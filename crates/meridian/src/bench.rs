@@ -154,11 +154,12 @@ fn render_redis(s: &mut String, rows: &[crate::bench_redis::RedisRow]) {
 
 /// Starts `meridian up` with `regions` (and `extra` arguments) in
 /// `out/cluster`, logging to `out/up.log`; the guard stops it by its pid.
+/// Returns the guard, the cluster file and the cluster directory.
 pub(crate) async fn start_cluster(
     out: &Path,
     regions: &[&str],
     extra: &[&str],
-) -> anyhow::Result<(crate::bench_redis::Stopped, ClusterFile)> {
+) -> anyhow::Result<(crate::bench_redis::Stopped, ClusterFile, PathBuf)> {
     let dir = out.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     let log = std::fs::File::create(out.join("up.log"))?;
@@ -174,7 +175,7 @@ pub(crate) async fn start_cluster(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(f) = ClusterFile::load(&dir) {
-            return Ok((guard, f));
+            return Ok((guard, f, dir));
         }
         if Instant::now() > deadline {
             bail!(
@@ -190,10 +191,9 @@ pub(crate) async fn start_cluster(
 pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.out)?;
     let out = opts.out.canonicalize()?;
-    let dir = out.join("cluster");
     let tables = out.join("tables.toml");
     std::fs::write(&tables, crate::bench_consistency::TABLES)?;
-    let (guard, file) = start_cluster(
+    let (guard, file, dir) = start_cluster(
         &out,
         &REGIONS,
         &["--extra-config", &tables.to_string_lossy()],
@@ -256,7 +256,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn statuses(file: &ClusterFile) -> anyhow::Result<BTreeMap<String, NodeStatus>> {
+/// The emulated round trip from the node of `status` to `peer`, ms.
+pub(crate) fn emulated_rtt_ms(status: &NodeStatus, peer: &str) -> Option<f64> {
+    status
+        .peers
+        .iter()
+        .find(|p| p.link.region.as_str() == peer)
+        .and_then(|p| p.emulated.as_ref())
+        .map(|e| e.figures.rtt_ms)
+}
+
+pub(crate) async fn statuses(file: &ClusterFile) -> anyhow::Result<BTreeMap<String, NodeStatus>> {
     let c = AdminClient::new(None);
     let mut out = BTreeMap::new();
     for (r, e) in &file.regions {
@@ -357,13 +367,7 @@ async fn lag_suite(
             continue;
         };
         for (from, lag) in &repl.lag_from {
-            let one_way_ms = st
-                .peers
-                .iter()
-                .find(|p| p.link.region.as_str() == from)
-                .and_then(|p| p.emulated.as_ref())
-                .map(|e| e.figures.rtt_ms / 2.0)
-                .unwrap_or(0.0);
+            let one_way_ms = emulated_rtt_ms(st, from).map_or(0.0, |rtt| rtt / 2.0);
             let p99 = lag.p99_ms.unwrap_or(f64::NAN);
             report.lag.push(LagRow {
                 rate_per_region: rate,

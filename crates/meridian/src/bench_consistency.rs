@@ -49,10 +49,6 @@ pub struct ConsistencyRow {
     pub ratio: f64,
 }
 
-fn rtt(a: &str, b: &str) -> f64 {
-    meridian_core::geo::default_rtt_ms(a, None, b, None).unwrap_or(f64::NAN)
-}
-
 async fn conn(file: &ClusterFile, region: &str, setup: &[&[&str]]) -> anyhow::Result<RespConn> {
     let mut c = RespConn::connect(&file.regions[region].resp, Duration::from_secs(30)).await?;
     for args in setup {
@@ -111,6 +107,14 @@ async fn time_calls(
 pub async fn run(file: &ClusterFile, quick: bool) -> anyhow::Result<Vec<ConsistencyRow>> {
     let n = if quick { 10 } else { 100 };
     let mut rows = Vec::new();
+    // Floors from the links as this cluster emulates them.
+    let statuses = crate::bench::statuses(file).await?;
+    let rtt = |a: &str, b: &str| {
+        statuses
+            .get(a)
+            .and_then(|s| crate::bench::emulated_rtt_ms(s, b))
+            .unwrap_or(f64::NAN)
+    };
     let set = |prefix: &'static str| {
         move |i: usize| vec!["SET".into(), format!("{prefix}{i}"), "v".into()]
     };

@@ -137,9 +137,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     let extra = out.join("tables.toml");
     std::fs::write(&extra, TABLES)?;
     let extra = extra.to_string_lossy().into_owned();
-    let (guard, file) =
+    let (guard, file, dir) =
         crate::bench::start_cluster(&out, &REGIONS, &["--extra-config", &extra]).await?;
-    let dir = out.join("cluster");
     let started = Instant::now();
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let deadline = Instant::now() + opts.duration;
@@ -329,6 +328,7 @@ impl Client {
         self.at = (self.at + 1) % self.regions.len();
     }
 
+    /// One call; a lost connection moves the client on to the next region.
     async fn call(&mut self, which: fn(&mut Conns) -> &mut RespConn, args: &[&str]) -> Outcome {
         let Some(conns) = self.conns.as_mut() else {
             return Outcome::Lost;
@@ -336,8 +336,26 @@ impl Client {
         match which(conns).call(args).await {
             Ok(Value::Error(e)) => Outcome::Refused(e),
             Ok(v) => Outcome::Ok(v),
-            Err(_) => Outcome::Lost,
+            Err(_) => {
+                self.move_on();
+                Outcome::Lost
+            }
         }
+    }
+
+    fn record(&self, f: impl FnOnce(&mut Recorder)) {
+        f(&mut self.recorder.lock().expect("recorder lock"));
+    }
+
+    fn record_session(&self, key: String, wrote: Option<u64>, read: Option<Option<u64>>) {
+        let op = SessionOp {
+            client: self.id,
+            region: self.region(),
+            key,
+            wrote,
+            read,
+        };
+        self.record(|r| r.sessions.push(op));
     }
 
     async fn run(mut self, deadline: Instant) {
@@ -358,11 +376,10 @@ impl Client {
                     true
                 }
             };
-            let mut rec = self.recorder.lock().expect("recorder lock");
-            rec.operations += 1;
-            if !ok {
-                rec.failed += 1;
-            }
+            self.record(|r| {
+                r.operations += 1;
+                r.failed += usize::from(!ok);
+            });
         }
     }
 
@@ -374,6 +391,8 @@ impl Client {
             .rng
             .bool()
             .then(|| format!("c{}-{}", self.id, self.rng.u64(..)));
+        // Before the call: a lost connection moves the client on.
+        let region = self.region();
         let invoke_us = self.now_us();
         let outcome = match &write {
             Some(v) => self.call(|c| &mut c.strong, &["SET", &key, v]).await,
@@ -382,44 +401,25 @@ impl Client {
         let complete_us = self.now_us();
         let mut op = RegisterOp {
             client: self.id,
-            region: self.region(),
+            region,
             key,
             write: write.clone(),
             read: None,
             invoke_us,
             complete_us: Some(complete_us),
         };
-        let ok = match outcome {
-            Outcome::Ok(v) => {
-                if write.is_none() {
-                    op.read = v.text();
-                }
-                true
+        let ok = matches!(outcome, Outcome::Ok(_));
+        match outcome {
+            Outcome::Ok(v) => op.read = v.text().filter(|_| write.is_none()),
+            // A write that may have been applied stays in the history with
+            // no completion; anything else that failed left no trace.
+            Outcome::Refused(e) if write.is_some() && e.contains("may or may not") => {
+                op.complete_us = None
             }
-            Outcome::Refused(e) => {
-                // A write that may have been applied stays in the history
-                // with no completion; anything else left no trace.
-                if write.is_some() && e.contains("may or may not") {
-                    op.complete_us = None;
-                } else {
-                    return false;
-                }
-                false
-            }
-            Outcome::Lost => {
-                self.move_on();
-                if write.is_none() {
-                    return false;
-                }
-                op.complete_us = None;
-                false
-            }
-        };
-        self.recorder
-            .lock()
-            .expect("recorder lock")
-            .registers
-            .push(op);
+            Outcome::Lost if write.is_some() => op.complete_us = None,
+            Outcome::Refused(_) | Outcome::Lost => return false,
+        }
+        self.record(|r| r.registers.push(op));
         ok
     }
 
@@ -434,23 +434,12 @@ impl Client {
             {
                 Outcome::Ok(_) => {
                     self.next_session = value;
-                    self.recorder
-                        .lock()
-                        .expect("recorder lock")
-                        .sessions
-                        .push(SessionOp {
-                            client: self.id,
-                            region: self.region(),
-                            key,
-                            wrote: Some(value),
-                            read: None,
-                        });
+                    self.record_session(key, Some(value), None);
                 }
                 Outcome::Refused(_) => return false,
                 Outcome::Lost => {
                     // Its fate is unknown: later values still increase.
                     self.next_session = value;
-                    self.move_on();
                     return false;
                 }
             }
@@ -462,23 +451,9 @@ impl Client {
                     Some(n) => Some(n),
                     None => return false,
                 },
-                Outcome::Refused(_) => return false,
-                Outcome::Lost => {
-                    self.move_on();
-                    return false;
-                }
+                Outcome::Refused(_) | Outcome::Lost => return false,
             };
-            self.recorder
-                .lock()
-                .expect("recorder lock")
-                .sessions
-                .push(SessionOp {
-                    client: self.id,
-                    region: self.region(),
-                    key,
-                    wrote: None,
-                    read: Some(read),
-                });
+            self.record_session(key, None, Some(read));
         }
         // Carry the token to wherever this client goes next.
         match self.call(|c| &mut c.session, &["MERIDIAN.TOKEN"]).await {
@@ -486,11 +461,7 @@ impl Client {
                 self.token = v.text().unwrap_or_default();
                 true
             }
-            Outcome::Refused(_) => false,
-            Outcome::Lost => {
-                self.move_on();
-                false
-            }
+            Outcome::Refused(_) | Outcome::Lost => false,
         }
     }
 
@@ -504,19 +475,13 @@ impl Client {
             .await
         {
             Outcome::Ok(_) => {
-                let region = self.region();
-                self.recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .global_acked
-                    .insert(self.id, (value, region));
+                let (id, region) = (self.id, self.region());
+                self.record(|r| {
+                    r.global_acked.insert(id, (value, region));
+                });
                 true
             }
-            Outcome::Refused(_) => false,
-            Outcome::Lost => {
-                self.move_on();
-                false
-            }
+            Outcome::Refused(_) | Outcome::Lost => false,
         }
     }
 }

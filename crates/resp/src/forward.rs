@@ -125,12 +125,7 @@ impl Shared {
             Ok(x) => x,
             Err(reply) => return refuse(reply),
         };
-        let (reply, seq) = settle(commit, reply).await;
-        let write = seq.map(|seq| {
-            let mut w = VersionVector::new();
-            w.advance(&self.region, seq);
-            w
-        });
+        let (reply, write) = settle(&self.region, commit, reply).await;
         ForwardAnswer {
             reply,
             token: self.db.applied(),

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, Handler, WritePlan};
+use crate::cmd::{self, Handler, Spec, WritePlan};
 use crate::forward::{ForwardRequest, Remote, FORWARD_TIMEOUT};
 use crate::proto::{Limits, RequestDecoder};
 use crate::reply::Reply;
@@ -400,22 +400,29 @@ enum Pending {
     },
 }
 
-/// Waits for a queued write: its reply, and the sequence it was logged at
-/// (`None` if it wrote nothing or failed).
+/// Waits for a write queued in `region`: its reply, and the write itself as
+/// a token, `region:seq` of its newest entry (`None` if it wrote nothing or
+/// failed).
 pub(crate) async fn settle(
+    region: &RegionName,
     commit: LocalReply,
     mut reply: oneshot::Receiver<Reply>,
-) -> (Reply, Option<u64>) {
+) -> (Reply, Option<VersionVector>) {
     match commit.await {
         Ok(Ok(outcomes)) => {
-            let seq = outcomes
+            let write = outcomes
                 .iter()
                 .filter_map(|o| o.entry.as_ref().map(|e| e.seq))
-                .max();
+                .max()
+                .map(|seq| {
+                    let mut write = VersionVector::new();
+                    write.advance(region, seq);
+                    write
+                });
             let reply = reply
                 .try_recv()
                 .unwrap_or_else(|_| Reply::err("internal error: no reply decided"));
-            (reply, seq)
+            (reply, write)
         }
         Ok(Err(DbError::Rejected(msg))) => (Reply::Error(msg), None),
         Ok(Err(e)) => (Reply::err(format!("write not stored: {e}")), None),
@@ -475,11 +482,9 @@ impl Conn<'_> {
             Pending::Ready(r) => r,
             Pending::Write { commit, reply, ack } => {
                 self.writes_in_flight -= 1;
-                let (reply, seq) = settle(commit, reply).await;
-                match seq {
-                    Some(seq) => {
-                        let mut write = VersionVector::new();
-                        write.advance(&self.shared.region, seq);
+                let (reply, write) = settle(&self.shared.region, commit, reply).await;
+                match write {
+                    Some(write) => {
                         // Everything this region had applied when the
                         // write committed: a reader elsewhere must wait
                         // for what the write may have built on.
@@ -526,7 +531,7 @@ impl Conn<'_> {
 
     /// Sends a write to its table's home region and waits for its answer
     /// (see [`crate::forward`]).
-    async fn forward(&mut self, home: &RegionName, args: &[bytes::Bytes]) -> Reply {
+    async fn forward(&mut self, spec: &Spec, home: &RegionName, args: &[bytes::Bytes]) -> Reply {
         let Some(remote) = self.shared.remote.clone() else {
             return Reply::err("internal error: no route to other regions");
         };
@@ -541,10 +546,9 @@ impl Conn<'_> {
                     return answer.reply;
                 };
                 self.session.last_write.merge(&write);
-                let keys = cmd::keys_of(args);
                 let ack = self.ack_for(
                     self.shared
-                        .table_ack(keys.iter().map(|k| self.shared.table_name_for(k))),
+                        .table_ack(spec.keys(args).into_iter().map(|k| self.shared.table_name_for(k))),
                 );
                 self.acknowledge(&write, ack, answer.reply).await
             }
@@ -562,9 +566,9 @@ impl Conn<'_> {
     /// A strong read's precondition: this region has applied everything
     /// the home regions of the keys' tables had committed when the read
     /// began. Only single-master tables have one such point.
-    async fn await_commit_points(&self, args: &[bytes::Bytes]) -> Result<(), Reply> {
+    async fn await_commit_points(&self, spec: &Spec, args: &[bytes::Bytes]) -> Result<(), Reply> {
         let mut homes: Vec<RegionName> = Vec::new();
-        for key in cmd::keys_of(args) {
+        for key in spec.keys(args) {
             let table = self.shared.topology.table_for_key(key);
             match table.map(|t| &t.mode) {
                 Some(meridian_core::config::TableMode::SingleMaster { home }) => {
@@ -759,12 +763,12 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
     };
     conn.session.last_command_name = spec.name;
     if let Handler::Write(_) = spec.handler {
-        match conn.shared.write_home(args) {
+        match conn.shared.write_home(spec, args) {
             Ok(None) => {}
             Ok(Some(home)) => {
                 // Forwarded writes go one at a time, in order.
                 conn.resolve_all().await;
-                let reply = conn.forward(&home, args).await;
+                let reply = conn.forward(spec, &home, args).await;
                 conn.emit(reply);
                 return false;
             }
@@ -794,7 +798,7 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         Handler::Read(f) => {
             conn.resolve_all().await;
             if conn.session.consistency == Consistency::Strong && spec.keyed() {
-                if let Err(reply) = conn.await_commit_points(args).await {
+                if let Err(reply) = conn.await_commit_points(spec, args).await {
                     conn.emit(reply);
                     return false;
                 }

@@ -356,13 +356,6 @@ impl Spec {
     }
 }
 
-/// The keys a command names (none for an unknown command).
-pub fn keys_of(args: &[Bytes]) -> Vec<&[u8]> {
-    lookup_authenticated(args)
-        .map(|spec| spec.keys(args))
-        .unwrap_or_default()
-}
-
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
@@ -460,7 +453,7 @@ impl Shared {
     /// its keys' single-master table when that is elsewhere and this
     /// endpoint can forward. A command whose keys need different regions
     /// is refused.
-    pub fn write_home(&self, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
+    pub fn write_home(&self, spec: &Spec, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
         if self.remote.is_none()
             || !self
                 .topology
@@ -472,7 +465,7 @@ impl Shared {
         }
         let mut home: Option<&RegionName> = None;
         let mut here = false;
-        for key in keys_of(args) {
+        for key in spec.keys(args) {
             match self.topology.table_for_key(key).map(|t| &t.mode) {
                 Some(TableMode::SingleMaster { home: h }) if *h != self.region => {
                     if home.is_some_and(|other| other != h) {
