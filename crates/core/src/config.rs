@@ -306,7 +306,24 @@ pub enum TableModeConfig {
     Pinned {
         /// The allowed regions.
         regions: Vec<String>,
+        /// What a region outside `regions` does with a request for the
+        /// table's keys: `refuse` (default) or `forward` it to the nearest
+        /// allowed region (the request, not the data, crosses the link).
+        #[serde(default)]
+        outside: PinnedOutside,
     },
+}
+
+/// What a region outside a pinned table's allowed regions does with a
+/// request for its keys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinnedOutside {
+    /// Answer with an error naming the allowed regions.
+    #[default]
+    Refuse,
+    /// Run it at the nearest allowed region and relay the reply.
+    Forward,
 }
 
 /// Conflict policy per table (DESIGN.md §3).
@@ -420,6 +437,8 @@ pub enum TableMode {
     Pinned {
         /// The allowed regions, at least one.
         regions: BTreeSet<RegionName>,
+        /// Requests made elsewhere: refused or forwarded.
+        outside: PinnedOutside,
     },
 }
 
@@ -544,6 +563,40 @@ impl Topology {
             .filter(|(p, _)| key.starts_with(p.as_bytes()))
             .max_by_key(|(p, _)| p.len())
             .map(|(_, t)| t)
+    }
+
+    /// Whether `region` may hold `table`'s data: every region may, except
+    /// outside a pinned table's allowed regions.
+    pub fn holds(&self, region: &RegionName, table: &str) -> bool {
+        match self
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .map(|t| &t.mode)
+        {
+            Some(TableMode::Pinned { regions, .. }) => regions.contains(region),
+            _ => true,
+        }
+    }
+
+    /// The pinned tables and their allowed regions.
+    pub fn residency(&self) -> BTreeMap<String, BTreeSet<RegionName>> {
+        self.tables
+            .iter()
+            .filter_map(|t| match &t.mode {
+                TableMode::Pinned { regions, .. } => Some((t.name.clone(), regions.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The tables whose data `region` holds, in [`Topology::table_names`]
+    /// order.
+    pub fn tables_held_by(&self, region: &RegionName) -> Vec<String> {
+        self.table_names()
+            .into_iter()
+            .filter(|t| self.holds(region, t))
+            .collect()
     }
 
     /// Every table name: the configured ones, then [`DEFAULT_TABLE`].
@@ -1136,7 +1189,7 @@ impl Validator {
                 TableModeConfig::SingleMaster { home } => self
                     .region_ref(&format!("{field}.mode.single_master.home"), home, names)
                     .map(|home| TableMode::SingleMaster { home }),
-                TableModeConfig::Pinned { regions } => {
+                TableModeConfig::Pinned { regions, outside } => {
                     if regions.is_empty() {
                         self.errors.push(ConfigError::EmptyPinnedRegions {
                             field: format!("{field}.mode.pinned.regions"),
@@ -1152,7 +1205,10 @@ impl Validator {
                     resolved
                         .into_iter()
                         .collect::<Option<BTreeSet<_>>>()
-                        .map(|regions| TableMode::Pinned { regions })
+                        .map(|regions| TableMode::Pinned {
+                            regions,
+                            outside: *outside,
+                        })
                 }
             };
             let write_ack = match (t.write_ack, t.ack_regions) {

@@ -233,6 +233,11 @@ pub enum Op {
         /// New absolute expiry, or `None` to persist.
         expires_at_ms: Option<u64>,
     },
+    /// A write to a pinned table, as a region outside the table's allowed
+    /// regions receives it: the sequence number is used (so the origin's
+    /// log stays dense) but key and value never left the allowed regions.
+    /// Applying it changes no state.
+    Withheld,
 }
 
 /// One replicated write.
@@ -261,6 +266,7 @@ impl LogEntry {
         let payload: usize = match &self.op {
             Op::Put { value, .. } => value.len(),
             Op::Delete | Op::Add { .. } | Op::Expire { .. } => 8,
+            Op::Withheld => 0,
             Op::HashSet { fields, .. } => fields.iter().map(|(f, v)| f.len() + v.len() + 2).sum(),
             Op::HashDel { fields, .. } => fields.iter().map(|f| f.len() + 1).sum(),
             Op::SetAdd { members, .. } => members.iter().map(|m| m.len() + 1).sum(),
@@ -271,6 +277,20 @@ impl LogEntry {
         };
         // origin, seq, hlc, observed and framing: about 48 bytes.
         48 + self.table.len() + self.key.len() + payload
+    }
+
+    /// This entry as a region outside its pinned table's allowed regions
+    /// receives it: origin, sequence, stamp and table name, nothing else.
+    pub fn withheld(&self) -> LogEntry {
+        LogEntry {
+            origin: self.origin.clone(),
+            seq: self.seq,
+            hlc: self.hlc,
+            table: self.table.clone(),
+            key: Vec::new(),
+            observed: None,
+            op: Op::Withheld,
+        }
     }
 
     /// The write's version.
@@ -584,6 +604,7 @@ fn incarnation_of(entry: &LogEntry) -> (Option<Incarnation>, bool, bool) {
     };
     match &entry.op {
         Op::Put { .. } | Op::Delete => (named(&entry.version(), false), true, true),
+        Op::Withheld => (None, false, false),
         Op::Add { target, .. }
         | Op::HashSet { target, .. }
         | Op::HashDel { target, .. }
@@ -621,6 +642,16 @@ fn blank(inc: Option<Incarnation>, needs_creator: bool, last: Version) -> KeySta
 /// module docs for the rules.
 pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
     let version = entry.version();
+    if entry.op == Op::Withheld {
+        // Nothing of the write reached this region.
+        return Applied {
+            state: current
+                .cloned()
+                .unwrap_or_else(|| blank(None, false, version)),
+            changed: false,
+            conflict: None,
+        };
+    }
     let (inc, creator, needs_creator) = incarnation_of(entry);
     let mut conflict = None;
     let mut state = match current {
@@ -831,6 +862,7 @@ fn merge_op(state: &mut KeyState, entry: &LogEntry, version: &Version) {
             newest(&mut state.set_version, version);
         }
         Op::Expire { expires_at_ms, .. } => lww_expiry(state, *expires_at_ms, version),
+        Op::Withheld => {}
     }
 }
 

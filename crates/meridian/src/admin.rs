@@ -555,7 +555,8 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
     );
 }
 
-/// `GET /digest`: per table, the keys readers see and a hash of them.
+/// `GET /digest`: per table this region holds, the keys readers see and a
+/// hash of them (a pinned table appears only in its allowed regions).
 async fn digest(
     State(s): State<AdminState>,
 ) -> Result<Json<BTreeMap<String, TableDigest>>, ApiError> {
@@ -563,7 +564,7 @@ async fn digest(
     tokio::task::spawn_blocking(move || {
         let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
         let mut out = BTreeMap::new();
-        for table in node.topology.table_names() {
+        for table in node.topology.tables_held_by(&node.region) {
             let d = table_digest(node.db.backend().as_ref(), &table, now)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             out.insert(table, d);

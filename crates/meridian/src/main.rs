@@ -50,6 +50,10 @@ enum Command {
         /// How often anti-entropy compares data with a peer, in ms.
         #[arg(long, default_value_t = 30_000)]
         anti_entropy_interval_ms: u64,
+        /// Record every byte the emulated WAN links deliver into this
+        /// directory (`{region}-{peer}.out`/`.in`), to audit what crossed.
+        #[arg(long)]
+        capture_links: Option<PathBuf>,
     },
     /// Start a local multi-region cluster on 127.0.0.1 over emulated WAN links.
     Up {
@@ -72,6 +76,10 @@ enum Command {
         /// topology (key prefixes, modes, Redis passwords and limits).
         #[arg(long)]
         extra_config: Option<PathBuf>,
+        /// Every node records what its emulated links deliver into
+        /// `DIR/capture/` (see `node --capture-links`).
+        #[arg(long)]
+        capture_links: bool,
     },
     /// Inject faults into a running local cluster.
     Chaos {
@@ -158,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             durability,
             anti_entropy_interval_ms,
+            capture_links,
         } => {
             let topology = load_topology(&config)?;
             let region = RegionName::new(region)?;
@@ -171,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anti_entropy_interval: std::time::Duration::from_millis(
                     anti_entropy_interval_ms.max(100),
                 ),
+                capture_links,
             };
             meridian::node::run(topology, region, storage, shutdown_on_signals()).await
         }
@@ -181,6 +191,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             anti_entropy_ms,
             durability,
             extra_config,
+            capture_links,
         } => {
             let regions = up::parse_regions(&regions)?;
             up::run(
@@ -195,6 +206,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     .to_string(),
                     extra_config,
+                    capture_links,
                 },
                 shutdown_on_signals(),
             )

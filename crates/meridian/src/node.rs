@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,10 +14,12 @@ use anyhow::Context;
 use meridian_core::hlc::MAX_OFFSET_MS_DEFAULT;
 use meridian_core::SystemClock;
 use meridian_core::{RegionName, Topology};
-use meridian_repl::{ReplConfig, ReplHandle};
+use meridian_repl::{ReplConfig, ReplHandle, Residency};
 use meridian_store::db::{Db, DbConfig};
 use meridian_store::{Durability, RedbStore};
-use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
+use meridian_wan::{
+    Direction, LinkControl, LinkProxy, LinkTap, PeerIdentity, PeerMesh, PeerTarget,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -60,6 +62,36 @@ pub struct NodeOptions {
     pub durability: Durability,
     /// How often anti-entropy compares this region's data with a peer's.
     pub anti_entropy_interval: std::time::Duration,
+    /// Where to record every byte this node's emulated links deliver (a
+    /// residency audit), one file per link and direction; `None`: nowhere.
+    pub capture_links: Option<PathBuf>,
+}
+
+/// A tap appending what the link to `peer` delivers to
+/// `dir/{me}-{peer}.out` (bytes we sent) and `dir/{me}-{peer}.in` (bytes
+/// the peer sent back on our connections). A capture that cannot be
+/// written stops the node: an audit with holes would prove nothing.
+fn capture_tap(dir: &Path, me: &RegionName, peer: &RegionName) -> anyhow::Result<LinkTap> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the link capture directory {}", dir.display()))?;
+    let open = |suffix: &str| -> anyhow::Result<std::fs::File> {
+        let path = dir.join(format!("{me}-{peer}.{suffix}"));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open link capture file {}", path.display()))
+    };
+    let files = std::sync::Mutex::new([open("out")?, open("in")?]);
+    Ok(Arc::new(move |direction: Direction, bytes: &[u8]| {
+        use std::io::Write;
+        let mut files = files.lock().expect("capture lock is never poisoned");
+        let file = &mut files[direction as usize];
+        if let Err(e) = file.write_all(bytes) {
+            tracing::error!(error = %e, "link capture failed; stopping");
+            std::process::exit(1);
+        }
+    }))
 }
 
 /// The database file inside the data directory.
@@ -90,7 +122,10 @@ pub async fn run(
             // a multi-host setup keeps the traffic on the right interface.
             let proxy = bind("an emulated link", SocketAddr::new(me.peer.ip(), 0)).await?;
             let dial = proxy.local_addr()?;
-            let control = LinkControl::symmetric(topology.link(&region, &peer.name));
+            let mut control = LinkControl::symmetric(topology.link(&region, &peer.name));
+            if let Some(dir) = &storage.capture_links {
+                control = control.with_tap(capture_tap(dir, &region, &peer.name)?);
+            }
             LinkProxy::spawn(
                 proxy,
                 peer.advertise_peer,
@@ -137,9 +172,10 @@ pub async fn run(
         mesh.clone(),
         inbound,
         ReplConfig::new(region.clone(), all_regions),
+        Residency::new(topology.residency()),
         shutdown.clone(),
     )?;
-    let tables = topology.table_names();
+    let tables = topology.tables_held_by(&region);
     meridian_repl::runtime::spawn_purger(
         db.clone(),
         repl.closed().clone(),
@@ -149,6 +185,7 @@ pub async fn run(
     meridian_repl::runtime::spawn_anti_entropy(
         mesh.clone(),
         tables,
+        Residency::new(topology.residency()),
         storage.anti_entropy_interval,
         shutdown.clone(),
     );

@@ -22,7 +22,8 @@ pub async fn digests(file: &ClusterFile) -> BTreeMap<String, BTreeMap<String, Ta
     out
 }
 
-/// Renders the convergence section: per table, identical or not.
+/// Renders the convergence section: per table, identical or not among the
+/// regions that hold it (a pinned table's other regions show `-`).
 pub fn render_convergence(digests: &BTreeMap<String, BTreeMap<String, TableDigest>>) -> String {
     let mut s = String::new();
     let tables: std::collections::BTreeSet<&String> =
@@ -31,14 +32,14 @@ pub fn render_convergence(digests: &BTreeMap<String, BTreeMap<String, TableDiges
     for table in tables {
         let per: Vec<(&String, Option<&TableDigest>)> =
             digests.iter().map(|(r, d)| (r, d.get(table))).collect();
-        let first = per.first().and_then(|(_, d)| *d);
-        let same = per.iter().all(|(_, d)| *d == first);
+        let holders: Vec<&TableDigest> = per.iter().filter_map(|(_, d)| *d).collect();
+        let same = holders.windows(2).all(|w| w[0] == w[1]);
         let counts: Vec<String> = per
             .iter()
             .map(|(r, d)| {
                 format!(
                     "{r}={}",
-                    d.map(|d| d.keys.to_string()).unwrap_or_else(|| "?".into())
+                    d.map(|d| d.keys.to_string()).unwrap_or_else(|| "-".into())
                 )
             })
             .collect();

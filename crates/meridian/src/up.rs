@@ -43,6 +43,10 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node gets to stop after SIGTERM before it is killed.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
+/// Where `--capture-links` puts the link captures, inside the cluster
+/// directory.
+pub const CAPTURE_DIR: &str = "capture";
+
 /// Log lines shown when a node fails to start.
 const LOG_TAIL_LINES: usize = 20;
 
@@ -63,6 +67,8 @@ pub struct UpOptions {
     /// A TOML file whose `[[tables]]` and `[resp]` are added to the
     /// generated topology.
     pub extra_config: Option<PathBuf>,
+    /// Whether nodes record what their links deliver into `dir/capture`.
+    pub capture_links: bool,
 }
 
 /// What `--extra-config` may hold.
@@ -231,6 +237,7 @@ pub struct Supervisor {
     exe: PathBuf,
     anti_entropy_ms: u64,
     durability: String,
+    capture_links: bool,
     config: PathBuf,
     dir: PathBuf,
     topology: Topology,
@@ -264,8 +271,11 @@ impl Supervisor {
             .arg("--anti-entropy-interval-ms")
             .arg(self.anti_entropy_ms.to_string())
             .arg("--durability")
-            .arg(&self.durability)
-            .stdin(std::process::Stdio::null())
+            .arg(&self.durability);
+        if self.capture_links {
+            cmd.arg("--capture-links").arg(self.dir.join(CAPTURE_DIR));
+        }
+        cmd.stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
@@ -448,6 +458,7 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
         exe: std::env::current_exe()?,
         anti_entropy_ms: opts.anti_entropy_ms,
         durability: opts.durability.clone(),
+        capture_links: opts.capture_links,
         config: config_path.clone(),
         dir: dir.clone(),
         topology: topology.clone(),

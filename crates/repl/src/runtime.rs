@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::calls::Calls;
 use crate::closed::ClosedTimestamps;
 use crate::machine::{Command, Event, PeerCounters, ReplConfig, Replicator};
+use crate::residency::Residency;
 
 /// How often an idle region advances and announces its clock, so peers can
 /// close its time (and purge expired keys) without waiting for a write.
@@ -182,6 +183,7 @@ pub fn spawn(
     mesh: PeerMesh,
     inbound: mpsc::Receiver<InboundFrame>,
     config: ReplConfig,
+    residency: Residency,
     shutdown: CancellationToken,
 ) -> Result<ReplHandle, meridian_store::StoreError> {
     let meta = db.backend().meta()?;
@@ -205,16 +207,21 @@ pub fn spawn(
             mesh.clone(),
             peer.clone(),
             rx,
+            residency.clone(),
             shutdown.clone(),
         ));
     }
+    let routes = InboundRoutes {
+        appliers,
+        events: events_tx.clone(),
+        closed: closed.clone(),
+        calls: calls.clone(),
+        residency: residency.clone(),
+    };
     tokio::spawn(dispatch_inbound(
         db.clone(),
         inbound,
-        appliers,
-        events_tx.clone(),
-        closed.clone(),
-        calls.clone(),
+        routes,
         shutdown.clone(),
     ));
     let last_hlc = db.subscribe().borrow().hlc;
@@ -229,6 +236,7 @@ pub fn spawn(
         status: status.clone(),
         started: Instant::now(),
         link_up: BTreeMap::new(),
+        residency,
     };
     tokio::spawn(driver.run(events_rx, shutdown));
     Ok(ReplHandle {
@@ -238,15 +246,30 @@ pub fn spawn(
     })
 }
 
-async fn dispatch_inbound(
-    db: Db,
-    mut inbound: mpsc::Receiver<InboundFrame>,
+/// Where [`dispatch_inbound`] sends each kind of message.
+struct InboundRoutes {
+    /// Each peer's apply queue.
     appliers: BTreeMap<RegionName, mpsc::Sender<Vec<LogEntry>>>,
+    /// The machine's events.
     events: mpsc::Sender<Event>,
     closed: ClosedTimestamps,
     calls: Calls,
+    residency: Residency,
+}
+
+async fn dispatch_inbound(
+    db: Db,
+    mut inbound: mpsc::Receiver<InboundFrame>,
+    routes: InboundRoutes,
     shutdown: CancellationToken,
 ) {
+    let InboundRoutes {
+        appliers,
+        events,
+        closed,
+        calls,
+        residency,
+    } = routes;
     let mesh = calls.mesh().clone();
     loop {
         let frame = tokio::select! {
@@ -298,6 +321,7 @@ async fn dispatch_inbound(
                 tokio::spawn(anti_entropy_message(
                     db.clone(),
                     mesh.clone(),
+                    residency.clone(),
                     frame.from.clone(),
                     msg,
                 ));
@@ -322,6 +346,7 @@ async fn apply_loop(
     mesh: PeerMesh,
     peer: RegionName,
     mut rx: mpsc::Receiver<Vec<LogEntry>>,
+    residency: Residency,
     shutdown: CancellationToken,
 ) {
     let in_flight = Arc::new(Semaphore::new(APPLY_IN_FLIGHT_MAX));
@@ -336,6 +361,16 @@ async fn apply_loop(
             match rx.try_recv() {
                 Ok(more) => entries.extend(more),
                 Err(_) => break,
+            }
+        }
+        let keep = residency.acceptable_prefix(db.region(), &entries);
+        if keep < entries.len() {
+            // Only a peer with another residency config sends this; what
+            // follows the placeholder comes again from a region that has it.
+            tracing::warn!(%peer, table = %entries[keep].table, "a withheld placeholder arrived for a table this region holds; batch cut there");
+            entries.truncate(keep);
+            if entries.is_empty() {
+                continue;
             }
         }
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
@@ -394,6 +429,7 @@ struct Driver {
     status: Arc<Mutex<ReplStatus>>,
     started: Instant,
     link_up: BTreeMap<RegionName, bool>,
+    residency: Residency,
 }
 
 impl Driver {
@@ -477,6 +513,7 @@ impl Driver {
                 let db = self.db.clone();
                 let mesh = self.mesh.clone();
                 let events = self.events_tx.clone();
+                let residency = self.residency.clone();
                 tokio::spawn(async move {
                     let read = {
                         let (db, origin) = (db.clone(), origin.clone());
@@ -485,6 +522,7 @@ impl Driver {
                         })
                         .await
                     };
+                    let read = read.map(|r| r.map(|entries| residency.outgoing(&peer, entries)));
                     let event = match read {
                         Ok(Ok(entries)) if !entries.is_empty() => {
                             let through_seq = entries.last().map(|e| e.seq).unwrap_or(from_seq);
@@ -650,7 +688,25 @@ async fn digests_at_rest(db: &Db, table: &str) -> Option<(VersionVector, Vec<[u8
     (db.applied() == before).then_some((before, buckets))
 }
 
-async fn anti_entropy_message(db: Db, mesh: PeerMesh, peer: RegionName, msg: ReplMessage) {
+async fn anti_entropy_message(
+    db: Db,
+    mesh: PeerMesh,
+    residency: Residency,
+    peer: RegionName,
+    msg: ReplMessage,
+) {
+    let table = match &msg {
+        ReplMessage::DigestRequest { table }
+        | ReplMessage::DigestReply { table, .. }
+        | ReplMessage::BucketRequest { table, .. }
+        | ReplMessage::BucketReply { table, .. } => table,
+        _ => return,
+    };
+    if !residency.holds(&peer, table) || !residency.holds(db.region(), table) {
+        // A pinned table is compared only between regions that hold it.
+        tracing::warn!(%peer, %table, "anti-entropy for a pinned table refused: one side may not hold it");
+        return;
+    }
     match msg {
         ReplMessage::DigestRequest { table } => {
             if let Some((vv, buckets)) = digests_at_rest(&db, &table).await {
@@ -718,6 +774,7 @@ async fn anti_entropy_message(db: Db, mesh: PeerMesh, peer: RegionName, msg: Rep
 pub fn spawn_anti_entropy(
     mesh: PeerMesh,
     tables: Vec<String>,
+    residency: Residency,
     interval: Duration,
     shutdown: CancellationToken,
 ) {
@@ -741,7 +798,7 @@ pub fn spawn_anti_entropy(
             }
             let peer = &up[turn % up.len()];
             turn += 1;
-            for table in &tables {
+            for table in tables.iter().filter(|t| residency.holds(peer, t)) {
                 let _ = mesh.send(
                     peer,
                     encode(&ReplMessage::DigestRequest {

@@ -13,6 +13,11 @@
 //!
 //! Forwarded writes of one connection go one at a time, in order: two
 //! pipelined writes to one key must reach the home in the order sent.
+//!
+//! A pinned table whose policy is `outside = "forward"` is served the same
+//! way from regions outside its allowed ones: its reads and writes run at
+//! the nearest allowed region, after the client's token, and only the
+//! reply comes back (the data is never stored outside).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -25,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::cmd::{self, Handler};
 use crate::reply::Reply;
 use crate::server::{settle, Shared};
+use crate::session::Session;
 
 /// How long a forwarded write or a commit-point query waits for the home.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -109,11 +115,25 @@ impl Shared {
             Ok(spec) => spec,
             Err(reply) => return refuse(reply),
         };
-        let Handler::Write(plan) = spec.handler else {
-            return refuse(Reply::err(format!(
-                "'{}' is not a write; only writes are forwarded",
-                spec.name
-            )));
+        let plan = match spec.handler {
+            Handler::Write(plan) => plan,
+            Handler::Read(read) => {
+                // A pinned table's read from a region that holds none of
+                // its data; reading checks that this region holds it.
+                let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+                let session = Session::new(0, unspecified, unspecified, true);
+                return ForwardAnswer {
+                    reply: read(self, &session, &args),
+                    token: self.db.applied(),
+                    write: None,
+                };
+            }
+            _ => {
+                return refuse(Reply::err(format!(
+                    "'{}' is not a read or write of keys; it is not forwarded",
+                    spec.name
+                )))
+            }
         };
         // Planning checks the table's mode again: a home that moved away
         // refuses instead of writing what it no longer owns.

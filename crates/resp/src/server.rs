@@ -529,8 +529,9 @@ impl Conn<'_> {
         ))
     }
 
-    /// Sends a write to its table's home region and waits for its answer
-    /// (see [`crate::forward`]).
+    /// Sends a command to the region that serves its keys (a write to its
+    /// table's home, a pinned table's command to an allowed region) and
+    /// waits for its answer (see [`crate::forward`]).
     async fn forward(&mut self, spec: &Spec, home: &RegionName, args: &[bytes::Bytes]) -> Reply {
         let Some(remote) = self.shared.remote.clone() else {
             return Reply::err("internal error: no route to other regions");
@@ -552,6 +553,10 @@ impl Conn<'_> {
                 );
                 self.acknowledge(&write, ack, answer.reply).await
             }
+            Err(e) if !matches!(spec.handler, Handler::Write(_)) => Reply::Error(format!(
+                "TRYAGAIN read not answered by region {home}, which serves its keys: {}",
+                e.message
+            )),
             Err(e) if e.outcome_unknown => Reply::Error(format!(
                 "TRYAGAIN write forwarded to the home region {home} got no answer: {}; it may or may not have been applied",
                 e.message
@@ -762,13 +767,13 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         }
     };
     conn.session.last_command_name = spec.name;
-    if let Handler::Write(_) = spec.handler {
-        match conn.shared.write_home(spec, args) {
+    if matches!(spec.handler, Handler::Write(_) | Handler::Read(_)) && spec.keyed() {
+        match conn.shared.route(spec, args) {
             Ok(None) => {}
-            Ok(Some(home)) => {
-                // Forwarded writes go one at a time, in order.
+            Ok(Some(region)) => {
+                // Forwarded commands go one at a time, in order.
                 conn.resolve_all().await;
-                let reply = conn.forward(spec, &home, args).await;
+                let reply = conn.forward(spec, &region, args).await;
                 conn.emit(reply);
                 return false;
             }

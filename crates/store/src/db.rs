@@ -863,6 +863,14 @@ impl<C: PhysicalClock> Engine<C> {
                         if !self.clock.observe(entry.hlc) {
                             self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
                         }
+                        if entry.op == meridian_core::record::Op::Withheld {
+                            // A pinned table's write this region may not
+                            // hold: only its place in the origin's log.
+                            b.vv.advance(&entry.origin, entry.seq);
+                            b.log.push(entry);
+                            out.applied += 1;
+                            continue;
+                        }
                         let current = match self.current(&mut b.overlay, &entry.table, &entry.key) {
                             Ok(s) => s,
                             Err(e) => {

@@ -20,5 +20,5 @@ pub mod mesh;
 pub mod timer;
 
 pub use auth::{AuthError, PeerIdentity};
-pub use link::{LinkControl, LinkProxy, LinkState, LinkStats};
+pub use link::{Direction, LinkControl, LinkProxy, LinkState, LinkStats, LinkTap};
 pub use mesh::{InboundFrame, PeerLinkStatus, PeerMesh, PeerTarget, SendError};

@@ -105,6 +105,11 @@ struct Counters {
     connections_refused: AtomicU64,
 }
 
+/// Sees every byte a link delivers, in delivery order per direction: an
+/// audit hook (a residency check records what crossed). It runs on the
+/// delivering task, so it must be quick and must not block for long.
+pub type LinkTap = Arc<dyn Fn(Direction, &[u8]) + Send + Sync>;
+
 /// Shared handle to a link's state and counters. Cheap to clone.
 #[derive(Clone)]
 pub struct LinkControl {
@@ -112,6 +117,7 @@ pub struct LinkControl {
     counters: Arc<Counters>,
     /// When each direction's serialiser is next free (bandwidth cap).
     serialiser_free_at: Arc<[Mutex<Instant>; 2]>,
+    tap: Option<LinkTap>,
 }
 
 impl LinkControl {
@@ -126,7 +132,14 @@ impl LinkControl {
             }),
             counters: Arc::default(),
             serialiser_free_at: Arc::new([Mutex::new(now), Mutex::new(now)]),
+            tap: None,
         }
+    }
+
+    /// This link, with every delivered byte also shown to `tap`.
+    pub fn with_tap(mut self, tap: LinkTap) -> Self {
+        self.tap = Some(tap);
+        self
     }
 
     /// A link with the same conditions both ways.
@@ -423,6 +436,9 @@ async fn pump<R, W>(
                     if writer.write_all(&bytes).await.is_err() {
                         cancel.cancel();
                         return;
+                    }
+                    if let Some(tap) = &control.tap {
+                        tap(direction, &bytes);
                     }
                     let counter = match direction {
                         Direction::Outbound => &control.counters.bytes_out,

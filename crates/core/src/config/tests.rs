@@ -500,3 +500,37 @@ fn resp_users_must_be_usable() {
     let t = TopologyConfig::from_toml(&ok).unwrap().validate().unwrap();
     assert!(t.resp.auth_required());
 }
+
+#[test]
+fn pinned_tables_refuse_outside_by_default_and_say_who_holds_them() {
+    use super::{PinnedOutside, TableMode};
+    let t = TopologyConfig::from_toml(GOOD).unwrap().validate().unwrap();
+    let (us, eu) = (
+        RegionName::new("us-east").unwrap(),
+        RegionName::new("eu-west").unwrap(),
+    );
+    assert!(matches!(
+        &t.tables[2].mode,
+        TableMode::Pinned { outside: PinnedOutside::Refuse, .. }
+    ));
+    assert!(t.holds(&eu, "eu_users") && !t.holds(&us, "eu_users"));
+    assert!(t.holds(&us, "default") && t.holds(&us, "ledger"));
+    assert!(!t.tables_held_by(&us).contains(&"eu_users".to_string()));
+    assert_eq!(t.residency().len(), 1);
+
+    let forward = edit(
+        "regions = [\"eu-west\"]",
+        "regions = [\"eu-west\"], outside = \"forward\"",
+    );
+    let t = TopologyConfig::from_toml(&forward).unwrap().validate().unwrap();
+    assert!(matches!(
+        &t.tables[2].mode,
+        TableMode::Pinned { outside: PinnedOutside::Forward, .. }
+    ));
+    let bad = edit(
+        "regions = [\"eu-west\"]",
+        "regions = [\"eu-west\"], outside = \"copy\"",
+    );
+    let e = TopologyConfig::from_toml(&bad).unwrap_err().to_string();
+    assert!(e.contains("refuse") && e.contains("forward"), "{e}");
+}

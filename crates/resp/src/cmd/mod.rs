@@ -12,7 +12,9 @@
 //! - `WAIT` and `QUIT`, which the connection runs itself.
 
 use bytes::Bytes;
-use meridian_core::config::{ConflictPolicy, TableMode};
+use std::collections::BTreeSet;
+
+use meridian_core::config::{ConflictPolicy, PinnedOutside, TableMode};
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::{Op, PhysicalClock, RegionName, SystemClock};
 
@@ -418,7 +420,7 @@ impl Shared {
                     table.name, self.region
                 )))
             }
-            TableMode::Pinned { regions } if regions.contains(&self.region) => {}
+            TableMode::Pinned { regions, .. } if regions.contains(&self.region) => {}
             TableMode::Pinned { .. } => return Err(self.not_pinned_here(table)),
         }
         let allowed = match table.conflict {
@@ -449,40 +451,57 @@ impl Shared {
             .map_or(DEFAULT_TABLE, |t| t.name.as_str())
     }
 
-    /// Where a write command runs: here (`None`), or at the home region of
-    /// its keys' single-master table when that is elsewhere and this
-    /// endpoint can forward. A command whose keys need different regions
-    /// is refused.
-    pub fn write_home(&self, spec: &Spec, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
-        if self.remote.is_none()
-            || !self
-                .topology
-                .tables
-                .iter()
-                .any(|t| matches!(t.mode, TableMode::SingleMaster { .. }))
-        {
-            return Ok(None);
-        }
-        let mut home: Option<&RegionName> = None;
+    /// Where a command on keys runs: here (`None`), or at another region
+    /// this endpoint forwards it to — the home of a single-master table
+    /// (writes only; reads are local), or the nearest allowed region of a
+    /// pinned table whose policy is `outside = "forward"` (reads and
+    /// writes: this region holds none of its data). A pinned table that
+    /// refuses is refused here, by name. A command whose keys need
+    /// different regions is refused.
+    pub fn route(&self, spec: &Spec, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
+        let write = matches!(spec.handler, Handler::Write(_));
+        let mut target: Option<RegionName> = None;
         let mut here = false;
         for key in spec.keys(args) {
-            match self.topology.table_for_key(key).map(|t| &t.mode) {
-                Some(TableMode::SingleMaster { home: h }) if *h != self.region => {
-                    if home.is_some_and(|other| other != h) {
-                        here = true; // two homes: refused below
+            let Some(table) = self.topology.table_for_key(key) else {
+                here = true;
+                continue;
+            };
+            let there = match &table.mode {
+                TableMode::SingleMaster { home } if write && *home != self.region => home.clone(),
+                TableMode::Pinned { regions, outside } if !regions.contains(&self.region) => {
+                    if *outside == PinnedOutside::Refuse || self.remote.is_none() {
+                        return Err(self.not_pinned_here(table));
                     }
-                    home = Some(h);
+                    self.nearest(regions)
                 }
-                _ => here = true,
+                _ => {
+                    here = true;
+                    continue;
+                }
+            };
+            if target.as_ref().is_some_and(|t| *t != there) {
+                here = true; // two targets: refused below
             }
+            target = Some(there);
         }
-        match (home, here) {
+        match (target, here) {
             (None, _) => Ok(None),
-            (Some(h), false) => Ok(Some(h.clone())),
+            (Some(_), _) if self.remote.is_none() => Ok(None),
+            (Some(t), false) => Ok(Some(t)),
             (Some(_), true) => Err(Reply::err(
-                "the keys of this command belong to tables written in different regions; send one command per table",
+                "the keys of this command belong to tables served by different regions; send one command per table",
             )),
         }
+    }
+
+    /// The region of `regions` with the shortest emulated link from here.
+    fn nearest(&self, regions: &BTreeSet<RegionName>) -> RegionName {
+        regions
+            .iter()
+            .min_by_key(|r| self.topology.link(&self.region, r).one_way_delay)
+            .expect("validated pinned tables have at least one region")
+            .clone()
     }
 
     /// The table `key` belongs to, checked for a read in this region.
@@ -491,7 +510,7 @@ impl Shared {
             return Ok(DEFAULT_TABLE.to_string());
         };
         match &table.mode {
-            TableMode::Pinned { regions } if !regions.contains(&self.region) => {
+            TableMode::Pinned { regions, .. } if !regions.contains(&self.region) => {
                 Err(self.not_pinned_here(table))
             }
             _ => Ok(table.name.clone()),
@@ -499,7 +518,7 @@ impl Shared {
     }
 
     fn not_pinned_here(&self, table: &meridian_core::config::Table) -> Reply {
-        let TableMode::Pinned { regions } = &table.mode else {
+        let TableMode::Pinned { regions, .. } = &table.mode else {
             unreachable!("only pinned tables are refused for residency")
         };
         let allowed: Vec<String> = regions.iter().map(|r| r.to_string()).collect();
@@ -519,7 +538,7 @@ impl Shared {
             .tables
             .iter()
             .filter(|t| match &t.mode {
-                TableMode::Pinned { regions } => regions.contains(&self.region),
+                TableMode::Pinned { regions, .. } => regions.contains(&self.region),
                 _ => true,
             })
             .map(|t| t.name.clone())
