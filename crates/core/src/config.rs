@@ -51,6 +51,10 @@ pub struct TopologyConfig {
 /// The table of keys that match no configured key prefix.
 pub const DEFAULT_TABLE: &str = "default";
 
+/// Meridian's replicated record of run-time table mode changes (no key
+/// prefix reaches it; see `meridian_resp::modes`).
+pub const CONTROL_TABLE: &str = "_meridian_tables";
+
 /// Default largest bulk string (a key, a value, an argument): 16 MiB.
 pub const RESP_BULK_BYTES_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default longest command (arguments per request).
@@ -599,12 +603,13 @@ impl Topology {
             .collect()
     }
 
-    /// Every table name: the configured ones, then [`DEFAULT_TABLE`].
+    /// Every table name: the configured ones, then [`DEFAULT_TABLE`] and
+    /// [`CONTROL_TABLE`].
     pub fn table_names(&self) -> Vec<String> {
         self.tables
             .iter()
             .map(|t| t.name.clone())
-            .chain(std::iter::once(DEFAULT_TABLE.to_string()))
+            .chain([DEFAULT_TABLE.to_string(), CONTROL_TABLE.to_string()])
             .collect()
     }
 
@@ -735,7 +740,7 @@ pub enum ConfigError {
         field: String,
     },
     /// A table name breaks the naming rules.
-    #[error("{field}: table name `{name}` is not usable; use 1 to 64 lowercase letters, digits, '_' or '-'")]
+    #[error("{field}: table name `{name}` is not usable; use 1 to 64 lowercase letters, digits, '_' or '-', not starting with '_' (reserved for Meridian's own tables)")]
     InvalidTableName {
         /// Field path.
         field: String,
@@ -1262,6 +1267,7 @@ fn valid_cluster_name(name: &str) -> bool {
 
 fn valid_table_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
+        && !name.starts_with('_')
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')

@@ -86,6 +86,8 @@ fn router(state: AdminState) -> Router {
         .route("/data/{table}/{key}/incr", post(data_api::incr))
         .route("/conflicts", get(data_api::conflicts))
         .route("/digest", get(digest))
+        .route("/tables", get(crate::tables_api::list))
+        .route("/admin/tables/{table}/mode", put(crate::tables_api::change))
         .route("/admin/bench/load", post(bench_load))
         .route("/admin/faults/forget/{table}/{key}", post(forget_key))
         .route("/admin/replication/reset-lag", post(reset_lag))

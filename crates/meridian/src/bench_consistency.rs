@@ -10,7 +10,11 @@
 //!   round trip;
 //! - a write in us-east followed by a session read in ap-south (the token
 //!   carried over) waits for replication: one one-way delay, timed from
-//!   the write's sending to the read's answer.
+//!   the write's sending to the read's answer;
+//! - a planned switchover of a single-master home between us-east and
+//!   eu-west while a client at the old home keeps writing: the move as the
+//!   coordinator measures it (fence → new home confirmed: one round trip)
+//!   and the longest write the client saw, retries included.
 
 use std::time::{Duration, Instant};
 
@@ -20,13 +24,22 @@ use serde::Serialize;
 use crate::cluster_file::ClusterFile;
 use crate::resp_client::{RespConn, Value};
 
-/// The single-master table the suite writes, for `meridian up --extra-config`.
+/// The single-master tables the suite writes, for `meridian up
+/// --extra-config`: `reg:` stays homed in us-east, `mv:` is moved.
 pub const TABLES: &str = r#"
 [[tables]]
 name = "bench_registers"
 key_prefixes = ["reg:"]
 mode = { single_master = { home = "us-east" } }
+
+[[tables]]
+name = "bench_moves"
+key_prefixes = ["mv:"]
+mode = { single_master = { home = "us-east" } }
 "#;
+
+/// Attempts of one write while its table moves (`TRYAGAIN` is retried).
+const MOVE_WRITE_ATTEMPTS_MAX: usize = 1000;
 
 /// One measured operation kind.
 #[derive(Serialize, Clone, Debug)]
@@ -200,7 +213,93 @@ pub async fn run(file: &ClusterFile, quick: bool) -> anyhow::Result<Vec<Consiste
         rtt("us-east", "ap-south") / 2.0,
         "one-way us-east → ap-south".into(),
     ));
+    rows.extend(switchovers(file, if quick { 2 } else { 10 }, rtt("us-east", "eu-west")).await?);
     Ok(rows)
+}
+
+/// Moves `mv:`'s home between us-east and eu-west `moves` times while a
+/// client at each move's old home writes without pause.
+async fn switchovers(
+    file: &ClusterFile,
+    moves: usize,
+    rtt_ms: f64,
+) -> anyhow::Result<Vec<ConsistencyRow>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let admin = crate::http_client::AdminClient::new(Some(file.admin_token.clone()))
+        .with_timeout(crate::tables_api::CHANGE_TIMEOUT);
+    let mut measured = Vec::with_capacity(moves);
+    let mut longest = Vec::with_capacity(moves);
+    for i in 0..moves {
+        let (from, to) = if i % 2 == 0 {
+            ("us-east", "eu-west")
+        } else {
+            ("eu-west", "us-east")
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut c = conn(file, from, &[]).await?;
+        let writer = {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut worst = 0f64;
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) && n < 100_000 {
+                    n += 1;
+                    let start = Instant::now();
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        match c.call(&["SET", "mv:k", &n.to_string()]).await? {
+                            Value::Error(e)
+                                if e.starts_with("TRYAGAIN")
+                                    && attempts < MOVE_WRITE_ATTEMPTS_MAX =>
+                            {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                            Value::Error(e) => bail!("write during a switchover failed: {e}"),
+                            _ => break,
+                        }
+                    }
+                    worst = worst.max(start.elapsed().as_secs_f64() * 1e3);
+                }
+                anyhow::Ok(worst)
+            })
+        };
+        // Let the writer settle into its steady rate first.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let report: meridian_resp::modes::ChangeReport = admin
+            .json(
+                hyper::Method::PUT,
+                &format!("{}/admin/tables/bench_moves/mode", file.regions[from].admin),
+                Some(serde_json::json!({ "mode": { "single_master": { "home": to } } })),
+            )
+            .await
+            .with_context(|| format!("moving bench_moves from {from} to {to}"))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stop.store(true, Ordering::Relaxed);
+        longest.push(writer.await.context("switchover writer panicked")??);
+        measured.push(
+            report
+                .unavailable_ms
+                .context("a move reported no unavailability")?,
+        );
+    }
+    Ok(vec![
+        row(
+            "switchover: fence at old home → new home confirmed",
+            "us-east ↔ eu-west",
+            measured,
+            rtt_ms,
+            "RTT us-east ↔ eu-west".into(),
+        ),
+        row(
+            "switchover: longest write at the old home, retries included",
+            "us-east ↔ eu-west",
+            longest,
+            rtt_ms,
+            "RTT us-east ↔ eu-west".into(),
+        ),
+    ])
 }
 
 /// The report's section.
@@ -210,7 +309,7 @@ pub fn render(s: &mut String, rows: &[ConsistencyRow]) {
         return;
     }
     let _ = writeln!(s, "\n## Consistency costs\n");
-    let _ = writeln!(s, "One request at a time through the Redis endpoint; `reg:` keys are a single-master table homed in us-east. The floor is the emulated WAN delay the operation cannot avoid.\n");
+    let _ = writeln!(s, "One request at a time through the Redis endpoint; `reg:` keys are a single-master table homed in us-east; `mv:` keys are a single-master table whose home is moved between us-east and eu-west (`PUT /admin/tables/bench_moves/mode`) while a client at the old home writes without pause. The floor is the emulated WAN delay the operation cannot avoid.\n");
     let _ = writeln!(
         s,
         "| operation | client in | samples | p50 ms | p99 ms | floor ms | floor | p50 / floor |"

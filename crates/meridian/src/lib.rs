@@ -37,4 +37,5 @@ pub mod report;
 pub mod resp_client;
 pub mod resp_info;
 pub mod status;
+pub mod tables_api;
 pub mod up;

@@ -89,6 +89,14 @@ enum Command {
         #[command(subcommand)]
         command: ChaosCommand,
     },
+    /// Table modes of a running local cluster: list, move a home, set a mode.
+    Table {
+        /// Cluster directory of `meridian up`.
+        #[arg(long, default_value = ".meridian")]
+        dir: PathBuf,
+        #[command(subcommand)]
+        command: meridian::tables_api::TableCommand,
+    },
     /// Show regions, links and replication of a running local cluster.
     Status {
         /// Cluster directory of `meridian up`.
@@ -213,6 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Chaos { dir, command } => meridian::chaos::run(&dir, command).await,
+        Command::Table { dir, command } => meridian::tables_api::run(&dir, command).await,
         Command::Status { dir, json } => meridian::status::run(&dir, json).await,
         Command::Bench { quick, out, suites } => {
             let suites = meridian::bench::parse_suites(&suites)?;

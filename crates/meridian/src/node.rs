@@ -212,8 +212,14 @@ pub async fn run(
             calls: repl.calls().clone(),
         })),
     );
+    // Modes changed at run time before a restart hold before any client or
+    // peer request is served.
+    resp.modes
+        .refresh(&db)
+        .context("cannot read the table modes")?;
     repl.calls()
         .set_handler(crate::remote::handler(resp.clone()));
+    meridian_resp::modes::spawn_watcher(resp.modes.clone(), db.clone(), shutdown.clone());
     tokio::spawn(meridian_resp::serve(
         resp_listener,
         resp.clone(),

@@ -1,6 +1,7 @@
 //! The Redis endpoint's reach into other regions ([`meridian_resp::forward`]),
 //! over the replicator's calls ([`meridian_repl::calls`]): forwarded writes
-//! and strong reads' commit points, and the handler that answers them here.
+//! and strong reads' commit points, table mode changes sent to their
+//! coordinator, and the handler that answers them here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use meridian_core::{RegionName, VersionVector};
 use meridian_repl::{CallError, CallHandler, Calls};
 use meridian_resp::forward::{BoxFuture, ForwardAnswer, ForwardRequest, Remote, RemoteError};
+use meridian_resp::modes::{ChangeReport, ModeSpec};
 use serde::{Deserialize, Serialize};
 
 /// What one region asks another.
@@ -17,6 +19,13 @@ enum Ask {
     Forward(ForwardRequest),
     /// What have you applied?
     CommitPoint,
+    /// Change this table's mode (you coordinate it).
+    ChangeMode {
+        /// The table.
+        table: String,
+        /// Its new mode.
+        mode: ModeSpec,
+    },
 }
 
 /// The answer.
@@ -24,6 +33,7 @@ enum Ask {
 enum Answer {
     Forwarded(ForwardAnswer),
     CommitPoint(VersionVector),
+    ModeChanged(Result<ChangeReport, String>),
     /// The request could not be read (a newer or older peer).
     Undecodable(String),
 }
@@ -68,6 +78,26 @@ impl NodeRemote {
                 }),
             }
         })
+    }
+}
+
+impl NodeRemote {
+    /// Asks `coordinator` to change `table`'s mode (see
+    /// [`meridian_resp::modes`]).
+    pub async fn change_mode(
+        &self,
+        coordinator: &RegionName,
+        table: String,
+        mode: ModeSpec,
+        timeout: Duration,
+    ) -> Result<Result<ChangeReport, String>, RemoteError> {
+        match self
+            .ask(coordinator, Ask::ChangeMode { table, mode }, timeout)
+            .await?
+        {
+            Answer::ModeChanged(r) => Ok(r),
+            _ => Err(unexpected(coordinator)),
+        }
     }
 }
 
@@ -119,6 +149,9 @@ pub fn handler(resp: Arc<meridian_resp::Shared>) -> CallHandler {
             let answer = match postcard::from_bytes::<Ask>(&body) {
                 Ok(Ask::Forward(request)) => Answer::Forwarded(resp.run_forwarded(request).await),
                 Ok(Ask::CommitPoint) => Answer::CommitPoint(resp.db.applied()),
+                Ok(Ask::ChangeMode { table, mode }) => {
+                    Answer::ModeChanged(resp.modes.change(&resp.db, &table, mode).await)
+                }
                 Err(e) => {
                     tracing::warn!(peer = %from, error = %e, "undecodable call");
                     Answer::Undecodable(e.to_string())

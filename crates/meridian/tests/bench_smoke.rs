@@ -33,7 +33,7 @@ fn quick_bench_writes_a_complete_report() {
     // Local write at the home, forwarded write and strong read from two
     // regions, two global acks, one session read: none beats its floor.
     let consistency = json["consistency"].as_array().unwrap();
-    assert_eq!(consistency.len(), 8, "{consistency:?}");
+    assert_eq!(consistency.len(), 10, "{consistency:?}");
     for row in consistency {
         assert!(row["samples"].as_u64().unwrap() > 0, "{row}");
         if let Some(floor) = row["floor_ms"].as_f64() {

@@ -42,6 +42,9 @@ pub struct ForwardRequest {
     pub args: Vec<Vec<u8>>,
     /// The client's causal token: the home applies the write after it.
     pub after: VersionVector,
+    /// The forwarding region's epochs of the keys' tables (see
+    /// [`crate::modes`]): the home refuses a write routed by an older mode.
+    pub epochs: Vec<(String, u64)>,
 }
 
 /// The home's answer to a [`ForwardRequest`].
@@ -105,6 +108,23 @@ impl Shared {
                 request.after.to_token(),
                 FORWARD_TIMEOUT.as_millis()
             )));
+        }
+        for (table, epoch) in &request.epochs {
+            let here = self.modes.view().epoch(table);
+            if here > *epoch {
+                return refuse(Reply::Error(format!(
+                    "TRYAGAIN table `{table}` changed mode (epoch {epoch} → {here}) before this request reached {}; retry",
+                    self.region
+                )));
+            }
+            // The sender learned a change this region is about to apply.
+            if here < *epoch && !self.modes.wait_epoch(table, *epoch, FORWARD_TIMEOUT).await {
+                return refuse(Reply::Error(format!(
+                    "TRYAGAIN region {} has not applied epoch {epoch} of table `{table}` within {} ms",
+                    self.region,
+                    FORWARD_TIMEOUT.as_millis()
+                )));
+            }
         }
         let args: Vec<Bytes> = request.args.into_iter().map(Bytes::from).collect();
         if args.is_empty() {

@@ -11,6 +11,9 @@
 //! - [`forward`] sends writes to a single-master table's home region and
 //!   asks it for strong reads' commit point, through a node-provided
 //!   [`forward::Remote`].
+//! - [`modes`] holds the table modes as this region applies them: the
+//!   config plus replicated run-time changes with epochs that fence writes,
+//!   and the planned switchover of a single-master table's home.
 //! - [`server`] runs connections: pipelined writes are queued to the engine
 //!   back to back (many share one fsync), replies go out in order.
 //!
@@ -22,6 +25,7 @@
 pub mod cmd;
 pub mod forward;
 pub mod glob;
+pub mod modes;
 pub mod proto;
 pub mod reply;
 pub mod server;

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd::{self, Handler, Spec, WritePlan};
 use crate::forward::{ForwardRequest, Remote, FORWARD_TIMEOUT};
+use crate::modes::Modes;
 use crate::proto::{Limits, RequestDecoder};
 use crate::reply::Reply;
 use crate::session::{Consistency, Session};
@@ -114,8 +115,9 @@ impl Cursors {
 pub struct Shared {
     /// The storage engine.
     pub db: Db,
-    /// The topology (tables, modes, policies).
-    pub topology: Arc<Topology>,
+    /// Table modes now: the topology with run-time changes (see
+    /// [`crate::modes`]).
+    pub modes: Arc<Modes>,
     /// This region.
     pub region: RegionName,
     /// Auth and limits.
@@ -172,7 +174,7 @@ impl Shared {
         };
         Shared {
             db,
-            topology,
+            modes: Arc::new(Modes::new(topology)),
             region,
             resp,
             limits,
@@ -185,6 +187,12 @@ impl Shared {
             next_id: AtomicU64::new(1),
             started: Instant::now(),
         }
+    }
+
+    /// The topology as this region applies it now (tables, modes,
+    /// policies, regions).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.modes.topology()
     }
 
     /// The same endpoint, forwarding through `remote`.
@@ -201,7 +209,15 @@ impl Shared {
     ) -> Result<(LocalReply, oneshot::Receiver<Reply>), Reply> {
         let (tx, rx) = oneshot::channel();
         let decide = plan.decide;
+        let stamp = self
+            .modes
+            .stamp(plan.keys.iter().map(|(table, _)| table.as_str()));
+        let modes = self.modes.clone();
         let decide: DecideMany = Box::new(move |states, now| {
+            // Decided under the mode it was planned in, or not at all.
+            if let Some(why) = modes.refuse(&stamp) {
+                return Err(why);
+            }
             let (ops, reply) = decide(states, now)?;
             let _ = tx.send(reply);
             Ok(ops)
@@ -218,8 +234,9 @@ impl Shared {
     /// strictest of their tables' settings.
     pub fn table_ack<'a>(&self, tables: impl Iterator<Item = &'a str>) -> WriteAck {
         let mut ack = WriteAck::Local;
+        let topology = self.topology();
         for name in tables {
-            if let Some(t) = self.topology.tables.iter().find(|t| t.name == name) {
+            if let Some(t) = topology.tables.iter().find(|t| t.name == name) {
                 ack = match (ack, t.write_ack) {
                     (WriteAck::Global { regions: a }, WriteAck::Global { regions: b }) => {
                         WriteAck::Global { regions: a.max(b) }
@@ -516,7 +533,7 @@ impl Conn<'_> {
         if reply.is_error() {
             return reply;
         }
-        let regions = regions.min(self.shared.topology.regions.len());
+        let regions = regions.min(self.shared.topology().regions.len());
         let timeout = Duration::from_millis(self.session.ack_timeout_ms);
         let have = self.shared.wait_applied(write, regions, timeout).await;
         if have >= regions {
@@ -536,9 +553,15 @@ impl Conn<'_> {
         let Some(remote) = self.shared.remote.clone() else {
             return Reply::err("internal error: no route to other regions");
         };
+        let tables: Vec<String> = spec
+            .keys(args)
+            .into_iter()
+            .map(|k| self.shared.table_name_for(k))
+            .collect();
         let request = ForwardRequest {
             args: args.iter().map(|a| a.to_vec()).collect(),
             after: self.session.token.clone(),
+            epochs: self.shared.modes.stamp(tables.iter().map(String::as_str)),
         };
         match remote.forward(home, request, FORWARD_TIMEOUT).await {
             Ok(answer) => {
@@ -547,10 +570,7 @@ impl Conn<'_> {
                     return answer.reply;
                 };
                 self.session.last_write.merge(&write);
-                let ack = self.ack_for(
-                    self.shared
-                        .table_ack(spec.keys(args).into_iter().map(|k| self.shared.table_name_for(k))),
-                );
+                let ack = self.ack_for(self.shared.table_ack(tables.iter().map(String::as_str)));
                 self.acknowledge(&write, ack, answer.reply).await
             }
             Err(e) if !matches!(spec.handler, Handler::Write(_)) => Reply::Error(format!(
@@ -574,7 +594,8 @@ impl Conn<'_> {
     async fn await_commit_points(&self, spec: &Spec, args: &[bytes::Bytes]) -> Result<(), Reply> {
         let mut homes: Vec<RegionName> = Vec::new();
         for key in spec.keys(args) {
-            let table = self.shared.topology.table_for_key(key);
+            let topology = self.shared.topology();
+            let table = topology.table_for_key(key);
             match table.map(|t| &t.mode) {
                 Some(meridian_core::config::TableMode::SingleMaster { home }) => {
                     if !homes.contains(home) {

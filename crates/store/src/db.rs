@@ -552,8 +552,22 @@ impl Db {
             .count()
     }
 
-    /// Waits until at least `peers` peers have acknowledged `token`, or
-    /// `timeout` passes (`None`: no limit). Returns how many have.
+    /// Waits (at most `timeout`) until `peer` has acknowledged `token`.
+    pub async fn wait_for_peer(
+        &self,
+        peer: &RegionName,
+        token: &VersionVector,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let mut rx = self.peer_acks.subscribe();
+        let wait = rx.wait_for(|acks| acks.get(peer).is_some_and(|vv| vv.covers(token)));
+        tokio::time::timeout(timeout, wait)
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits (at most `timeout`; forever when `None`) until `peers` peers
+    /// have acknowledged `token`; returns how many have.
     pub async fn wait_for_peers(
         &self,
         token: &VersionVector,

@@ -511,7 +511,10 @@ fn pinned_tables_refuse_outside_by_default_and_say_who_holds_them() {
     );
     assert!(matches!(
         &t.tables[2].mode,
-        TableMode::Pinned { outside: PinnedOutside::Refuse, .. }
+        TableMode::Pinned {
+            outside: PinnedOutside::Refuse,
+            ..
+        }
     ));
     assert!(t.holds(&eu, "eu_users") && !t.holds(&us, "eu_users"));
     assert!(t.holds(&us, "default") && t.holds(&us, "ledger"));
@@ -522,10 +525,16 @@ fn pinned_tables_refuse_outside_by_default_and_say_who_holds_them() {
         "regions = [\"eu-west\"]",
         "regions = [\"eu-west\"], outside = \"forward\"",
     );
-    let t = TopologyConfig::from_toml(&forward).unwrap().validate().unwrap();
+    let t = TopologyConfig::from_toml(&forward)
+        .unwrap()
+        .validate()
+        .unwrap();
     assert!(matches!(
         &t.tables[2].mode,
-        TableMode::Pinned { outside: PinnedOutside::Forward, .. }
+        TableMode::Pinned {
+            outside: PinnedOutside::Forward,
+            ..
+        }
     ));
     let bad = edit(
         "regions = [\"eu-west\"]",

@@ -408,7 +408,8 @@ impl Shared {
     /// command `cmd` in this region: the table's mode must accept writes
     /// here and its conflict policy must allow the kind.
     pub fn table_for_write(&self, key: &[u8], kind: WriteKind, cmd: &str) -> Result<String, Reply> {
-        let Some(table) = self.topology.table_for_key(key) else {
+        let topology = self.topology();
+        let Some(table) = topology.table_for_key(key) else {
             return Ok(DEFAULT_TABLE.to_string());
         };
         match &table.mode {
@@ -445,10 +446,11 @@ impl Shared {
     }
 
     /// The name of the table `key` belongs to.
-    pub fn table_name_for(&self, key: &[u8]) -> &str {
-        self.topology
+    pub fn table_name_for(&self, key: &[u8]) -> String {
+        self.topology()
             .table_for_key(key)
             .map_or(DEFAULT_TABLE, |t| t.name.as_str())
+            .to_string()
     }
 
     /// Where a command on keys runs: here (`None`), or at another region
@@ -462,8 +464,9 @@ impl Shared {
         let write = matches!(spec.handler, Handler::Write(_));
         let mut target: Option<RegionName> = None;
         let mut here = false;
+        let topology = self.topology();
         for key in spec.keys(args) {
-            let Some(table) = self.topology.table_for_key(key) else {
+            let Some(table) = topology.table_for_key(key) else {
                 here = true;
                 continue;
             };
@@ -499,14 +502,15 @@ impl Shared {
     fn nearest(&self, regions: &BTreeSet<RegionName>) -> RegionName {
         regions
             .iter()
-            .min_by_key(|r| self.topology.link(&self.region, r).one_way_delay)
+            .min_by_key(|r| self.topology().link(&self.region, r).one_way_delay)
             .expect("validated pinned tables have at least one region")
             .clone()
     }
 
     /// The table `key` belongs to, checked for a read in this region.
     pub fn table_for_read(&self, key: &[u8]) -> Result<String, Reply> {
-        let Some(table) = self.topology.table_for_key(key) else {
+        let topology = self.topology();
+        let Some(table) = topology.table_for_key(key) else {
             return Ok(DEFAULT_TABLE.to_string());
         };
         match &table.mode {
@@ -534,7 +538,7 @@ impl Shared {
     /// the default table.
     pub fn readable_tables(&self) -> Vec<String> {
         let mut out: Vec<String> = self
-            .topology
+            .topology()
             .tables
             .iter()
             .filter(|t| match &t.mode {

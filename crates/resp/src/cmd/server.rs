@@ -456,7 +456,7 @@ pub fn consistency(_: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
 /// applied each write, at most `timeout_ms` (default 5000); `table` goes
 /// back to each table's configured default.
 pub fn ack(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
-    let all = shared.topology.regions.len();
+    let all = shared.topology().regions.len();
     if args.len() == 1 {
         return Reply::text(match session.write_ack {
             None => "table".to_string(),
