@@ -1,28 +1,43 @@
-//! The admin port's minimal data API, for tests and tools until the Redis
-//! endpoint lands. Every route needs the admin token.
+//! The admin port's data API, for tests and tools: the same semantics as
+//! the Redis endpoint — table modes (writes forwarded to a single-master
+//! home, pinned tables refused or forwarded), epochs, read consistency and
+//! write acknowledgement — because every request runs as the equivalent
+//! Redis command through [`meridian_resp::Shared::execute`]. Every route
+//! needs the admin token.
 //!
 //! | route | what |
 //! |---|---|
-//! | `PUT /data/{table}/{key}?ttl_ms=N` | set the value to the body |
-//! | `GET /data/{table}/{key}?after=TOKEN&wait_ms=N` | read; with a token, first wait until this region has applied it (session consistency) |
-//! | `DELETE /data/{table}/{key}` | delete |
-//! | `POST /data/{table}/{key}/incr?by=N` | add to an integer (a PN-counter: concurrent increments in all regions count) |
+//! | `PUT /data/{table}/{key}?ttl_ms=N` | set the value to the body (`SET key body [PX N]`) |
+//! | `GET /data/{table}/{key}?consistency=eventual\|session\|strong` | read (`GET`); headers `x-meridian-version`, `x-meridian-expires-at-ms`, `x-meridian-token` |
+//! | `DELETE /data/{table}/{key}` | delete (`DEL`) |
+//! | `POST /data/{table}/{key}/incr?by=N` | add to an integer (`INCRBY`; a PN-counter: concurrent increments in all regions count) |
 //! | `GET /conflicts?limit=N` | the newest overwritten concurrent writes |
 //!
-//! Writes answer `{"origin", "seq", "hlc", "token"}`; a token is
-//! `region:seq[,region:seq...]`, what a reader elsewhere passes as `after`.
+//! Every data route takes `after=TOKEN` (first wait until this region has
+//! applied it; session consistency) and `wait_ms=N` (how long, default
+//! 1000, at most 30000). Writes take `ack=local|global|global:N` and
+//! `ack_timeout_ms=N` (as `MERIDIAN.ACK`; default: the table's). Writes
+//! answer `{"origin", "seq", "token"}`; a token is `region:seq[,...]`, what
+//! a reader elsewhere passes as `after`. `{table}` must be the table the
+//! key's prefix maps it to, so the route says where the data lives.
+//!
+//! Errors: `TRYAGAIN` (home unreachable, a mode change under way, a token
+//! or global ack not reached in time) is 503; a table mode or residency
+//! refusal and `WRONGTYPE` are 409; other refusals 400.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use meridian_core::record::KeyState;
-use meridian_core::{LogEntry, Op, VersionVector};
-use meridian_store::db::DbError;
+use meridian_core::config::WriteAck;
+use meridian_core::VersionVector;
+
+use meridian_resp::exec::Executed;
+use meridian_resp::session::{Consistency, ACK_TIMEOUT_MS_MAX};
+use meridian_resp::{Reply, Session, Shared};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -38,59 +53,130 @@ pub use meridian_resp::session::{SESSION_WAIT_MS_DEFAULT, SESSION_WAIT_MS_MAX};
 /// The table every key belongs to unless configured otherwise.
 pub use meridian_core::config::DEFAULT_TABLE;
 
-fn check_table(state: &AdminState, table: &str) -> Result<(), ApiError> {
-    if table == DEFAULT_TABLE || state.node().topology.tables.iter().any(|t| t.name == table) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
+/// Parameters every data route takes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    ttl_ms: Option<u64>,
+    by: Option<i64>,
+    after: Option<String>,
+    wait_ms: Option<u64>,
+    consistency: Option<String>,
+    ack: Option<String>,
+    ack_timeout_ms: Option<u64>,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, msg.into())
+}
+
+/// The session a request runs in, from its parameters.
+fn session_for(shared: &Shared, table: &str, key: &str, p: &Params) -> Result<Session, ApiError> {
+    let known = table == DEFAULT_TABLE || shared.topology().tables.iter().any(|t| t.name == table);
+    if !known {
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
                 "unknown table `{table}`; configure it under [[tables]] or use `{DEFAULT_TABLE}`"
             ),
-        ))
+        ));
+    }
+    let mapped = shared.table_name_for(key.as_bytes());
+    if mapped != table {
+        return Err(bad(format!(
+            "key `{key}` belongs to table `{mapped}` by its prefix, not `{table}`; use /data/{mapped}/{key}"
+        )));
+    }
+    let unspecified = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut session = Session::new(0, unspecified, unspecified, true);
+    if let Some(token) = &p.after {
+        session.token = VersionVector::parse_token(token).map_err(bad)?;
+    }
+    session.wait_ms = p
+        .wait_ms
+        .unwrap_or(SESSION_WAIT_MS_DEFAULT)
+        .min(SESSION_WAIT_MS_MAX);
+    if let Some(c) = &p.consistency {
+        session.consistency = match c.as_str() {
+            "eventual" => Consistency::Eventual,
+            "session" => Consistency::Session,
+            "strong" => Consistency::Strong,
+            other => {
+                return Err(bad(format!(
+                    "consistency `{other}`: use eventual, session or strong"
+                )))
+            }
+        };
+    }
+    if let Some(a) = &p.ack {
+        let all = shared.topology().regions.len();
+        session.write_ack = Some(match a.split_once(':') {
+            None if a == "local" => WriteAck::Local,
+            None if a == "global" => WriteAck::Global { regions: all },
+            Some(("global", n)) => match n.parse::<usize>() {
+                Ok(n) if (1..=all).contains(&n) => WriteAck::Global { regions: n },
+                _ => {
+                    return Err(bad(format!(
+                        "ack `{a}`: the region count must be 1 to {all}"
+                    )))
+                }
+            },
+            _ => return Err(bad(format!("ack `{a}`: use local, global or global:N"))),
+        });
+    }
+    if let Some(ms) = p.ack_timeout_ms {
+        if !(1..=ACK_TIMEOUT_MS_MAX).contains(&ms) {
+            return Err(bad(format!(
+                "ack_timeout_ms {ms}: use 1 to {ACK_TIMEOUT_MS_MAX}"
+            )));
+        }
+        session.ack_timeout_ms = ms;
+    }
+    Ok(session)
+}
+
+/// An error reply as an HTTP error.
+fn refused(msg: String) -> ApiError {
+    let status = if msg.starts_with("TRYAGAIN") || msg.contains("write not stored") {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if msg.starts_with("READONLY")
+        || msg.starts_with("WRONGTYPE")
+        || msg.contains("is pinned to")
+        || msg.contains("resolves conflicts as")
+    {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    ApiError::new(status, msg)
+}
+
+/// Runs `args` in `session`; an error reply becomes an HTTP error.
+async fn run(
+    shared: &Shared,
+    session: &mut Session,
+    args: Vec<Vec<u8>>,
+) -> Result<Executed, ApiError> {
+    let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
+    let done = shared.execute(session, &args).await;
+    match done.reply {
+        Reply::Error(msg) => Err(refused(msg)),
+        _ => Ok(done),
     }
 }
 
-fn db_error(e: DbError) -> ApiError {
-    use meridian_store::StoreError;
-    match e {
-        DbError::Rejected(msg) => ApiError::new(StatusCode::CONFLICT, msg),
-        // I/O (a full or failing disk) is retryable once the operator acts;
-        // anything else is a server fault.
-        DbError::Store(e @ StoreError::Io(_)) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("write not stored: {e}"),
-        ),
-        DbError::Store(e) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("write not stored: {e}"),
-        ),
-        DbError::Stopped => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node is shutting down".into(),
-        ),
+/// The answer to a write: the write's `origin:seq` and the session's
+/// token, which covers the write and everything it built on.
+fn written(session: &mut Session, done: &Executed) -> serde_json::Value {
+    let (origin, seq) = done
+        .write
+        .as_ref()
+        .and_then(|w| w.iter().next().map(|(o, s)| (o.to_string(), s)))
+        .unwrap_or_default();
+    if let Some(w) = &done.write {
+        session.token.merge(w);
     }
-}
-
-/// The answer to a write. Its token is the origin's whole applied vector
-/// after the write, not just the write itself: a typed write (INCR) builds
-/// on writes it observed, and a reader elsewhere must wait for those too.
-fn written(entry: &LogEntry, applied: VersionVector) -> Json<serde_json::Value> {
-    let mut token = applied;
-    token.advance_to_at_least(&entry.origin, entry.seq);
-    Json(json!({
-        "origin": entry.origin,
-        "seq": entry.seq,
-        "hlc": entry.hlc.to_string(),
-        "token": token.to_token(),
-    }))
-}
-
-/// Query of `PUT`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutQuery {
-    ttl_ms: Option<u64>,
+    json!({ "origin": origin, "seq": seq, "token": session.token.to_token() })
 }
 
 /// `PUT /data/{table}/{key}`.
@@ -98,10 +184,11 @@ pub async fn put(
     _: AdminAuth,
     State(s): State<AdminState>,
     Path((table, key)): Path<(String, String)>,
-    Query(q): Query<PutQuery>,
+    Query(p): Query<Params>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    check_table(&s, &table)?;
+    let shared = &s.node().resp;
+    let mut session = session_for(shared, &table, &key, &p)?;
     if body.len() > VALUE_BYTES_MAX {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,36 +198,20 @@ pub async fn put(
             ),
         ));
     }
-    let value = body.to_vec();
-    let ttl = q.ttl_ms;
-    if let Some(t) = ttl {
-        // Checked here, not on the writer thread: a deadline past the
-        // clock's range is refused, never wrapped into the past.
+    let mut args = vec![b"SET".to_vec(), key.into_bytes(), body.to_vec()];
+    if let Some(t) = p.ttl_ms {
+        // Checked here: a deadline past the clock's range is refused,
+        // never wrapped into the past.
         let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
         if t == 0 || now.checked_add(t).is_none_or(|d| d >= 1 << 48) {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("ttl_ms {t} is out of range: use 1 ms up to a few thousand years"),
-            ));
+            return Err(bad(format!(
+                "ttl_ms {t} is out of range: use 1 ms up to a few thousand years"
+            )));
         }
+        args.extend([b"PX".to_vec(), t.to_string().into_bytes()]);
     }
-    let out = s
-        .node()
-        .db
-        .write(
-            &table,
-            key.as_bytes(),
-            Box::new(move |_, now| {
-                Ok(Some(Op::Put {
-                    value,
-                    expires_at_ms: ttl.map(|t| now + t),
-                }))
-            }),
-        )
-        .await
-        .map_err(db_error)?;
-    let entry = out.entry.expect("a put always writes");
-    Ok(written(&entry, s.node().db.applied()).into_response())
+    let done = run(shared, &mut session, args).await?;
+    Ok(Json(written(&mut session, &done)).into_response())
 }
 
 /// `DELETE /data/{table}/{key}`.
@@ -148,29 +219,20 @@ pub async fn delete(
     _: AdminAuth,
     State(s): State<AdminState>,
     Path((table, key)): Path<(String, String)>,
+    Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    check_table(&s, &table)?;
-    let out = s
-        .node()
-        .db
-        .write(
-            &table,
-            key.as_bytes(),
-            Box::new(|cur, now| Ok(cur.filter(|c| !c.is_absent(now)).map(|_| Op::Delete))),
-        )
-        .await
-        .map_err(db_error)?;
-    match out.entry {
-        Some(e) => Ok(written(&e, s.node().db.applied()).into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into())),
+    let shared = &s.node().resp;
+    let mut session = session_for(shared, &table, &key, &p)?;
+    let done = run(
+        shared,
+        &mut session,
+        vec![b"DEL".to_vec(), key.into_bytes()],
+    )
+    .await?;
+    match done.reply {
+        Reply::Int(0) => Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into())),
+        _ => Ok(Json(written(&mut session, &done)).into_response()),
     }
-}
-
-/// Query of `incr`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IncrQuery {
-    by: Option<i64>,
 }
 
 /// `POST /data/{table}/{key}/incr?by=N`.
@@ -178,48 +240,26 @@ pub async fn incr(
     _: AdminAuth,
     State(s): State<AdminState>,
     Path((table, key)): Path<(String, String)>,
-    Query(q): Query<IncrQuery>,
+    Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    check_table(&s, &table)?;
-    let delta = q.by.unwrap_or(1);
-    let out = s
-        .node()
-        .db
-        .write(
-            &table,
-            key.as_bytes(),
-            Box::new(move |cur: Option<&KeyState>, now| {
-                if let Some(c) = cur.filter(|c| !c.is_absent(now)) {
-                    let current = c
-                        .bytes()
-                        .ok_or("the key holds a hash or set, not an integer")?;
-                    let n: i64 = std::str::from_utf8(&current)
-                        .ok()
-                        .and_then(|t| t.parse().ok())
-                        .ok_or("value is not an integer")?;
-                    n.checked_add(delta).ok_or("increment would overflow")?;
-                }
-                Ok(Some(Op::Add {
-                    target: KeyState::typed_target(cur, now),
-                    delta,
-                }))
-            }),
-        )
-        .await
-        .map_err(db_error)?;
-    let value = out.after.and_then(|s| s.bytes()).unwrap_or_default();
-    let entry = out.entry.expect("an increment always writes");
-    let mut body = written(&entry, s.node().db.applied()).0;
-    body["value"] = json!(String::from_utf8_lossy(&value));
+    let shared = &s.node().resp;
+    let mut session = session_for(shared, &table, &key, &p)?;
+    let by = p.by.unwrap_or(1);
+    let args = vec![
+        b"INCRBY".to_vec(),
+        key.into_bytes(),
+        by.to_string().into_bytes(),
+    ];
+    let done = run(shared, &mut session, args).await?;
+    let Reply::Int(value) = done.reply else {
+        return Err(refused(format!(
+            "unexpected reply to INCRBY: {:?}",
+            done.reply
+        )));
+    };
+    let mut body = written(&mut session, &done);
+    body["value"] = json!(value.to_string());
     Ok(Json(body).into_response())
-}
-
-/// Query of `GET`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GetQuery {
-    after: Option<String>,
-    wait_ms: Option<u64>,
 }
 
 /// `GET /data/{table}/{key}`.
@@ -227,51 +267,82 @@ pub async fn get(
     _: AdminAuth,
     State(s): State<AdminState>,
     Path((table, key)): Path<(String, String)>,
-    Query(q): Query<GetQuery>,
+    Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    check_table(&s, &table)?;
-    let db = &s.node().db;
-    if let Some(token) = &q.after {
-        let token = VersionVector::parse_token(token)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-        let wait = q
-            .wait_ms
-            .unwrap_or(SESSION_WAIT_MS_DEFAULT)
-            .min(SESSION_WAIT_MS_MAX);
-        if !db.wait_for(&token, Duration::from_millis(wait)).await {
-            return Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "this region has not applied token {} within {wait} ms (applied: {})",
-                    token.to_token(),
-                    db.applied().to_token()
-                ),
-            ));
-        }
-    }
-    let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
-    let state = db
-        .get(&table, key.as_bytes())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let Some(state) = state.filter(|st| !st.is_absent(now)) else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into()));
-    };
-    let Some(bytes) = state.bytes() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "the key holds a hash or set; read it through the Redis endpoint".into(),
-        ));
-    };
+    let shared = &s.node().resp;
+    let mut session = session_for(shared, &table, &key, &p)?;
+    let args = [
+        Bytes::from_static(b"GET"),
+        Bytes::from(key.clone().into_bytes()),
+    ];
+    let spec = meridian_resp::cmd::lookup(&session, &args).map_err(reply_error)?;
     let mut headers = HeaderMap::new();
-    let version = format!("{}@{}", state.last.origin, state.last.hlc);
+    let bytes = match shared
+        .prepare(&session, spec, &args)
+        .await
+        .map_err(reply_error)?
+    {
+        // A pinned table served elsewhere: its reply, without the state's
+        // headers (this region holds none of it).
+        Some(region) => {
+            let done = shared.forward(&mut session, spec, &region, &args).await;
+            headers.insert(
+                "x-meridian-served-by",
+                HeaderValue::from_str(region.as_str()).expect("region names are ASCII"),
+            );
+            match done.reply {
+                Reply::Bulk(b) => b,
+                Reply::Nil => {
+                    return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into()))
+                }
+                Reply::Error(e) => return Err(refused(e)),
+                other => return Err(refused(format!("unexpected reply to GET: {other:?}"))),
+            }
+        }
+        None => {
+            if session.consistency == Consistency::Strong {
+                shared
+                    .await_commit_points(&session, spec, &args)
+                    .await
+                    .map_err(reply_error)?;
+            }
+            let state = shared.read_live(key.as_bytes()).map_err(reply_error)?;
+            let Some(state) = state else {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into()));
+            };
+            let Some(bytes) = state.bytes() else {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "WRONGTYPE the key holds a hash or set; read it through the Redis endpoint"
+                        .into(),
+                ));
+            };
+            let version = format!("{}@{}", state.last.origin, state.last.hlc);
+            headers.insert(
+                "x-meridian-version",
+                HeaderValue::from_str(&version).expect("versions are ASCII"),
+            );
+            if let Some(at) = state.expires_at_ms() {
+                headers.insert("x-meridian-expires-at-ms", HeaderValue::from(at));
+            }
+            if session.consistency != Consistency::Eventual {
+                shared.db.merge_applied_into(&mut session.token);
+            }
+            bytes
+        }
+    };
     headers.insert(
-        "x-meridian-version",
-        HeaderValue::from_str(&version).expect("versions are ASCII"),
+        "x-meridian-token",
+        HeaderValue::from_str(&session.token.to_token()).expect("tokens are ASCII"),
     );
-    if let Some(at) = state.expires_at_ms() {
-        headers.insert("x-meridian-expires-at-ms", HeaderValue::from(at));
-    }
     Ok((StatusCode::OK, headers, bytes).into_response())
+}
+
+fn reply_error(r: Reply) -> ApiError {
+    match r {
+        Reply::Error(msg) => refused(msg),
+        other => refused(format!("{other:?}")),
+    }
 }
 
 /// Query of `GET /conflicts`.

@@ -286,3 +286,127 @@ async fn global_acks_wait_for_the_regions_they_need() {
         assert!(cmd(&mut us, bad).is_err(), "{bad:?} accepted");
     }
 }
+
+/// `(status, body)` of a data-API request.
+async fn data(
+    c: &Cluster,
+    method: hyper::Method,
+    region: &str,
+    path_and_query: &str,
+    body: &str,
+) -> (u16, String) {
+    let url = format!("{}/data/{path_and_query}", c.admin(region));
+    let (status, text) = c
+        .data()
+        .request_bytes(method, &url, body.as_bytes().to_vec())
+        .await
+        .unwrap();
+    (status.as_u16(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_api_has_the_same_modes_consistency_and_acks() {
+    let c = cluster().await;
+    use hyper::Method;
+    // A single-master write made in eu-west is forwarded to us-east.
+    let (status, body) = data(&c, Method::PUT, "eu-west", "ledger/ledger:api", "7").await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["origin"], "us-east", "{body}");
+    let token = v["token"].as_str().unwrap().to_string();
+    assert!(token.contains("us-east:"), "{token}");
+    // No eu-west origin write for the ledger.
+    assert_eq!(own_writes(&c, "eu-west").await, 0);
+    // A strong read 108 ms from the home sees it at once.
+    let start = Instant::now();
+    let (status, body) = data(
+        &c,
+        Method::GET,
+        "ap-south",
+        "ledger/ledger:api?consistency=strong",
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "7"));
+    assert!(start.elapsed() >= US_AP_RTT, "strong reads ask the home");
+    // Strong reads of a multi-master table are refused, as on Redis.
+    let (status, body) = data(
+        &c,
+        Method::GET,
+        "ap-south",
+        "default/x?consistency=strong",
+        "",
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("single_master"), "{body}");
+    let (status, body) = data(
+        &c,
+        Method::POST,
+        "ap-south",
+        "ledger/ledger:n/incr?by=3",
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"value\":\"3\""), "{body}");
+
+    // The route names the key's table.
+    let (status, body) = data(&c, Method::PUT, "us-east", "default/ledger:x", "1").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("belongs to table `ledger`"), "{body}");
+    for bad in [
+        "consistency=linear",
+        "ack=global:9",
+        "ack=everywhere",
+        "ack_timeout_ms=0",
+    ] {
+        let (status, body) =
+            data(&c, Method::PUT, "us-east", &format!("default/k?{bad}"), "1").await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Global acks per request: 2 regions can answer with ap-south cut off,
+    // 3 cannot, and the error says the write is committed.
+    assert!(c
+        .cli(&["chaos", "partition", "us-east", "ap-south"])
+        .status
+        .success());
+    let (status, body) = data(&c, Method::PUT, "us-east", "default/g2?ack=global:2", "1").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = data(
+        &c,
+        Method::PUT,
+        "us-east",
+        "default/g3?ack=global&ack_timeout_ms=500",
+        "1",
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("applied in only 2 of the 3"), "{body}");
+    // The table's own default (orders: global) applies without `ack`.
+    let (status, body) = data(
+        &c,
+        Method::PUT,
+        "us-east",
+        "orders/order:api?ack_timeout_ms=500",
+        "1",
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(c.cli(&["chaos", "heal"]).status.success());
+    // A session read elsewhere waits for the token of the write.
+    let (status, body) = data(&c, Method::PUT, "us-east", "default/after", "x").await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = v["token"].as_str().unwrap();
+    let (status, body) = data(
+        &c,
+        Method::GET,
+        "ap-south",
+        &format!("default/after?after={token}&wait_ms=10000"),
+        "",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "x"));
+}

@@ -14,6 +14,9 @@
 //! - [`modes`] holds the table modes as this region applies them: the
 //!   config plus replicated run-time changes with epochs that fence writes,
 //!   and the planned switchover of a single-master table's home.
+//! - [`exec`] is one client's command path (routing, token waits, strong
+//!   reads, write acknowledgement), used by connections and by
+//!   [`Shared::execute`] for callers without one (the admin data API).
 //! - [`server`] runs connections: pipelined writes are queued to the engine
 //!   back to back (many share one fsync), replies go out in order.
 //!
@@ -23,6 +26,7 @@
 //! come from the engine and from the [`ClusterInfo`] the node provides.
 
 pub mod cmd;
+pub mod exec;
 pub mod forward;
 pub mod glob;
 pub mod modes;

@@ -27,12 +27,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, Handler, Spec, WritePlan};
-use crate::forward::{ForwardRequest, Remote, FORWARD_TIMEOUT};
+use crate::cmd::{self, Handler, WritePlan};
+use crate::forward::Remote;
 use crate::modes::Modes;
 use crate::proto::{Limits, RequestDecoder};
 use crate::reply::Reply;
-use crate::session::{Consistency, Session};
+use crate::session::Session;
 
 /// SCAN cursors a node keeps; the oldest is forgotten first.
 pub const CURSORS_MAX: usize = 10_000;
@@ -499,145 +499,13 @@ impl Conn<'_> {
             Pending::Ready(r) => r,
             Pending::Write { commit, reply, ack } => {
                 self.writes_in_flight -= 1;
-                let (reply, write) = settle(&self.shared.region, commit, reply).await;
-                match write {
-                    Some(write) => {
-                        // Everything this region had applied when the
-                        // write committed: a reader elsewhere must wait
-                        // for what the write may have built on.
-                        self.shared.db.merge_applied_into(&mut self.session.token);
-                        self.session.last_write.merge(&write);
-                        self.acknowledge(&write, ack, reply).await
-                    }
-                    None => reply,
-                }
+                self.shared
+                    .finish_write(&mut self.session, commit, reply, ack)
+                    .await
+                    .reply
             }
         };
         self.encode(reply);
-    }
-
-    /// The write acknowledgement in force: the connection's, or the
-    /// tables' default.
-    fn ack_for(&self, table_default: WriteAck) -> WriteAck {
-        self.session.write_ack.unwrap_or(table_default)
-    }
-
-    /// Holds a committed write's reply until it is acknowledged by `ack`:
-    /// at once for a local ack; for a global one, once enough regions have
-    /// applied it — or an error saying how far it got (the write stays
-    /// committed and keeps replicating).
-    async fn acknowledge(&self, write: &VersionVector, ack: WriteAck, reply: Reply) -> Reply {
-        let WriteAck::Global { regions } = ack else {
-            return reply;
-        };
-        if reply.is_error() {
-            return reply;
-        }
-        let regions = regions.min(self.shared.topology().regions.len());
-        let timeout = Duration::from_millis(self.session.ack_timeout_ms);
-        let have = self.shared.wait_applied(write, regions, timeout).await;
-        if have >= regions {
-            return reply;
-        }
-        Reply::Error(format!(
-            "TRYAGAIN write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
-            write.to_token(),
-            self.session.ack_timeout_ms
-        ))
-    }
-
-    /// Sends a command to the region that serves its keys (a write to its
-    /// table's home, a pinned table's command to an allowed region) and
-    /// waits for its answer (see [`crate::forward`]).
-    async fn forward(&mut self, spec: &Spec, home: &RegionName, args: &[bytes::Bytes]) -> Reply {
-        let Some(remote) = self.shared.remote.clone() else {
-            return Reply::err("internal error: no route to other regions");
-        };
-        let tables: Vec<String> = spec
-            .keys(args)
-            .into_iter()
-            .map(|k| self.shared.table_name_for(k))
-            .collect();
-        let request = ForwardRequest {
-            args: args.iter().map(|a| a.to_vec()).collect(),
-            after: self.session.token.clone(),
-            epochs: self.shared.modes.stamp(tables.iter().map(String::as_str)),
-        };
-        match remote.forward(home, request, FORWARD_TIMEOUT).await {
-            Ok(answer) => {
-                self.session.token.merge(&answer.token);
-                let Some(write) = answer.write else {
-                    return answer.reply;
-                };
-                self.session.last_write.merge(&write);
-                let ack = self.ack_for(self.shared.table_ack(tables.iter().map(String::as_str)));
-                self.acknowledge(&write, ack, answer.reply).await
-            }
-            Err(e) if !matches!(spec.handler, Handler::Write(_)) => Reply::Error(format!(
-                "TRYAGAIN read not answered by region {home}, which serves its keys: {}",
-                e.message
-            )),
-            Err(e) if e.outcome_unknown => Reply::Error(format!(
-                "TRYAGAIN write forwarded to the home region {home} got no answer: {}; it may or may not have been applied",
-                e.message
-            )),
-            Err(e) => Reply::Error(format!(
-                "TRYAGAIN write not forwarded to the home region {home}: {}; nothing was written",
-                e.message
-            )),
-        }
-    }
-
-    /// A strong read's precondition: this region has applied everything
-    /// the home regions of the keys' tables had committed when the read
-    /// began. Only single-master tables have one such point.
-    async fn await_commit_points(&self, spec: &Spec, args: &[bytes::Bytes]) -> Result<(), Reply> {
-        let mut homes: Vec<RegionName> = Vec::new();
-        for key in spec.keys(args) {
-            let topology = self.shared.topology();
-            let table = topology.table_for_key(key);
-            match table.map(|t| &t.mode) {
-                Some(meridian_core::config::TableMode::SingleMaster { home }) => {
-                    if !homes.contains(home) {
-                        homes.push(home.clone());
-                    }
-                }
-                _ => {
-                    return Err(Reply::err(format!(
-                        "strong reads need a single_master table; key '{}' is in table `{}`, which accepts writes in several regions (use MERIDIAN.CONSISTENCY session)",
-                        String::from_utf8_lossy(key),
-                        table.map_or(cmd::DEFAULT_TABLE, |t| t.name.as_str())
-                    )))
-                }
-            }
-        }
-        let wait = Duration::from_millis(self.session.wait_ms);
-        for home in homes {
-            if home == self.shared.region {
-                continue; // every write of the table commits here
-            }
-            let Some(remote) = self.shared.remote.clone() else {
-                return Err(Reply::err("internal error: no route to other regions"));
-            };
-            let point = remote
-                .commit_point(&home, FORWARD_TIMEOUT)
-                .await
-                .map_err(|e| {
-                    Reply::Error(format!(
-                        "TRYAGAIN strong read could not reach the home region {home}: {}",
-                        e.message
-                    ))
-                })?;
-            if !self.shared.db.covers(&point) && !self.shared.db.wait_for(&point, wait).await {
-                return Err(Reply::Error(format!(
-                    "TRYAGAIN this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
-                    self.shared.region,
-                    point.to_token(),
-                    self.session.wait_ms
-                )));
-            }
-        }
-        Ok(())
     }
 
     /// Resolves every pending reply.
@@ -655,29 +523,9 @@ impl Conn<'_> {
         Ok(())
     }
 
-    /// Waits until this region has applied the session's token.
-    async fn await_token(&self) -> Result<(), Reply> {
-        let db = &self.shared.db;
-        let token = &self.session.token;
-        if db.covers(token) {
-            return Ok(());
-        }
-        let wait = Duration::from_millis(self.session.wait_ms);
-        if db.wait_for(token, wait).await {
-            return Ok(());
-        }
-        Err(Reply::Error(format!(
-            "TRYAGAIN this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
-            self.shared.region,
-            token.to_token(),
-            self.session.wait_ms,
-            db.applied().to_token()
-        )))
-    }
-
     /// Queues a write plan to the engine.
     async fn submit(&mut self, plan: WritePlan) -> Result<(), Reply> {
-        let ack = self.ack_for(
+        let ack = self.session.ack_for(
             self.shared
                 .table_ack(plan.keys.iter().map(|(table, _)| table.as_str())),
         );
@@ -788,26 +636,19 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         }
     };
     conn.session.last_command_name = spec.name;
-    if matches!(spec.handler, Handler::Write(_) | Handler::Read(_)) && spec.keyed() {
-        match conn.shared.route(spec, args) {
-            Ok(None) => {}
-            Ok(Some(region)) => {
-                // Forwarded commands go one at a time, in order.
-                conn.resolve_all().await;
-                let reply = conn.forward(spec, &region, args).await;
-                conn.emit(reply);
-                return false;
-            }
-            Err(reply) => {
-                conn.emit(reply);
-                return false;
-            }
+    match conn.shared.prepare(&conn.session, spec, args).await {
+        Ok(None) => {}
+        Ok(Some(region)) => {
+            // Forwarded commands go one at a time, in order.
+            conn.resolve_all().await;
+            let done = conn
+                .shared
+                .forward(&mut conn.session, spec, &region, args)
+                .await;
+            conn.emit(done.reply);
+            return false;
         }
-    }
-    let eventual_read = conn.session.consistency == Consistency::Eventual
-        && matches!(spec.handler, Handler::Read(_));
-    if spec.keyed() && !eventual_read {
-        if let Err(reply) = conn.await_token().await {
+        Err(reply) => {
             conn.emit(reply);
             return false;
         }
@@ -821,20 +662,9 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
             }
             Err(reply) => conn.emit(reply),
         },
-        Handler::Read(f) => {
+        Handler::Read(_) => {
             conn.resolve_all().await;
-            if conn.session.consistency == Consistency::Strong && spec.keyed() {
-                if let Err(reply) = conn.await_commit_points(spec, args).await {
-                    conn.emit(reply);
-                    return false;
-                }
-            }
-            let reply = f(conn.shared, &conn.session, args);
-            if conn.session.consistency != Consistency::Eventual {
-                // Monotonic reads: a client that carries its token to
-                // another region never reads older data there.
-                conn.shared.db.merge_applied_into(&mut conn.session.token);
-            }
+            let reply = conn.shared.read(&mut conn.session, spec, args).await;
             conn.emit(reply);
         }
         Handler::Conn(f) => {

@@ -42,6 +42,9 @@ pub const SESSION_WAIT_MS_DEFAULT: u64 = 1_000;
 /// Longest session wait `MERIDIAN.AFTER` accepts.
 pub const SESSION_WAIT_MS_MAX: u64 = 30_000;
 
+/// Longest global-acknowledgement wait `MERIDIAN.ACK` accepts.
+pub const ACK_TIMEOUT_MS_MAX: u64 = 60_000;
+
 /// A connection's state: protocol, identity, and its causal token.
 #[derive(Debug)]
 pub struct Session {
@@ -88,6 +91,15 @@ pub struct Session {
 }
 
 impl Session {
+    /// The write acknowledgement in force: the connection's, or the
+    /// tables' default.
+    pub fn ack_for(
+        &self,
+        table_default: meridian_core::config::WriteAck,
+    ) -> meridian_core::config::WriteAck {
+        self.write_ack.unwrap_or(table_default)
+    }
+
     /// A new connection's session.
     pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr, authenticated: bool) -> Self {
         Session {

@@ -12,10 +12,7 @@ use super::{arity_error, int_arg, is, COMMANDS, NOT_INTEGER, SYNTAX};
 use crate::glob;
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{Consistency, Session, SESSION_WAIT_MS_MAX};
-
-/// Longest global-acknowledgement wait `MERIDIAN.ACK` accepts.
-pub const ACK_TIMEOUT_MS_MAX: u64 = 60_000;
+use crate::session::{Consistency, Session, ACK_TIMEOUT_MS_MAX, SESSION_WAIT_MS_MAX};
 
 /// The Redis version Meridian answers as: the command set and replies
 /// follow Redis 7.2, and clients pick features by this number.
