@@ -13,12 +13,17 @@
 //! - a write acknowledged globally (`MERIDIAN.ACK global 2`) is held by every
 //!   surviving region soon after its origin is killed, before it restarts;
 //! - after healing, every region holds identical data (digests and version
-//!   vectors).
+//!   vectors; a pinned table among the regions that hold it);
+//! - residency: a table pinned to us-east and eu-west is written in every
+//!   region (from ap-south by forwarding), and afterwards neither ap-south's
+//!   store nor the bytes that crossed its links (`--capture-links`) hold
+//!   anything written in the allowed regions, nor its store anything
+//!   forwarded from it.
 //!
 //! Scenarios: `partition` (random pairs cut and healed), `kill` (SIGKILL a
 //! region, check global acks, restart it), `latency` (round-trip spikes),
-//! `mixed` (all of them). Every loop is bounded by the duration and by
-//! [`CLIENT_OPS_MAX`].
+//! `move` (planned switchovers of the registers' home), `mixed` (all of
+//! them). Every loop is bounded by the duration and by [`CLIENT_OPS_MAX`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,7 +67,15 @@ const TABLES: &str = r#"
 name = "registers"
 key_prefixes = ["reg:"]
 mode = { single_master = { home = "us-east" } }
+
+[[tables]]
+name = "pinned"
+key_prefixes = ["pin:"]
+mode = { pinned = { regions = ["us-east", "eu-west"], outside = "forward" } }
 "#;
+
+/// The region outside the pinned table's allowed regions.
+const OUTSIDE: &str = "ap-south";
 
 /// Which faults to inject.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -74,6 +87,8 @@ pub enum Scenario {
     Kill,
     /// Raise a random pair's round trip to 300–700 ms, then restore it.
     Latency,
+    /// Move the registers' home to another region (planned switchover).
+    Move,
     /// All of the above, in turn.
     Mixed,
 }
@@ -112,6 +127,10 @@ pub struct RunReport {
     pub session_reads_checked: usize,
     /// Globally acknowledged writes checked after a kill.
     pub global_acks_checked: usize,
+    /// Pinned-table writes whose residency was checked.
+    pub residency_writes_checked: usize,
+    /// Bytes of ap-south's store and link captures searched for them.
+    pub residency_bytes_searched: usize,
     /// Whether the healed cluster converged.
     pub converged: bool,
     /// Every broken promise.
@@ -125,6 +144,8 @@ struct Recorder {
     sessions: Vec<SessionOp>,
     /// Per client: its newest globally acknowledged write (value, region).
     global_acked: BTreeMap<usize, (u64, String)>,
+    /// Pinned-table writes acknowledged: (made outside, forwarded).
+    pinned_writes: (usize, usize),
     operations: usize,
     failed: usize,
 }
@@ -137,8 +158,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     let extra = out.join("tables.toml");
     std::fs::write(&extra, TABLES)?;
     let extra = extra.to_string_lossy().into_owned();
-    let (guard, file, dir) =
-        crate::bench::start_cluster(&out, &REGIONS, &["--extra-config", &extra]).await?;
+    let (guard, file, dir) = crate::bench::start_cluster(
+        &out,
+        &REGIONS,
+        &["--extra-config", &extra, "--capture-links"],
+    )
+    .await?;
+    // Marks what clients write to the pinned table, unique to this run.
+    let nonce = format!("{:012x}", fastrand::u64(..) >> 16);
     let started = Instant::now();
     let recorder = Arc::new(Mutex::new(Recorder::default()));
     let deadline = Instant::now() + opts.duration;
@@ -160,6 +187,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
             next_session: 0,
             next_global: 0,
             rng: fastrand::Rng::with_seed(opts.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9)),
+            nonce: nonce.clone(),
+            next_pinned: 0,
             started,
             recorder: recorder.clone(),
         };
@@ -211,6 +240,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     drop(guard);
 
     let rec = std::mem::take(&mut *recorder.lock().expect("recorder lock"));
+    let (inside, forwarded) = rec.pinned_writes;
+    report.residency_writes_checked = inside + forwarded;
+    let (searched, breaches) = residency(&dir, &nonce, inside > 0)?;
+    report.residency_bytes_searched = searched;
+    report.anomalies.extend(breaches);
     let (lin, lin_checked) = history::check_linearizable(&rec.registers);
     let (ses, ses_checked) = history::check_session(&rec.sessions);
     report.linearizable_checked = lin_checked;
@@ -228,13 +262,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     )?;
     std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     say(format!(
-        "{:?}: {} operations ({} failed), {} register ops checked for linearizability, {} session reads, {} global acks after kills, converged: {}, anomalies: {}",
+        "{:?}: {} operations ({} failed), {} register ops checked for linearizability, {} session reads, {} global acks after kills, {} pinned writes checked for residency in {} bytes, converged: {}, anomalies: {}",
         opts.scenario,
         report.operations,
         report.failed,
         report.linearizable_checked,
         report.session_reads_checked,
         report.global_acks_checked,
+        report.residency_writes_checked,
+        report.residency_bytes_searched,
         report.converged,
         report.anomalies.len()
     ));
@@ -275,6 +311,9 @@ struct Client {
     next_session: u64,
     next_global: u64,
     rng: fastrand::Rng,
+    /// This run's marker for pinned writes.
+    nonce: String,
+    next_pinned: u64,
     started: Instant,
     recorder: Arc<Mutex<Recorder>>,
 }
@@ -367,10 +406,11 @@ impl Client {
                 continue;
             }
             ops += 1;
-            let ok = match self.rng.u32(0..20) {
+            let ok = match self.rng.u32(0..22) {
                 0..=6 => self.register_op().await,
                 7..=14 => self.session_op().await,
                 15..=18 => self.global_op().await,
+                19..=20 => self.pinned_op().await,
                 _ => {
                     self.move_on();
                     true
@@ -465,6 +505,38 @@ impl Client {
         }
     }
 
+    /// A write to the pinned table: marked `PIN<nonce>` in an allowed
+    /// region, `FWD<nonce>` (forwarded) outside; outside, nothing is read
+    /// back (a read reply would carry pinned data across, as asked).
+    async fn pinned_op(&mut self) -> bool {
+        self.next_pinned += 1;
+        let outside = self.region() == OUTSIDE;
+        let mark = if outside { "FWD" } else { "PIN" };
+        let key = format!(
+            "pin:{mark}{}:c{}:{}",
+            self.nonce,
+            self.id,
+            self.next_pinned % 16
+        );
+        let value = format!("{mark}{}-{}", self.nonce, self.next_pinned);
+        match self.call(|c| &mut c.session, &["SET", &key, &value]).await {
+            Outcome::Ok(_) => {}
+            Outcome::Refused(_) | Outcome::Lost => return false,
+        }
+        if !outside {
+            // Read back where it is held: only exercises reads.
+            let _ = self.call(|c| &mut c.session, &["GET", &key]).await;
+        }
+        self.record(|r| {
+            if outside {
+                r.pinned_writes.1 += 1;
+            } else {
+                r.pinned_writes.0 += 1;
+            }
+        });
+        true
+    }
+
     /// A globally acknowledged write of this client's global key.
     async fn global_op(&mut self) -> bool {
         let value = self.next_global + 1;
@@ -498,7 +570,12 @@ async fn faults(
 ) -> anyhow::Result<()> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let kinds: &[Scenario] = match scenario {
-        Scenario::Mixed => &[Scenario::Partition, Scenario::Kill, Scenario::Latency],
+        Scenario::Mixed => &[
+            Scenario::Partition,
+            Scenario::Kill,
+            Scenario::Latency,
+            Scenario::Move,
+        ],
         _ => std::slice::from_ref(&scenario),
     };
     let mut turn = 0;
@@ -569,6 +646,30 @@ async fn faults(
                     report.anomalies.push(missing);
                 }
                 chaos::apply(dir, ChaosCommand::Restart { region: a.into() }).await?;
+            }
+            Scenario::Move => {
+                let to = REGIONS[rng.usize(0..REGIONS.len())];
+                let asked = REGIONS[rng.usize(0..REGIONS.len())];
+                let admin = AdminClient::new(Some(file.admin_token.clone()))
+                    .with_timeout(crate::tables_api::CHANGE_TIMEOUT);
+                let moved = admin
+                    .json::<meridian_resp::modes::ChangeReport>(
+                        hyper::Method::PUT,
+                        &format!("{}/admin/tables/registers/mode", file.regions[asked].admin),
+                        Some(serde_json::json!({ "mode": { "single_master": { "home": to } } })),
+                    )
+                    .await;
+                // A refused move (a previous one not yet applied there) is
+                // a fact of the run, not a broken promise.
+                report.faults.push(match moved {
+                    Ok(r) => format!(
+                        "move registers to {to} (epoch {}, unavailable {} ms)",
+                        r.epoch,
+                        r.unavailable_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
+                    ),
+                    Err(e) => format!("move registers to {to} refused: {e:#}"),
+                });
+                tokio::time::sleep(hold).await;
             }
             Scenario::Mixed => unreachable!("mixed is expanded above"),
         }
@@ -666,13 +767,93 @@ async fn converged(file: &ClusterFile, limit: Duration) -> bool {
                 vvs.push(s.replication.map(|r| r.applied));
             }
         }
-        if digests.len() == REGIONS.len()
-            && digests.iter().all(|d| *d == digests[0])
-            && vvs.iter().all(|v| *v == vvs[0])
-        {
+        // Each table identical among the regions that hold it.
+        let tables: std::collections::BTreeSet<&String> =
+            digests.iter().flat_map(|d| d.keys()).collect();
+        let same = tables.iter().all(|t| {
+            let held: Vec<_> = digests.iter().filter_map(|d| d.get(*t)).collect();
+            held.windows(2).all(|w| w[0] == w[1])
+        });
+        if digests.len() == REGIONS.len() && same && vvs.iter().all(|v| *v == vvs[0]) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     false
+}
+
+/// Searches the outside region's store and every capture of its links for
+/// this run's pinned markers; returns the bytes searched and each breach.
+fn residency(dir: &Path, nonce: &str, wrote_inside: bool) -> anyhow::Result<(usize, Vec<Anomaly>)> {
+    let mut searched = 0;
+    let mut breaches = Vec::new();
+    let inside = format!("PIN{nonce}");
+    let forwarded = format!("FWD{nonce}");
+    let mut files = Vec::new();
+    let mut stack = vec![
+        dir.join("data").join(OUTSIDE),
+        dir.join(crate::up::CAPTURE_DIR),
+    ];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let mut seen_inside_elsewhere = false;
+    for path in files {
+        let name = path.to_string_lossy().into_owned();
+        let is_capture = name.contains(crate::up::CAPTURE_DIR);
+        let touches_outside = !is_capture
+            || path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(OUTSIDE));
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {name}"))?;
+        if !touches_outside {
+            seen_inside_elsewhere |= contains(&bytes, inside.as_bytes());
+            continue;
+        }
+        searched += bytes.len();
+        // Data written where it may live never reaches ap-south; what
+        // ap-south forwarded crossed its link (the client sent it there)
+        // but is never stored there.
+        let mut forbidden = vec![&inside];
+        if !is_capture {
+            forbidden.push(&forwarded);
+        }
+        for marker in forbidden {
+            if contains(&bytes, marker.as_bytes()) {
+                breaches.push(Anomaly {
+                    check: "residency",
+                    key: marker.clone(),
+                    detail: format!("pinned data found in {name}"),
+                });
+            }
+        }
+    }
+    // Not vacuous: the allowed regions did exchange the pinned writes.
+    if wrote_inside && !seen_inside_elsewhere {
+        breaches.push(Anomaly {
+            check: "residency",
+            key: inside,
+            detail: "no pinned write crossed between the allowed regions: the capture saw nothing, so the check proved nothing".into(),
+        });
+    }
+    Ok((searched, breaches))
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, _)) = needle.split_first() else {
+        return true;
+    };
+    haystack
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == first)
+        .any(|(i, _)| haystack[i..].starts_with(needle))
 }

@@ -6,9 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use meridian_core::{RegionName, VersionVector};
+use meridian_core::RegionName;
 use meridian_repl::{CallError, CallHandler, Calls};
-use meridian_resp::forward::{BoxFuture, ForwardAnswer, ForwardRequest, Remote, RemoteError};
+use meridian_resp::forward::{
+    BoxFuture, CommitPoint, ForwardAnswer, ForwardRequest, Remote, RemoteError,
+};
 use meridian_resp::modes::{ChangeReport, ModeSpec};
 use serde::{Deserialize, Serialize};
 
@@ -17,8 +19,11 @@ use serde::{Deserialize, Serialize};
 enum Ask {
     /// Run this write here, its table's home.
     Forward(ForwardRequest),
-    /// What have you applied?
-    CommitPoint,
+    /// What have you applied, if you are still this table's home?
+    CommitPoint {
+        /// The table the strong read is for.
+        table: String,
+    },
     /// Change this table's mode (you coordinate it).
     ChangeMode {
         /// The table.
@@ -32,7 +37,7 @@ enum Ask {
 #[derive(Serialize, Deserialize)]
 enum Answer {
     Forwarded(ForwardAnswer),
-    CommitPoint(VersionVector),
+    CommitPoint(CommitPoint),
     ModeChanged(Result<ChangeReport, String>),
     /// The request could not be read (a newer or older peer).
     Undecodable(String),
@@ -128,13 +133,17 @@ impl Remote for NodeRemote {
     fn commit_point(
         &self,
         home: &RegionName,
+        table: &str,
         timeout: Duration,
-    ) -> BoxFuture<Result<VersionVector, RemoteError>> {
-        let answer = self.ask(home, Ask::CommitPoint, timeout);
+    ) -> BoxFuture<Result<CommitPoint, RemoteError>> {
+        let ask = Ask::CommitPoint {
+            table: table.to_string(),
+        };
+        let answer = self.ask(home, ask, timeout);
         let home = home.clone();
         Box::pin(async move {
             match answer.await? {
-                Answer::CommitPoint(vv) => Ok(vv),
+                Answer::CommitPoint(point) => Ok(point),
                 _ => Err(unexpected(&home)),
             }
         })
@@ -148,7 +157,9 @@ pub fn handler(resp: Arc<meridian_resp::Shared>) -> CallHandler {
         Box::pin(async move {
             let answer = match postcard::from_bytes::<Ask>(&body) {
                 Ok(Ask::Forward(request)) => Answer::Forwarded(resp.run_forwarded(request).await),
-                Ok(Ask::CommitPoint) => Answer::CommitPoint(resp.db.applied()),
+                Ok(Ask::CommitPoint { table }) => {
+                    Answer::CommitPoint(resp.commit_point_for(&table))
+                }
                 Ok(Ask::ChangeMode { table, mode }) => {
                     Answer::ModeChanged(resp.modes.change(&resp.db, &table, mode).await)
                 }

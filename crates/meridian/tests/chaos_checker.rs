@@ -6,7 +6,7 @@ use std::process::Command;
 
 #[test]
 fn every_scenario_keeps_every_promise() {
-    for scenario in ["partition", "kill", "latency"] {
+    for scenario in ["partition", "kill", "latency", "move"] {
         let out = tempfile::tempdir().unwrap();
         let run = Command::new(env!("CARGO_BIN_EXE_meridian"))
             .args(["chaos", "run", "--scenario", scenario, "--duration", "20s"])
@@ -28,6 +28,23 @@ fn every_scenario_keeps_every_promise() {
             !report["faults"].as_array().unwrap().is_empty(),
             "{scenario}: {report}"
         );
+        assert!(
+            count("residency_writes_checked") > 10,
+            "{scenario}: {report}"
+        );
+        assert!(
+            count("residency_bytes_searched") > 10_000,
+            "{scenario}: {report}"
+        );
+        if scenario == "move" {
+            let moved = report["faults"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f.as_str().unwrap().contains("unavailable"))
+                .count();
+            assert!(moved >= 2, "{scenario}: {report}");
+        }
         if scenario == "kill" {
             assert!(count("global_acks_checked") > 0, "{scenario}: {report}");
         }

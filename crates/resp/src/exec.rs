@@ -15,10 +15,13 @@ use meridian_store::db::LocalReply;
 use tokio::sync::oneshot;
 
 use crate::cmd::{self, Handler, Spec};
-use crate::forward::{ForwardRequest, RemoteError, FORWARD_TIMEOUT};
+use crate::forward::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
 use crate::reply::Reply;
 use crate::server::{settle, Shared};
 use crate::session::{Consistency, Session};
+
+/// How many times a strong read follows a moved home before giving up.
+pub const COMMIT_POINT_HOPS_MAX: usize = 3;
 
 /// A command's outcome.
 #[derive(Debug)]
@@ -238,14 +241,16 @@ impl Shared {
         spec: &Spec,
         args: &[Bytes],
     ) -> Result<(), Reply> {
-        let mut homes: Vec<RegionName> = Vec::new();
+        // One table per home is enough to ask with: the answer is the
+        // home's whole applied vector.
+        let mut homes: Vec<(String, RegionName)> = Vec::new();
+        let topology = self.topology();
         for key in spec.keys(args) {
-            let topology = self.topology();
             let table = topology.table_for_key(key);
-            match table.map(|t| &t.mode) {
-                Some(meridian_core::config::TableMode::SingleMaster { home }) => {
-                    if !homes.contains(home) {
-                        homes.push(home.clone());
+            match table.map(|t| (&t.name, &t.mode)) {
+                Some((name, meridian_core::config::TableMode::SingleMaster { home })) => {
+                    if !homes.iter().any(|(_, h)| h == home) {
+                        homes.push((name.clone(), home.clone()));
                     }
                 }
                 _ => {
@@ -258,22 +263,48 @@ impl Shared {
             }
         }
         let wait = Duration::from_millis(session.wait_ms);
-        for home in homes {
-            if home == self.region {
-                continue; // every write of the table commits here
-            }
-            let Some(remote) = self.remote.clone() else {
-                return Err(Reply::err("internal error: no route to other regions"));
+        for (table, mut home) in homes {
+            // A home that moved answers with where the table went; follow
+            // it, after learning the move here, a bounded number of times.
+            let mut hops = 0;
+            let point = loop {
+                if home == self.region {
+                    // Every write of the table commits here, after the
+                    // writes of any home before (they precede the move).
+                    break None;
+                }
+                let Some(remote) = self.remote.clone() else {
+                    return Err(Reply::err("internal error: no route to other regions"));
+                };
+                let answer = remote
+                    .commit_point(&home, &table, FORWARD_TIMEOUT)
+                    .await
+                    .map_err(|e| {
+                        Reply::Error(format!(
+                            "TRYAGAIN strong read could not reach the home region {home}: {}",
+                            e.message
+                        ))
+                    })?;
+                match answer {
+                    CommitPoint::Applied(vv) => break Some(vv),
+                    CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
+                        hops += 1;
+                        if !self.modes.wait_epoch(&table, epoch, wait).await {
+                            return Err(Reply::Error(format!(
+                                "TRYAGAIN table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
+                                self.region, session.wait_ms
+                            )));
+                        }
+                        home = to;
+                    }
+                    CommitPoint::Moved { home: to, .. } => {
+                        return Err(Reply::Error(format!(
+                            "TRYAGAIN table `{table}` keeps moving (last seen going to {to}); retry"
+                        )))
+                    }
+                }
             };
-            let point = remote
-                .commit_point(&home, FORWARD_TIMEOUT)
-                .await
-                .map_err(|e| {
-                    Reply::Error(format!(
-                        "TRYAGAIN strong read could not reach the home region {home}: {}",
-                        e.message
-                    ))
-                })?;
+            let Some(point) = point else { continue };
             if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
                 return Err(Reply::Error(format!(
                     "TRYAGAIN this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
@@ -284,6 +315,32 @@ impl Shared {
             }
         }
         Ok(())
+    }
+
+    /// This region's answer to a strong read elsewhere: its applied vector
+    /// if it is `table`'s home, else where the table went. The vector is
+    /// taken before the mode is looked at, so a home that has just given
+    /// the table away answers with writes it decided (its last ones come
+    /// before the move record) and never one from after.
+    pub fn commit_point_for(&self, table: &str) -> CommitPoint {
+        let applied = self.db.applied();
+        let view = self.modes.view();
+        let home = view
+            .topology
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .and_then(|t| match &t.mode {
+                meridian_core::config::TableMode::SingleMaster { home } => Some(home.clone()),
+                _ => None,
+            });
+        match home {
+            Some(h) if h != self.region => CommitPoint::Moved {
+                home: h,
+                epoch: view.epoch(table),
+            },
+            _ => CommitPoint::Applied(applied),
+        }
     }
 
     /// Waits until this region has applied the session's token.

@@ -59,6 +59,20 @@ pub struct ForwardAnswer {
     pub write: Option<VersionVector>,
 }
 
+/// A home's answer to a strong read's question.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitPoint {
+    /// What the home had applied.
+    Applied(VersionVector),
+    /// The asked region is no longer the table's home.
+    Moved {
+        /// Where the table went.
+        home: RegionName,
+        /// The epoch of that move.
+        epoch: u64,
+    },
+}
+
 /// Why a region could not be asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteError {
@@ -82,12 +96,14 @@ pub trait Remote: Send + Sync + 'static {
         timeout: Duration,
     ) -> BoxFuture<Result<ForwardAnswer, RemoteError>>;
 
-    /// `home`'s applied version vector, as of when it answers.
+    /// `home`'s applied version vector, as of when it answers, if it is
+    /// still `table`'s home (see [`Shared::commit_point_for`]).
     fn commit_point(
         &self,
         home: &RegionName,
+        table: &str,
         timeout: Duration,
-    ) -> BoxFuture<Result<VersionVector, RemoteError>>;
+    ) -> BoxFuture<Result<CommitPoint, RemoteError>>;
 }
 
 impl Shared {
