@@ -388,6 +388,7 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         );
     }
     replication_metrics(&mut p, node);
+    endpoint_metrics(&mut p, node);
     (
         [(
             header::CONTENT_TYPE,
@@ -396,6 +397,112 @@ async fn metrics(State(s): State<AdminState>) -> Response {
         p.finish(),
     )
         .into_response()
+}
+
+/// One unlabelled counter family.
+fn counter(p: &mut PromText, name: &str, help: &str, v: u64) {
+    p.family(name, Kind::Counter, help);
+    p.sample(name, &[], v as f64);
+}
+
+/// The Redis endpoint's counters, its requests to other regions and the
+/// table modes it applies.
+fn endpoint_metrics(p: &mut PromText, node: &Node) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &node.resp.stats;
+    let counters: [(&str, &str, u64); 6] = [
+        (
+            "meridian_redis_connections_received_total",
+            "Redis connections accepted.",
+            stats.connections_received.load(Relaxed),
+        ),
+        (
+            "meridian_redis_connections_rejected_total",
+            "Redis connections refused at resp.connections_max.",
+            stats.rejected_connections.load(Relaxed),
+        ),
+        (
+            "meridian_redis_commands_total",
+            "Redis commands run.",
+            stats.commands_processed.load(Relaxed),
+        ),
+        (
+            "meridian_redis_error_replies_total",
+            "Redis error replies sent.",
+            stats.error_replies.load(Relaxed),
+        ),
+        (
+            "meridian_redis_protocol_errors_total",
+            "Redis connections closed for a protocol error.",
+            stats.protocol_errors.load(Relaxed),
+        ),
+        (
+            "meridian_redis_auth_failures_total",
+            "Failed AUTH / HELLO AUTH.",
+            stats.auth_failures.load(Relaxed),
+        ),
+    ];
+    for (name, help, v) in counters {
+        counter(p, name, help, v);
+    }
+    p.family(
+        "meridian_redis_connections",
+        Kind::Gauge,
+        "Redis connections open now.",
+    );
+    p.sample(
+        "meridian_redis_connections",
+        &[],
+        stats.connected.load(Relaxed) as f64,
+    );
+    for (map, what, help) in [
+        (
+            &stats.forwarded,
+            "forwarded",
+            "Commands sent to the region that serves their keys (a single-master home, an allowed region of a pinned table): send to answer.",
+        ),
+        (
+            &stats.commit_points,
+            "commit_point",
+            "Strong reads' questions to a single-master home for its commit point: send to answer.",
+        ),
+    ] {
+        let map = map.lock().expect("stats lock is never poisoned");
+        let seconds = format!("meridian_{what}_request_seconds");
+        p.family(&seconds, Kind::Histogram, help);
+        for (to, r) in map.iter() {
+            let h = r.seconds.snapshot();
+            p.histogram(&seconds, &[("to", to.as_str())], &h.buckets, h.sum, h.count);
+        }
+        let total = format!("meridian_{what}_requests_total");
+        p.family(
+            &total,
+            Kind::Counter,
+            "Requests by outcome: answered, not_sent (link down: nothing ran), no_answer (timed out: a write may have run).",
+        );
+        for (to, r) in map.iter() {
+            for (outcome, n) in [
+                ("answered", r.answered),
+                ("not_sent", r.not_sent),
+                ("no_answer", r.no_answer),
+            ] {
+                p.sample(&total, &[("to", to.as_str()), ("outcome", outcome)], n as f64);
+            }
+        }
+    }
+    p.family(
+        "meridian_table_epoch",
+        Kind::Gauge,
+        "Epoch of each table's mode as this region applies it (0: as configured; +1 per run-time change).",
+    );
+    let view = node.resp.modes.view();
+    for t in &view.topology.tables {
+        p.sample(
+            "meridian_table_epoch",
+            &[("table", &t.name)],
+            view.epoch(&t.name) as f64,
+        );
+    }
 }
 
 fn replication_metrics(p: &mut PromText, node: &Node) {
@@ -508,10 +615,6 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
     {
         p.sample("meridian_conflicts_total", &[("table", table)], *n as f64);
     }
-    let counter = |p: &mut PromText, name: &str, help: &str, v: u64| {
-        p.family(name, Kind::Counter, help);
-        p.sample(name, &[], v as f64);
-    };
     use std::sync::atomic::Ordering::Relaxed;
     counter(
         p,

@@ -127,6 +127,34 @@ async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
     assert_eq!(own_writes(&c, "eu-west").await, 0);
     assert_eq!(own_writes(&c, "ap-south").await, 0);
 
+    // The round trips are in /metrics, per serving region.
+    let n = c
+        .metric(
+            "eu-west",
+            "meridian_forwarded_request_seconds_count",
+            &[("to", "us-east")],
+        )
+        .await
+        .unwrap();
+    let sum = c
+        .metric(
+            "eu-west",
+            "meridian_forwarded_request_seconds_sum",
+            &[("to", "us-east")],
+        )
+        .await
+        .unwrap();
+    assert!(n >= 20.0, "{n} forwarded requests counted");
+    assert!(sum / n >= US_EU_RTT.as_secs_f64(), "mean {} s", sum / n);
+    let answered = c
+        .metric(
+            "eu-west",
+            "meridian_forwarded_requests_total",
+            &[("to", "us-east"), ("outcome", "answered")],
+        )
+        .await;
+    assert_eq!(answered, Some(n));
+
     // WAIT counts regions for the forwarded write too.
     let _: () = eu.set("ledger:w", "1").unwrap();
     let n: i64 = redis::cmd("WAIT").arg(2).arg(5000).query(&mut eu).unwrap();

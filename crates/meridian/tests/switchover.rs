@@ -169,6 +169,11 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
         )
         .await;
     }
+    assert_eq!(
+        c.metric("ap-south", "meridian_table_epoch", &[("table", "ledger")])
+            .await,
+        Some(1.0)
+    );
     let acked: u64 = tallies
         .iter()
         .map(|t| t.acked.load(Ordering::Relaxed))

@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 use crate::cmd::{self, Handler, Spec};
 use crate::forward::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
 use crate::reply::Reply;
-use crate::server::{settle, Shared};
+use crate::server::{settle, RespStats, Shared};
 use crate::session::{Consistency, Session};
 
 /// How many times a strong read follows a moved home before giving up.
@@ -214,7 +214,15 @@ impl Shared {
             after: session.token.clone(),
             epochs: self.modes.stamp(tables.iter().map(String::as_str)),
         };
-        let answer = match remote.forward(home, request, FORWARD_TIMEOUT).await {
+        let sent = std::time::Instant::now();
+        let answer = remote.forward(home, request, FORWARD_TIMEOUT).await;
+        RespStats::record_remote(
+            &self.stats.forwarded,
+            home,
+            sent.elapsed(),
+            answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
+        );
+        let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
                 return Reply::Error(unreachable_message(spec, home, &e)).into();
@@ -276,15 +284,20 @@ impl Shared {
                 let Some(remote) = self.remote.clone() else {
                     return Err(Reply::err("internal error: no route to other regions"));
                 };
-                let answer = remote
-                    .commit_point(&home, &table, FORWARD_TIMEOUT)
-                    .await
-                    .map_err(|e| {
-                        Reply::Error(format!(
-                            "TRYAGAIN strong read could not reach the home region {home}: {}",
-                            e.message
-                        ))
-                    })?;
+                let sent = std::time::Instant::now();
+                let answer = remote.commit_point(&home, &table, FORWARD_TIMEOUT).await;
+                RespStats::record_remote(
+                    &self.stats.commit_points,
+                    &home,
+                    sent.elapsed(),
+                    answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
+                );
+                let answer = answer.map_err(|e| {
+                    Reply::Error(format!(
+                        "TRYAGAIN strong read could not reach the home region {home}: {}",
+                        e.message
+                    ))
+                })?;
                 match answer {
                     CommitPoint::Applied(vv) => break Some(vv),
                     CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {

@@ -12,7 +12,7 @@
 //! and connections per node (the next one gets Redis's "max number of
 //! clients reached" and is closed).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,6 +77,54 @@ pub struct RespStats {
     pub connected: AtomicUsize,
     /// Connections blocked in `WAIT` now.
     pub blocked: AtomicUsize,
+    /// Commands forwarded to other regions, per region.
+    pub forwarded: Mutex<BTreeMap<RegionName, RemoteStats>>,
+    /// Strong reads' commit-point questions, per home region.
+    pub commit_points: Mutex<BTreeMap<RegionName, RemoteStats>>,
+}
+
+/// Requests to one other region: how long they took and how they ended.
+#[derive(Default)]
+pub struct RemoteStats {
+    /// Send to answer, for the requests that got one.
+    pub seconds: meridian_store::histogram::Histogram,
+    /// Answered (the answer may be an error reply of the command).
+    pub answered: u64,
+    /// Not sent: link down, queue full, too large.
+    pub not_sent: u64,
+    /// Sent, no answer in time (a write's outcome is unknown).
+    pub no_answer: u64,
+}
+
+impl std::fmt::Debug for RemoteStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStats")
+            .field("answered", &self.answered)
+            .field("not_sent", &self.not_sent)
+            .field("no_answer", &self.no_answer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RespStats {
+    /// Records one request to `region` in `map`.
+    pub fn record_remote(
+        map: &Mutex<BTreeMap<RegionName, RemoteStats>>,
+        region: &RegionName,
+        took: Duration,
+        outcome: Result<(), bool>,
+    ) {
+        let mut map = map.lock().expect("stats lock is never poisoned");
+        let s = map.entry(region.clone()).or_default();
+        match outcome {
+            Ok(()) => {
+                s.answered += 1;
+                s.seconds.observe(took.as_secs_f64());
+            }
+            Err(true) => s.no_answer += 1,
+            Err(false) => s.not_sent += 1,
+        }
+    }
 }
 
 /// SCAN positions by cursor id.
