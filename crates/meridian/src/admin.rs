@@ -210,6 +210,12 @@ pub(crate) fn lag_by_origin(db: &meridian_store::db::Db) -> BTreeMap<String, Lag
                     p99_ms: ms(0.99),
                     p999_ms: ms(0.999),
                     max_ms: (h.count() > 0).then(|| h.max() * 1000.0),
+                    cdf_ms: {
+                        let qs = crate::report::cdf_quantiles();
+                        h.quantiles(&qs)
+                            .map(|v| qs.iter().zip(v).map(|(q, s)| [*q, s * 1000.0]).collect())
+                            .unwrap_or_default()
+                    },
                 },
             )
         })

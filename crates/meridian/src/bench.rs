@@ -8,6 +8,10 @@
 //! - **catch-up**: a region partitioned while another keeps writing, then
 //!   healed: entries applied per second until it has everything.
 //! - **footprint**: resident memory and disk per key after loading keys.
+//! - **restart**, **scale** (3 → 5 → 7 regions; 100 B → 10 KiB → 1 MiB
+//!   values): [`crate::bench_scale`], which also draws the plots (lag CDF
+//!   per pair with the one-way delay; the scale curves) as SVG.
+//! - **consistency**: [`crate::bench_consistency`].
 //! - **redis**: `redis-benchmark` against a region and against Debian's
 //!   `redis-server`, durability matched ([`crate::bench_redis`]).
 //!
@@ -44,7 +48,15 @@ pub struct BenchOptions {
 }
 
 /// Every suite, in run order.
-pub const SUITES: [&str; 5] = ["lag", "catchup", "footprint", "consistency", "redis"];
+pub const SUITES: [&str; 7] = [
+    "lag",
+    "catchup",
+    "footprint",
+    "restart",
+    "consistency",
+    "scale",
+    "redis",
+];
 
 /// Parses `--suites lag,redis`.
 pub fn parse_suites(list: &str) -> anyhow::Result<Vec<String>> {
@@ -69,28 +81,36 @@ struct Report {
     catch_up: Option<CatchUp>,
     footprint: Option<Footprint>,
     consistency: Vec<crate::bench_consistency::ConsistencyRow>,
+    restart: Option<crate::bench_scale::Restart>,
+    scale: Vec<crate::bench_scale::ScaleRow>,
     redis: Vec<crate::bench_redis::RedisRow>,
+    /// Plot files written beside the report: `(file, title)`.
+    plots: Vec<(String, String)>,
 }
 
+/// One region pair's replication lag in one run.
 #[derive(Serialize, Clone)]
-struct LagRow {
-    rate_per_region: u64,
-    from: String,
-    to: String,
-    one_way_ms: f64,
-    writes: u64,
-    p50_ms: f64,
-    p99_ms: f64,
-    p999_ms: f64,
-    max_ms: f64,
-    p99_over_one_way_ms: f64,
+pub(crate) struct LagRow {
+    pub(crate) rate_per_region: u64,
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) one_way_ms: f64,
+    pub(crate) writes: u64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+    pub(crate) p999_ms: f64,
+    pub(crate) max_ms: f64,
+    pub(crate) p99_over_one_way_ms: f64,
+    /// `[quantile, ms]` points of the distribution.
+    pub(crate) cdf_ms: Vec<[f64; 2]>,
 }
 
+/// One writer's figures in one run.
 #[derive(Serialize, Clone)]
-struct LoadRow {
-    rate_per_region: u64,
-    region: String,
-    report: LoadReport,
+pub(crate) struct LoadRow {
+    pub(crate) rate_per_region: u64,
+    pub(crate) region: String,
+    pub(crate) report: LoadReport,
 }
 
 #[derive(Serialize)]
@@ -231,13 +251,30 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         say(format!("footprint: {keys} keys of 100 B into us-east"));
         report.footprint = Some(footprint(&file, &client, &dir, keys).await?);
     }
+    if wants("restart") {
+        // Against the footprint suite's keys when it ran.
+        let held = if wants("footprint") { keys } else { 0 };
+        say(format!(
+            "restart: us-east ({held} keys) killed and restarted"
+        ));
+        report.restart =
+            Some(crate::bench_scale::restart(&file, &client, &dir, "us-east", held).await?);
+    }
     if wants("consistency") {
-        say("consistency: forwarded writes, strong reads, global acks, session reads");
+        say("consistency: forwarded writes, strong reads, global acks, session reads, switchovers");
         report.consistency = crate::bench_consistency::run(&file, opts.quick).await?;
     }
-    // The Redis suite starts its own servers, one at a time: stop this
-    // cluster first so nothing else runs beside them.
+    if wants("scale") {
+        report.scale = crate::bench_scale::values(&file, &client, opts.quick, say).await?;
+    }
+    // The region curve and the Redis suite start their own servers, one at
+    // a time: stop this cluster first so nothing else runs beside them.
     drop(guard);
+    if wants("scale") {
+        report
+            .scale
+            .extend(crate::bench_scale::regions(&out, opts.quick, say).await?);
+    }
     if wants("redis") {
         let work = out.join("redis");
         let quick = opts.quick;
@@ -246,6 +283,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
                 .await??;
     }
 
+    report.plots = crate::bench_scale::plots(&out, &report.lag, &report.scale)?;
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
@@ -279,7 +317,7 @@ pub(crate) async fn statuses(file: &ClusterFile) -> anyhow::Result<BTreeMap<Stri
 }
 
 /// Waits until every region has applied what every origin has.
-async fn drained(file: &ClusterFile, limit: Duration) -> anyhow::Result<()> {
+pub(crate) async fn drained(file: &ClusterFile, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         let s = statuses(file).await?;
@@ -320,13 +358,17 @@ async fn load_all(
     Ok(out)
 }
 
-async fn lag_suite(
+/// Runs `rate` writes/s of `value_bytes` in each of `regions` for `secs`,
+/// waits until every region has everything, and returns the lag of every
+/// pair (against the emulated one-way delay) and each writer's figures.
+pub(crate) async fn measure_lag(
     file: &ClusterFile,
     client: &AdminClient,
     rate: u64,
     secs: u64,
-    report: &mut Report,
-) -> anyhow::Result<()> {
+    value_bytes: usize,
+    prefix: &str,
+) -> anyhow::Result<(Vec<LagRow>, Vec<LoadRow>)> {
     for e in file.regions.values() {
         let _: serde_json::Value = client
             .json(
@@ -336,40 +378,43 @@ async fn lag_suite(
             )
             .await?;
     }
-    let specs = REGIONS
-        .iter()
+    let specs = file
+        .regions
+        .keys()
         .map(|r| {
             (
                 r.to_string(),
                 LoadSpec {
                     rate_per_s: rate,
                     duration_ms: secs * 1000,
-                    value_bytes: 100,
-                    keys: 100_000,
-                    key_prefix: format!("lag{rate}:{r}:"),
+                    value_bytes,
+                    // Few distinct large values: the store holds each once.
+                    keys: (64 * 1024 * 1024 / value_bytes.max(1) as u64).clamp(16, 100_000),
+                    key_prefix: format!("{prefix}:{r}:"),
                     table: crate::data_api::DEFAULT_TABLE.into(),
                 },
             )
         })
         .collect();
     let loads = load_all(file, client, specs).await?;
-    drained(file, Duration::from_secs(120)).await?;
-    for (region, r) in loads {
-        report.load.push(LoadRow {
+    drained(file, Duration::from_secs(300)).await?;
+    let loads = loads
+        .into_iter()
+        .map(|(region, r)| LoadRow {
             rate_per_region: rate,
             region,
             report: r,
-        });
-    }
-    let s = statuses(file).await?;
-    for (to, st) in &s {
+        })
+        .collect();
+    let mut lags = Vec::new();
+    for (to, st) in &statuses(file).await? {
         let Some(repl) = &st.replication else {
             continue;
         };
         for (from, lag) in &repl.lag_from {
             let one_way_ms = emulated_rtt_ms(st, from).map_or(0.0, |rtt| rtt / 2.0);
             let p99 = lag.p99_ms.unwrap_or(f64::NAN);
-            report.lag.push(LagRow {
+            lags.push(LagRow {
                 rate_per_region: rate,
                 from: from.clone(),
                 to: to.clone(),
@@ -380,9 +425,23 @@ async fn lag_suite(
                 p999_ms: lag.p999_ms.unwrap_or(f64::NAN),
                 max_ms: lag.max_ms.unwrap_or(f64::NAN),
                 p99_over_one_way_ms: p99 - one_way_ms,
+                cdf_ms: lag.cdf_ms.clone(),
             });
         }
     }
+    Ok((lags, loads))
+}
+
+async fn lag_suite(
+    file: &ClusterFile,
+    client: &AdminClient,
+    rate: u64,
+    secs: u64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let (lags, loads) = measure_lag(file, client, rate, secs, 100, &format!("lag{rate}")).await?;
+    report.lag.extend(lags);
+    report.load.extend(loads);
     Ok(())
 }
 
@@ -625,7 +684,14 @@ fn render(r: &Report, quick: bool) -> String {
         let _ = writeln!(s, "\n## Footprint\n");
         let _ = writeln!(s, "{} keys of {} B written to us-east: RSS {:.0} → {:.0} MB ({:.0} B/key; redb caches at most 256 MiB of pages), database file {:.0} MB for every key it holds ({:.0} B/key, including not yet collected replication log).", f.keys, f.value_bytes, f.rss_before_mb, f.rss_after_mb, f.rss_bytes_per_key, f.disk_mb, f.disk_bytes_per_key);
     }
+    crate::bench_scale::render(&mut s, &r.scale, r.restart.as_ref());
     crate::bench_consistency::render(&mut s, &r.consistency);
     render_redis(&mut s, &r.redis);
+    if !r.plots.is_empty() {
+        let _ = writeln!(s, "\n## Plots\n");
+        for (file, title) in &r.plots {
+            let _ = writeln!(s, "![{title}]({file})\n");
+        }
+    }
     s
 }

@@ -228,7 +228,7 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<(String, f64, f64)>> {
 /// Runs the suite: for each durability, both servers, with and without
 /// pipelining.
 pub fn run(work: &Path, quick: bool, say: impl Fn(String)) -> anyhow::Result<Vec<RedisRow>> {
-    let requests = if quick { 20_000 } else { 200_000 };
+    let requests = if quick { 8_000 } else { 200_000 };
     let mut rows = Vec::new();
     for durability in ["fsync", "none"] {
         say(format!(

@@ -115,8 +115,12 @@ enum Command {
         /// Report directory.
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
-        /// Suites to run, comma-separated: lag, catchup, footprint, consistency, redis.
-        #[arg(long, default_value = "lag,catchup,footprint,consistency,redis")]
+        /// Suites to run, comma-separated: lag, catchup, footprint, restart,
+        /// consistency, scale, redis.
+        #[arg(
+            long,
+            default_value = "lag,catchup,footprint,restart,consistency,scale,redis"
+        )]
         suites: String,
     },
     /// Validate a topology file and print what it resolves to.

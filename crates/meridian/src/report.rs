@@ -56,6 +56,17 @@ pub struct LagReport {
     /// Largest, ms.
     #[serde(default)]
     pub max_ms: Option<f64>,
+    /// The distribution: `[quantile, ms]` points from 0 to 1 (the last is
+    /// the maximum), for plotting.
+    #[serde(default)]
+    pub cdf_ms: Vec<[f64; 2]>,
+}
+
+/// The quantiles `cdf_ms` holds: every 2.5 % and the tail.
+pub fn cdf_quantiles() -> Vec<f64> {
+    let mut qs: Vec<f64> = (0..40).map(|i| i as f64 / 40.0).collect();
+    qs.extend([0.99, 0.995, 0.999, 1.0]);
+    qs
 }
 
 /// One peer link.

@@ -43,13 +43,51 @@ fn quick_bench_writes_a_complete_report() {
             );
         }
     }
+    // Scale curves: three value sizes on 3 regions, then 3 and 5 regions.
+    let scale = json["scale"].as_array().unwrap();
+    let axis = |a: &str| scale.iter().filter(|r| r["axis"] == a).count();
+    assert_eq!((axis("value_bytes"), axis("regions")), (3, 2), "{scale:?}");
+    for row in scale {
+        assert!(row["achieved_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["lag_p99_excess_ms"].as_f64().is_some(), "{row}");
+    }
+    let restart = &json["restart"];
+    assert!(restart["ready_s"].as_f64().unwrap() > 0.0, "{restart}");
+    assert!(
+        restart["caught_up_s"].as_f64().unwrap() >= restart["ready_s"].as_f64().unwrap(),
+        "{restart}"
+    );
+    // Plots: a lag CDF per rate with a line and a floor per pair, and the
+    // two scale curves; each a complete SVG document the report links.
     let md = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    let plots = json["plots"].as_array().unwrap();
+    assert_eq!(plots.len(), 4, "{plots:?}");
+    for p in plots {
+        let file = p[0].as_str().unwrap();
+        let svg = std::fs::read_to_string(out.path().join(file)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{file}"
+        );
+        assert!(svg.contains("<polyline"), "{file} draws no line");
+        if file.starts_with("lag-cdf") {
+            assert_eq!(svg.matches("<polyline").count(), 6, "{file}");
+            assert_eq!(svg.matches("stroke-dasharray").count(), 6, "{file}");
+        }
+        assert!(
+            md.contains(&format!("]({file})")),
+            "report.md does not show {file}"
+        );
+    }
     for section in [
         "## Replication lag vs the one-way delay",
         "## Local writes",
         "## Catch-up after a partition",
         "## Footprint",
+        "## Restart and recovery",
+        "## Scale curves",
         "## Consistency costs",
+        "## Plots",
     ] {
         assert!(md.contains(section), "report.md lacks {section}");
     }

@@ -105,6 +105,35 @@ impl FineHistogram {
         Some(self.max())
     }
 
+    /// Several quantiles (`qs` ascending) in one pass, as
+    /// [`FineHistogram::quantile`] gives each. `None` if empty.
+    pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<f64>> {
+        let counts: Vec<u64> = self
+            .counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(qs.len());
+        let (mut i, mut seen) = (0usize, counts[0]);
+        for q in qs {
+            let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+            while seen < rank && i < FINE_BUCKETS {
+                i += 1;
+                seen += counts[i];
+            }
+            out.push(if i == FINE_BUCKETS {
+                self.max()
+            } else {
+                (i + 1) as f64 * FINE_RESOLUTION_SECONDS
+            });
+        }
+        Some(out)
+    }
+
     /// The same samples over [`LATENCY_BUCKETS_SECONDS`], for export.
     pub fn snapshot(&self) -> HistogramSnapshot {
         let counts: Vec<u64> = self
@@ -287,5 +316,20 @@ mod tests {
             .quantile(0.5),
             None
         );
+    }
+
+    #[test]
+    fn quantiles_in_one_pass_agree_with_one_at_a_time() {
+        let h = FineHistogram::default();
+        for i in 0..1000 {
+            h.observe(0.04 + (i % 97) as f64 * 0.0003);
+        }
+        h.observe(2.5);
+        let qs = [0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0];
+        let all = h.quantiles(&qs).unwrap();
+        for (q, v) in qs.iter().zip(&all) {
+            assert_eq!(Some(*v), h.quantile(*q), "q {q}");
+        }
+        assert_eq!(all[6], 2.5, "the slowest sample is the maximum");
     }
 }
