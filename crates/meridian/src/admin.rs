@@ -636,6 +636,18 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
     );
     counter(
         p,
+        "meridian_store_withheld_states_total",
+        "Key states dropped because this region stopped holding their table (made pinned elsewhere at run time).",
+        stats.withheld_states.load(Relaxed),
+    );
+    counter(
+        p,
+        "meridian_store_withheld_entries_total",
+        "Stored log entries rewritten as placeholders for the same reason.",
+        stats.withheld_entries.load(Relaxed),
+    );
+    counter(
+        p,
         "meridian_store_purged_keys_total",
         "Expired keys whose data this region dropped (locally, never replicated).",
         stats.purged_keys.load(Relaxed),
@@ -675,7 +687,7 @@ async fn digest(
     tokio::task::spawn_blocking(move || {
         let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
         let mut out = BTreeMap::new();
-        for table in node.topology.tables_held_by(&node.region) {
+        for table in node.resp.topology().tables_held_by(&node.region) {
             let d = table_digest(node.db.backend().as_ref(), &table, now)
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             out.insert(table, d);

@@ -116,11 +116,7 @@ impl AdminClient {
     ) -> anyhow::Result<T> {
         let (status, text) = self.request(method.clone(), url, body).await?;
         if !status.is_success() {
-            let msg = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or(text);
-            bail!("{method} {url}: {status}: {msg}");
+            bail!("{method} {url}: {status}: {}", error_message(text));
         }
         serde_json::from_str(&text).with_context(|| format!("{method} {url}: unexpected answer"))
     }
@@ -129,4 +125,13 @@ impl AdminClient {
     pub async fn get<T: DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
         self.json(Method::GET, url, None).await
     }
+}
+
+/// The `error` of an admin API error body (`{"error": "..."}`), or the body
+/// itself when it is not one.
+pub fn error_message(body: String) -> String {
+    serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+        .unwrap_or(body)
 }

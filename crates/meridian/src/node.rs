@@ -94,6 +94,60 @@ fn capture_tap(dir: &Path, me: &RegionName, peer: &RegionName) -> anyhow::Result
     }))
 }
 
+/// Makes the replicator and the store follow which tables this region
+/// holds: now (a restart after a run-time change) and on every change of
+/// the table modes. A table given up is withheld in the store (data
+/// dropped, log entries rewritten as placeholders) after the replicator
+/// stops letting its data in; a table gained is let in again (its earlier
+/// data returns through anti-entropy).
+async fn follow_residency(
+    resp: &Arc<meridian_resp::Shared>,
+    db: Db,
+    residency: Residency,
+    me: RegionName,
+) -> anyhow::Result<()> {
+    let apply = move |topology: &Topology, held_before: &BTreeMap<String, bool>| {
+        residency.set(topology.residency());
+        topology
+            .table_names()
+            .into_iter()
+            .map(|t| (topology.holds(&me, &t), t))
+            .filter(|(held, t)| held_before.get(t) != Some(held))
+            .collect::<Vec<_>>()
+    };
+    let mut views = resp.modes.subscribe();
+    let topology = views.borrow_and_update().topology.clone();
+    let mut held: BTreeMap<String, bool> = BTreeMap::new();
+    for (now, table) in apply(&topology, &held) {
+        if !now {
+            db.set_held(&table, false)
+                .await
+                .with_context(|| format!("cannot withhold table `{table}`"))?;
+        }
+        held.insert(table, now);
+    }
+    tokio::spawn(async move {
+        while views.changed().await.is_ok() {
+            let topology = views.borrow_and_update().topology.clone();
+            for (now, table) in apply(&topology, &held) {
+                match db.set_held(&table, now).await {
+                    Ok(dropped) if !now => {
+                        tracing::info!(%table, dropped, "table no longer held here: its data was dropped")
+                    }
+                    Ok(_) => {
+                        tracing::info!(%table, "table held here again; anti-entropy brings its data")
+                    }
+                    Err(e) => {
+                        tracing::error!(%table, error = %e, "changing whether this region holds a table failed")
+                    }
+                }
+                held.insert(table, now);
+            }
+        }
+    });
+    Ok(())
+}
+
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "meridian.redb";
 
@@ -167,15 +221,24 @@ pub async fn run(
     );
     let (mesh, inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
     let all_regions = topology.regions.iter().map(|r| r.name.clone()).collect();
+    // Shared by the replicator and anti-entropy; follows run-time changes,
+    // starting from those already stored (before anything is shipped).
+    let stored_modes = meridian_resp::modes::Modes::new(Arc::new(topology.clone()));
+    stored_modes
+        .refresh(&db)
+        .context("cannot read the table modes")?;
+    let residency = Residency::new(stored_modes.topology().residency());
     let repl = meridian_repl::runtime::spawn(
         db.clone(),
         mesh.clone(),
         inbound,
         ReplConfig::new(region.clone(), all_regions),
-        Residency::new(topology.residency()),
+        residency.clone(),
         shutdown.clone(),
     )?;
-    let tables = topology.tables_held_by(&region);
+    // Every table, held or not: which ones this region holds can change at
+    // run time, and the purger and anti-entropy skip the others.
+    let tables = topology.table_names();
     meridian_repl::runtime::spawn_purger(
         db.clone(),
         repl.closed().clone(),
@@ -184,8 +247,9 @@ pub async fn run(
     );
     meridian_repl::runtime::spawn_anti_entropy(
         mesh.clone(),
+        region.clone(),
         tables,
-        Residency::new(topology.residency()),
+        residency.clone(),
         storage.anti_entropy_interval,
         shutdown.clone(),
     );
@@ -220,6 +284,7 @@ pub async fn run(
     repl.calls()
         .set_handler(crate::remote::handler(resp.clone()));
     meridian_resp::modes::spawn_watcher(resp.modes.clone(), db.clone(), shutdown.clone());
+    follow_residency(&resp, db.clone(), residency, region.clone()).await?;
     tokio::spawn(meridian_resp::serve(
         resp_listener,
         resp.clone(),

@@ -3,7 +3,7 @@
 //! | route | what |
 //! |---|---|
 //! | `GET /tables` | every table's mode as this region applies it, its epoch and coordinator |
-//! | `PUT /admin/tables/{table}/mode` | change it (token): body `{"mode": "multi_master"}` or `{"mode": {"single_master": {"home": "eu-west"}}}` |
+//! | `PUT /admin/tables/{table}/mode` | change it (token): body `{"mode": "multi_master"}`, `{"mode": {"single_master": {"home": "eu-west"}}}` or `{"mode": {"pinned": {"regions": ["eu-west"], "outside": "forward"}}}` |
 //!
 //! Any region takes a change and sends it to the table's coordinator (see
 //! [`meridian_resp::modes`]), which makes it and answers with the new epoch
@@ -142,7 +142,8 @@ pub enum TableCommand {
         #[arg(long)]
         to: String,
     },
-    /// Set a table's mode: `multi_master` or `single_master:REGION`.
+    /// Set a table's mode: `multi_master`, `single_master:REGION` or
+    /// `pinned[:refuse|:forward]:REGION[,REGION...]`.
     SetMode {
         /// The table.
         table: String,
@@ -151,19 +152,10 @@ pub enum TableCommand {
     },
 }
 
-/// Parses `multi_master` or `single_master:REGION`.
+/// Parses `multi_master`, `single_master:REGION` or
+/// `pinned[:refuse|:forward]:REGION[,REGION...]`.
 pub fn parse_mode(text: &str) -> anyhow::Result<ModeSpec> {
-    match text.split_once(':') {
-        None if text == "multi_master" => Ok(ModeSpec::MultiMaster),
-        Some(("single_master", home)) => Ok(ModeSpec::SingleMaster {
-            home: home
-                .parse()
-                .map_err(|e| anyhow::anyhow!("bad region `{home}`: {e}"))?,
-        }),
-        _ => bail!(
-            "unknown mode `{text}`; use multi_master or single_master:REGION (pinned tables are changed in the topology config)"
-        ),
-    }
+    text.parse().map_err(|e: String| anyhow::anyhow!(e))
 }
 
 /// Runs a `meridian table` command against the cluster in `dir`.
@@ -202,11 +194,10 @@ pub async fn run(dir: &Path, command: TableCommand) -> anyhow::Result<()> {
             }
         };
         if !status.is_success() {
-            let msg = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or(text);
-            bail!("{name} answered {status}: {msg}");
+            bail!(
+                "{name} answered {status}: {}",
+                crate::http_client::error_message(text)
+            );
         }
         match &command {
             TableCommand::List => {
@@ -232,10 +223,7 @@ pub async fn run(dir: &Path, command: TableCommand) -> anyhow::Result<()> {
 }
 
 fn print_change(report: &ChangeReport) {
-    let mode = match &report.mode {
-        ModeSpec::MultiMaster => "multi_master".to_string(),
-        ModeSpec::SingleMaster { home } => format!("single_master:{home}"),
-    };
+    let mode = report.mode.to_string();
     print!(
         "table `{}` is {mode} at epoch {} (decided by {})",
         report.table, report.epoch, report.decided_by

@@ -38,16 +38,6 @@ async fn cluster() -> Cluster {
     .await
 }
 
-fn client(c: &Cluster, region: &str) -> redis::Connection {
-    let addr = &c.file.regions[region].resp;
-    let con = redis::Client::open(format!("redis://{addr}/"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    con
-}
-
 fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
     let mut c = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -56,23 +46,11 @@ fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::
     c.query(con)
 }
 
-/// Writes `region` itself originated, from its `/status`.
-async fn own_writes(c: &Cluster, region: &str) -> u64 {
-    let status = c.status(region).await.unwrap();
-    status
-        .replication
-        .unwrap()
-        .applied
-        .get(region)
-        .copied()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
     let c = cluster().await;
-    let mut eu = client(&c, "eu-west");
-    let mut us = client(&c, "us-east");
+    let mut eu = c.redis("eu-west");
+    let mut us = c.redis("us-east");
 
     // One round trip to the home, at least: the emulated link's physics.
     let start = Instant::now();
@@ -110,7 +88,7 @@ async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
     let handles: Vec<_> = ["us-east", "eu-west", "ap-south"]
         .into_iter()
         .map(|region| {
-            let mut con = client(&c, region);
+            let mut con = c.redis(region);
             std::thread::spawn(move || {
                 for _ in 0..20 {
                     let _: i64 = con.incr("ledger:hits", 1).unwrap();
@@ -124,8 +102,8 @@ async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
     let hits: i64 = us.get("ledger:hits").unwrap();
     assert_eq!(hits, 60);
     // No region but the home originated a ledger write.
-    assert_eq!(own_writes(&c, "eu-west").await, 0);
-    assert_eq!(own_writes(&c, "ap-south").await, 0);
+    assert_eq!(c.own_writes("eu-west").await, 0);
+    assert_eq!(c.own_writes("ap-south").await, 0);
 
     // The round trips are in /metrics, per serving region.
     let n = c
@@ -177,8 +155,8 @@ async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strong_reads_see_every_write_the_home_committed_before_them() {
     let c = cluster().await;
-    let mut us = client(&c, "us-east");
-    let mut ap = client(&c, "ap-south");
+    let mut us = c.redis("us-east");
+    let mut ap = c.redis("ap-south");
     assert_eq!(
         cmd(&mut ap, &["MERIDIAN.CONSISTENCY"]).unwrap(),
         redis::Value::BulkString(b"session".to_vec())
@@ -208,7 +186,7 @@ async fn strong_reads_see_every_write_the_home_committed_before_them() {
 
     // Session reads wait for the connection's token (here one no region
     // will reach) and fail loudly; eventual reads never wait.
-    let mut eu = client(&c, "eu-west");
+    let mut eu = c.redis("eu-west");
     let _: () = redis::cmd("MERIDIAN.AFTER")
         .arg("us-east:999999999")
         .arg(200)
@@ -236,7 +214,7 @@ async fn strong_reads_see_every_write_the_home_committed_before_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_acks_wait_for_the_regions_they_need() {
     let c = cluster().await;
-    let mut us = client(&c, "us-east");
+    let mut us = c.redis("us-east");
     // `orders` acknowledges globally by default: all three regions, so at
     // least the round trip to the farthest one (ap-south).
     let start = Instant::now();
@@ -244,7 +222,7 @@ async fn global_acks_wait_for_the_regions_they_need() {
     let took = start.elapsed();
     assert!(took >= US_AP_RTT, "global ack after {took:?}");
     for region in ["eu-west", "ap-south"] {
-        let mut con = client(&c, region);
+        let mut con = c.redis(region);
         let _: () = redis::cmd("MERIDIAN.CONSISTENCY")
             .arg("eventual")
             .query(&mut con)
@@ -344,7 +322,7 @@ async fn the_data_api_has_the_same_modes_consistency_and_acks() {
     let token = v["token"].as_str().unwrap().to_string();
     assert!(token.contains("us-east:"), "{token}");
     // No eu-west origin write for the ledger.
-    assert_eq!(own_writes(&c, "eu-west").await, 0);
+    assert_eq!(c.own_writes("eu-west").await, 0);
     // A strong read 108 ms from the home sees it at once.
     let start = Instant::now();
     let (status, body) = data(

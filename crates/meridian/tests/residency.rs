@@ -31,16 +31,6 @@ key_prefixes = ["vault:"]
 mode = { pinned = { regions = ["eu-west"] } }
 "#;
 
-fn client(c: &Cluster, region: &str) -> redis::Connection {
-    let addr = &c.file.regions[region].resp;
-    let con = redis::Client::open(format!("redis://{addr}/"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    con
-}
-
 /// Every table digest of every answering region.
 async fn digests(c: &Cluster) -> BTreeMap<String, BTreeMap<String, TableDigest>> {
     let mut out = BTreeMap::new();
@@ -103,9 +93,9 @@ async fn pinned_data_never_reaches_other_regions_on_disk_or_on_the_wire() {
     let public = format!("PUB-{nonce}");
     let forwarded = format!("FWD-{nonce}");
 
-    let mut eu = client(&c, "eu-west");
-    let mut us = client(&c, "us-east");
-    let mut ap = client(&c, "ap-south");
+    let mut eu = c.redis("eu-west");
+    let mut us = c.redis("us-east");
+    let mut ap = c.redis("ap-south");
 
     // Every kind of write, in both allowed regions.
     for (con, region) in [(&mut eu, "eu"), (&mut us, "us")] {
@@ -167,7 +157,7 @@ async fn pinned_data_never_reaches_other_regions_on_disk_or_on_the_wire() {
         .status
         .success());
     let _: () = eu.set("public:during-cut", &public).unwrap();
-    let mut us_reader = client(&c, "us-east");
+    let mut us_reader = c.redis("us-east");
     let _: () = redis::cmd("MERIDIAN.CONSISTENCY")
         .arg("eventual")
         .query(&mut us_reader)
@@ -322,4 +312,148 @@ async fn pinned_data_never_reaches_other_regions_on_disk_or_on_the_wire() {
         assert!(contains(&eu_store, marker), "eu-west stores {what} data");
     }
     assert!(contains(&us_store, &pinned) && contains(&us_store, &forwarded));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_pinned_at_run_time_leaves_the_regions_outside_and_comes_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = tmp.path().join("tables.toml");
+    std::fs::write(
+        &extra,
+        "[[tables]]\nname = \"docs\"\nkey_prefixes = [\"doc:\"]\n",
+    )
+    .unwrap();
+    let c = Cluster::start_with(
+        "us-east,eu-west,ap-south",
+        &[
+            "--extra-config",
+            extra.to_str().unwrap(),
+            "--capture-links",
+            // Anti-entropy brings the data back after un-pinning.
+            "--anti-entropy-ms",
+            "300",
+        ],
+    )
+    .await;
+    let nonce = format!("{:016x}", fastrand::u64(..));
+    let (before, after, restarted) = (
+        format!("B3F0RE-{nonce}"),
+        format!("4FTER-{nonce}"),
+        format!("R3START-{nonce}"),
+    );
+    for region in ["us-east", "eu-west", "ap-south"] {
+        let mut con = c.redis(region);
+        for i in 0..10 {
+            let _: () = con
+                .set(format!("doc:{region}-{i}"), format!("{before}-{i}"))
+                .unwrap();
+        }
+    }
+    let mut ap = c.redis("ap-south");
+    let _: () = redis::cmd("MERIDIAN.CONSISTENCY")
+        .arg("eventual")
+        .query(&mut ap)
+        .unwrap();
+    eventually("ap-south holds every doc", Duration::from_secs(20), || {
+        let n: Vec<String> = ap.keys("doc:*").unwrap();
+        std::future::ready((n.len() == 30).then_some(()))
+    })
+    .await;
+
+    // Pinned to us-east and eu-west at run time.
+    let out = c.cli(&["table", "set-mode", "docs", "pinned:us-east,eu-west"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually("ap-south gave docs up", Duration::from_secs(20), || async {
+        let d = digests(&c).await;
+        (!d.get("ap-south")?.contains_key("docs")).then_some(())
+    })
+    .await;
+    let n: Vec<String> = ap.keys("doc:*").unwrap();
+    assert!(n.is_empty(), "ap-south still lists {n:?}");
+    // It dropped the 30 states it held and rewrote their 30 log entries.
+    let metric = |name: &'static str| c.metric("ap-south", name, &[]);
+    assert_eq!(
+        metric("meridian_store_withheld_states_total").await,
+        Some(30.0)
+    );
+    assert!(metric("meridian_store_withheld_entries_total").await >= Some(30.0));
+    let e = ap.get::<_, Option<String>>("doc:us-east-1").unwrap_err();
+    assert!(e.to_string().contains("pinned to eu-west, us-east"), "{e}");
+
+    // New writes where it is held never reach ap-south — not even after
+    // ap-south restarts (it gives the table up again before serving).
+    let mut us = c.redis("us-east");
+    for i in 0..10 {
+        let _: () = us
+            .set(format!("doc:new-{i}"), format!("{after}-{i}"))
+            .unwrap();
+    }
+    assert!(c.cli(&["chaos", "kill", "ap-south"]).status.success());
+    for i in 0..10 {
+        let _: () = us
+            .set(format!("doc:while-down-{i}"), format!("{restarted}-{i}"))
+            .unwrap();
+    }
+    assert!(c.cli(&["chaos", "restart", "ap-south"]).status.success());
+    eventually(
+        "every region applied every write",
+        Duration::from_secs(30),
+        || async {
+            let mut vvs = Vec::new();
+            for region in c.file.regions.keys() {
+                vvs.push(c.status(region).await?.replication?.applied);
+            }
+            vvs.iter().all(|v| *v == vvs[0]).then_some(())
+        },
+    )
+    .await;
+    let ap_links: Vec<u8> = read_files(&c.path().join("capture"), &|n| n.contains("ap-south"))
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    let ap_store: Vec<u8> = read_files(&c.path().join("data").join("ap-south"), &|_| true)
+        .into_iter()
+        .flat_map(|(_, b)| b)
+        .collect();
+    for marker in [&after, &restarted] {
+        assert!(!contains(&ap_links, marker), "{marker} crossed to ap-south");
+        assert!(!contains(&ap_store, marker), "{marker} stored in ap-south");
+    }
+    assert!(
+        contains(&ap_links, &before),
+        "the capture saw the earlier writes"
+    );
+
+    // Un-pinned: ap-south holds docs again, and anti-entropy brings back
+    // what it gave up and what it missed.
+    let out = c.cli(&["table", "set-mode", "docs", "multi_master"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ap = c.redis("ap-south");
+    let _: () = redis::cmd("MERIDIAN.CONSISTENCY")
+        .arg("eventual")
+        .query(&mut ap)
+        .unwrap();
+    eventually(
+        "ap-south holds docs again, identical",
+        Duration::from_secs(60),
+        || async {
+            let d = digests(&c).await;
+            let docs: Vec<_> = d.values().filter_map(|t| t.get("docs")).collect();
+            (docs.len() == 3 && docs.iter().all(|x| *x == docs[0]) && docs[0].keys == 50)
+                .then_some(())
+        },
+    )
+    .await;
+    let v: String = ap.get("doc:while-down-3").unwrap();
+    assert_eq!(v, format!("{restarted}-3"));
+    let v: String = ap.get("doc:ap-south-3").unwrap();
+    assert_eq!(v, format!("{before}-3"));
 }

@@ -2,7 +2,7 @@
 //! single-master table's home under continuous writes from three regions
 //! (no acknowledged write lost, none applied twice), the old home staying
 //! fenced across a crash and restart, a change back to multi-master, and
-//! pinned tables refusing run-time changes.
+//! bad changes refused by name.
 
 mod common;
 
@@ -25,25 +25,6 @@ name = "vault"
 key_prefixes = ["vault:"]
 mode = { pinned = { regions = ["eu-west"] } }
 "#;
-
-fn client(c: &Cluster, region: &str) -> redis::Connection {
-    let addr = &c.file.regions[region].resp;
-    let con = redis::Client::open(format!("redis://{addr}/"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
-    con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    con
-}
-
-/// Writes `region` itself originated.
-async fn own_writes(c: &Cluster, region: &str) -> u64 {
-    c.status(region)
-        .await
-        .and_then(|s| s.replication)
-        .and_then(|r| r.applied.get(region).copied())
-        .unwrap_or(0)
-}
 
 async fn tables(c: &Cluster, region: &str) -> Vec<TableInfo> {
     meridian::http_client::AdminClient::new(None)
@@ -74,7 +55,7 @@ fn writer(
     stop: Arc<AtomicBool>,
     tally: Arc<Tally>,
 ) -> std::thread::JoinHandle<()> {
-    let mut con = client(c, region);
+    let mut con = c.redis(region);
     std::thread::spawn(move || {
         for _ in 0..20_000 {
             if stop.load(Ordering::Relaxed) {
@@ -128,8 +109,8 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
         .map(|(r, t)| writer(&c, r, stop.clone(), t.clone()))
         .collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let eu_own_before = own_writes(&c, "eu-west").await;
-    let us_own_before_move = own_writes(&c, "us-east").await;
+    let eu_own_before = c.own_writes("eu-west").await;
+    let us_own_before_move = c.own_writes("us-east").await;
 
     // The move, asked of a region that is neither home: it goes to us-east.
     let started = Instant::now();
@@ -191,15 +172,15 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
     // The new home wrote after the move; the old home's log took nothing
     // of the table after it (its own count grew only by the mode record
     // and what it decided before the fence).
-    assert!(own_writes(&c, "eu-west").await > eu_own_before + 10);
-    let us_after = own_writes(&c, "us-east").await;
+    assert!(c.own_writes("eu-west").await > eu_own_before + 10);
+    let us_after = c.own_writes("us-east").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut us = client(&c, "us-east");
+    let mut us = c.redis("us-east");
     for _ in 0..5 {
         let _: i64 = us.incr("ledger:n", 1).unwrap();
     }
     assert_eq!(
-        own_writes(&c, "us-east").await,
+        c.own_writes("us-east").await,
         us_after,
         "the old home forwards now"
     );
@@ -212,7 +193,7 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
     let acked = acked + 5;
     let mut values = Vec::new();
     for r in ["us-east", "eu-west", "ap-south"] {
-        let mut con = client(&c, r);
+        let mut con = c.redis(r);
         let _: () = redis::cmd("MERIDIAN.CONSISTENCY")
             .arg("strong")
             .query(&mut con)
@@ -242,8 +223,8 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
         ledger_mode(&c, "us-east").await,
         ("single_master:eu-west".into(), 1)
     );
-    let before = own_writes(&c, "us-east").await;
-    let eu_before = own_writes(&c, "eu-west").await;
+    let before = c.own_writes("us-east").await;
+    let eu_before = c.own_writes("eu-west").await;
     // Its links come up again within a moment; until then it refuses.
     eventually(
         "a write at the restarted old home",
@@ -262,8 +243,8 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
         },
     )
     .await;
-    assert_eq!(own_writes(&c, "us-east").await, before);
-    assert_eq!(own_writes(&c, "eu-west").await, eu_before + 1);
+    assert_eq!(c.own_writes("us-east").await, before);
+    assert_eq!(c.own_writes("eu-west").await, eu_before + 1);
 
     // Back to multi-master: decided by the home, eu-west; writes are then
     // local everywhere.
@@ -284,14 +265,22 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
         || async { (ledger_mode(&c, "ap-south").await.1 == 2).then_some(()) },
     )
     .await;
-    let ap_before = own_writes(&c, "ap-south").await;
-    let mut ap = client(&c, "ap-south");
+    let ap_before = c.own_writes("ap-south").await;
+    let mut ap = c.redis("ap-south");
     let _: i64 = ap.incr("ledger:n", 1).unwrap();
-    assert_eq!(own_writes(&c, "ap-south").await, ap_before + 1);
+    assert_eq!(c.own_writes("ap-south").await, ap_before + 1);
 
-    // Residency is not changed at run time.
-    let out = c.cli(&["table", "set-mode", "vault", "multi_master"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("pinned"), "{err}");
+    // Bad changes are refused before they reach the coordinator.
+    for (table, mode, why) in [
+        ("vault", "pinned:eu-west,mars-1", "unknown region `mars-1`"),
+        ("vault", "pinned:Eu West", "bad region"),
+        ("vault", "pinned:us-west", "unknown region `us-west`"),
+        ("nope", "multi_master", "unknown table"),
+        ("ledger", "sharded", "unknown mode"),
+    ] {
+        let out = c.cli(&["table", "set-mode", table, mode]);
+        assert!(!out.status.success(), "{table} {mode}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{table} {mode}: {err}");
+    }
 }

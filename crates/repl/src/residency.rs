@@ -19,28 +19,46 @@
 //!   placeholder and applies only what came before it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
 
 use meridian_core::record::{LogEntry, Op};
 use meridian_core::RegionName;
 
-/// Which regions may hold which tables' data.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Pinned table → its allowed regions. Tables not listed go everywhere.
+pub type Pinned = BTreeMap<String, BTreeSet<RegionName>>;
+
+/// Which regions may hold which tables' data. Clones share one map, which
+/// [`Residency::set`] replaces when a table's mode changes at run time.
+#[derive(Clone, Debug, Default)]
 pub struct Residency {
-    /// Pinned table → its allowed regions. Tables not listed go everywhere.
-    pinned: BTreeMap<String, BTreeSet<RegionName>>,
+    pinned: Arc<RwLock<Pinned>>,
 }
 
 impl Residency {
     /// Residency for these pinned tables.
-    pub fn new(pinned: BTreeMap<String, BTreeSet<RegionName>>) -> Self {
-        Residency { pinned }
+    pub fn new(pinned: Pinned) -> Self {
+        Residency {
+            pinned: Arc::new(RwLock::new(pinned)),
+        }
+    }
+
+    /// Replaces the pinned tables (every clone sees the new map).
+    pub fn set(&self, pinned: Pinned) {
+        *self
+            .pinned
+            .write()
+            .expect("residency lock is never poisoned") = pinned;
+    }
+
+    fn map(&self) -> std::sync::RwLockReadGuard<'_, Pinned> {
+        self.pinned
+            .read()
+            .expect("residency lock is never poisoned")
     }
 
     /// Whether `region` may hold `table`'s data.
     pub fn holds(&self, region: &RegionName, table: &str) -> bool {
-        self.pinned
-            .get(table)
-            .is_none_or(|allowed| allowed.contains(region))
+        held(&self.map(), region, table)
     }
 
     /// `entries` (one origin's, in sequence) as they may be sent to `peer`:
@@ -48,12 +66,13 @@ impl Residency {
     /// the batch ends before a placeholder the peer would have to take for
     /// a table it holds. May return fewer entries, or none.
     pub fn outgoing(&self, peer: &RegionName, entries: Vec<LogEntry>) -> Vec<LogEntry> {
-        if self.pinned.is_empty() {
+        let pinned = self.map();
+        if pinned.is_empty() {
             return entries;
         }
         let mut out = Vec::with_capacity(entries.len());
         for entry in entries {
-            let holds = self.holds(peer, &entry.table);
+            let holds = held(&pinned, peer, &entry.table);
             match (holds, entry.op == Op::Withheld) {
                 (true, false) => out.push(entry),
                 (true, true) => break,
@@ -67,11 +86,18 @@ impl Residency {
     /// How many of `entries` (from a peer) `me` may apply: all, unless a
     /// placeholder stands for a write of a table `me` holds.
     pub fn acceptable_prefix(&self, me: &RegionName, entries: &[LogEntry]) -> usize {
+        let pinned = self.map();
         entries
             .iter()
-            .position(|e| e.op == Op::Withheld && self.holds(me, &e.table))
+            .position(|e| e.op == Op::Withheld && held(&pinned, me, &e.table))
             .unwrap_or(entries.len())
     }
+}
+
+fn held(pinned: &Pinned, region: &RegionName, table: &str) -> bool {
+    pinned
+        .get(table)
+        .is_none_or(|allowed| allowed.contains(region))
 }
 
 #[cfg(test)]

@@ -773,6 +773,7 @@ async fn anti_entropy_message(
 /// bucket digests of every table. Repairs follow in `anti_entropy_message`.
 pub fn spawn_anti_entropy(
     mesh: PeerMesh,
+    me: RegionName,
     tables: Vec<String>,
     residency: Residency,
     interval: Duration,
@@ -798,7 +799,11 @@ pub fn spawn_anti_entropy(
             }
             let peer = &up[turn % up.len()];
             turn += 1;
-            for table in tables.iter().filter(|t| residency.holds(peer, t)) {
+            // A pinned table only between regions that both hold it now.
+            for table in tables
+                .iter()
+                .filter(|t| residency.holds(peer, t) && residency.holds(&me, t))
+            {
                 let _ = mesh.send(
                     peer,
                     encode(&ReplMessage::DigestRequest {

@@ -34,14 +34,19 @@
 //! and the write unavailability is the record's commit plus `H`→`N`
 //! one-way delay, reported by the move.
 //!
-//! Pinned tables keep their config mode: moving data residency at run time
-//! would need the data itself moved or purged, which this does not do.
+//! **Residency at run time.** A table made pinned (or pinned to fewer
+//! regions) is given up by every region now outside: the node tells its
+//! replicator (placeholders from then on, in and out) and its store (the
+//! table's states dropped, its stored log entries rewritten as
+//! placeholders). A region that gains a table gets its earlier data back
+//! through anti-entropy. Bytes of the dropped data may stay in the store
+//! file's free pages until they are reused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meridian_core::config::{Table, TableMode};
+use meridian_core::config::{PinnedOutside, Table, TableMode};
 use meridian_core::{Op, RegionName, Topology, VersionVector};
 use meridian_store::db::Db;
 use meridian_store::StoreError;
@@ -74,6 +79,14 @@ pub enum ModeSpec {
         /// The home region.
         home: RegionName,
     },
+    /// Data residency: entries only in `regions`.
+    Pinned {
+        /// The allowed regions, at least one.
+        regions: BTreeSet<RegionName>,
+        /// What other regions do with requests for the table's keys.
+        #[serde(default)]
+        outside: PinnedOutside,
+    },
 }
 
 /// One table's mode change, as stored in [`CONTROL_TABLE`].
@@ -86,26 +99,75 @@ pub struct ModeRecord {
 }
 
 impl ModeRecord {
-    /// `multi_master@7` or `single_master:eu-west@8`.
+    /// `multi_master@7`, `single_master:eu-west@8` or
+    /// `pinned:forward:eu-west,us-east@9`.
     pub fn encode(&self) -> String {
-        match &self.mode {
-            ModeSpec::MultiMaster => format!("multi_master@{}", self.epoch),
-            ModeSpec::SingleMaster { home } => format!("single_master:{home}@{}", self.epoch),
-        }
+        format!("{}@{}", self.mode, self.epoch)
     }
 
     /// The inverse of [`ModeRecord::encode`].
     pub fn decode(text: &str) -> Option<ModeRecord> {
         let (mode, epoch) = text.rsplit_once('@')?;
-        let epoch = epoch.parse().ok()?;
-        let mode = match mode.split_once(':') {
-            None if mode == "multi_master" => ModeSpec::MultiMaster,
-            Some(("single_master", home)) => ModeSpec::SingleMaster {
-                home: home.parse().ok()?,
-            },
-            _ => return None,
+        Some(ModeRecord {
+            mode: mode.parse().ok()?,
+            epoch: epoch.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ModeSpec {
+    /// `multi_master`, `single_master:HOME` or `pinned:refuse|forward:R1,R2`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModeSpec::MultiMaster => write!(f, "multi_master"),
+            ModeSpec::SingleMaster { home } => write!(f, "single_master:{home}"),
+            ModeSpec::Pinned { regions, outside } => {
+                let regions: Vec<&str> = regions.iter().map(|r| r.as_str()).collect();
+                let outside = match outside {
+                    PinnedOutside::Refuse => "refuse",
+                    PinnedOutside::Forward => "forward",
+                };
+                write!(f, "pinned:{outside}:{}", regions.join(","))
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for ModeSpec {
+    type Err = String;
+
+    /// The inverse of `Display`; `pinned:R1,R2` means `outside = refuse`.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "unknown mode `{text}`; use multi_master, single_master:REGION or pinned[:refuse|:forward]:REGION[,REGION...]"
+            )
         };
-        Some(ModeRecord { mode, epoch })
+        match text.split_once(':') {
+            None if text == "multi_master" => Ok(ModeSpec::MultiMaster),
+            Some(("single_master", home)) => Ok(ModeSpec::SingleMaster {
+                home: home
+                    .parse()
+                    .map_err(|e| format!("bad region `{home}`: {e}"))?,
+            }),
+            Some(("pinned", rest)) => {
+                let (outside, list) = match rest.split_once(':') {
+                    Some(("refuse", list)) => (PinnedOutside::Refuse, list),
+                    Some(("forward", list)) => (PinnedOutside::Forward, list),
+                    Some(_) => return Err(bad()),
+                    None => (PinnedOutside::Refuse, rest),
+                };
+                let regions = list
+                    .split(',')
+                    .map(|r| {
+                        r.parse::<RegionName>()
+                            .map_err(|e| format!("bad region `{r}`: {e}"))
+                    })
+                    .collect::<Result<BTreeSet<_>, _>>()?;
+                Ok(ModeSpec::Pinned { regions, outside })
+            }
+            _ => Err(bad()),
+        }
     }
 }
 
@@ -179,6 +241,11 @@ impl Modes {
         self.view.borrow().clone()
     }
 
+    /// Every later view, as it is published.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<View>> {
+        self.view.subscribe()
+    }
+
     /// The current topology.
     pub fn topology(&self) -> Arc<Topology> {
         self.view.borrow().topology.clone()
@@ -215,14 +282,16 @@ impl Modes {
         let mut topology = (*self.base).clone();
         for table in &mut topology.tables {
             if let Some(r) = records.get(&table.name) {
-                if !matches!(table.mode, TableMode::Pinned { .. }) {
-                    table.mode = match &r.mode {
-                        ModeSpec::MultiMaster => TableMode::MultiMaster,
-                        ModeSpec::SingleMaster { home } => {
-                            TableMode::SingleMaster { home: home.clone() }
-                        }
-                    };
-                }
+                table.mode = match &r.mode {
+                    ModeSpec::MultiMaster => TableMode::MultiMaster,
+                    ModeSpec::SingleMaster { home } => {
+                        TableMode::SingleMaster { home: home.clone() }
+                    }
+                    ModeSpec::Pinned { regions, outside } => TableMode::Pinned {
+                        regions: regions.clone(),
+                        outside: *outside,
+                    },
+                };
             }
         }
         for (t, r) in &records {
@@ -245,17 +314,13 @@ impl Modes {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// The epochs of the tables among `tables` whose mode can change (the
-    /// configured, unpinned ones), as a write planned now is stamped.
+    /// The epochs of the configured tables among `tables` (the ones whose
+    /// mode can change), as a write planned now is stamped.
     pub fn stamp<'a>(&self, tables: impl Iterator<Item = &'a str>) -> Vec<(String, u64)> {
         let view = self.view();
         let mut out: Vec<(String, u64)> = Vec::new();
         for t in tables {
-            let changeable = view
-                .topology
-                .tables
-                .iter()
-                .any(|x| x.name == t && !matches!(x.mode, TableMode::Pinned { .. }));
+            let changeable = view.topology.tables.iter().any(|x| x.name == t);
             if changeable && !out.iter().any(|(n, _)| n == t) {
                 out.push((t.to_string(), view.epoch(t)));
             }
@@ -304,15 +369,19 @@ impl Modes {
                 "unknown table `{table}`; only configured [[tables]] have a mode to change"
             ));
         };
-        if matches!(config.mode, TableMode::Pinned { .. }) {
-            return Err(format!(
-                "table `{table}` is pinned; residency is changed in the topology config, not at run time (its data would have to move)"
-            ));
-        }
-        if let ModeSpec::SingleMaster { home } = mode {
-            if view.topology.region(home).is_none() {
-                return Err(format!("unknown region `{home}`"));
+        let _ = config;
+        let named: Vec<&RegionName> = match mode {
+            ModeSpec::MultiMaster => Vec::new(),
+            ModeSpec::SingleMaster { home } => vec![home],
+            ModeSpec::Pinned { regions, .. } => {
+                if regions.is_empty() {
+                    return Err("a pinned table needs at least one allowed region".into());
+                }
+                regions.iter().collect()
             }
+        };
+        if let Some(unknown) = named.iter().find(|r| view.topology.region(r).is_none()) {
+            return Err(format!("unknown region `{unknown}`"));
         }
         Ok(())
     }
@@ -448,6 +517,13 @@ fn same_mode(current: &TableMode, wanted: &ModeSpec) -> bool {
     match (current, wanted) {
         (TableMode::MultiMaster, ModeSpec::MultiMaster) => true,
         (TableMode::SingleMaster { home }, ModeSpec::SingleMaster { home: h }) => home == h,
+        (
+            TableMode::Pinned { regions, outside },
+            ModeSpec::Pinned {
+                regions: r,
+                outside: o,
+            },
+        ) => regions == r && outside == o,
         _ => false,
     }
 }
@@ -514,8 +590,8 @@ mode = { pinned = { regions = ["us-east"] } }
         let stamp = modes.stamp(["ledger", "default", "vault"].into_iter());
         assert_eq!(
             stamp,
-            vec![("ledger".to_string(), 0)],
-            "only changeable tables"
+            vec![("ledger".to_string(), 0), ("vault".to_string(), 0)],
+            "every configured table, not the default one"
         );
         assert_eq!(modes.refuse(&stamp), None);
         let eu: RegionName = "eu-west".parse().unwrap();
@@ -548,10 +624,11 @@ mode = { pinned = { regions = ["us-east"] } }
         let again = Modes::new(modes.base.clone());
         again.refresh(&db).unwrap();
         assert_eq!(again.view().epoch("ledger"), 1);
+        assert_eq!(modes.check("vault", &ModeSpec::MultiMaster), Ok(()));
         assert!(modes
-            .check("vault", &ModeSpec::MultiMaster)
+            .check("vault", &"pinned:nowhere-1".parse().unwrap())
             .unwrap_err()
-            .contains("pinned"));
+            .contains("unknown region"));
         assert!(modes
             .check("nope", &ModeSpec::MultiMaster)
             .unwrap_err()
@@ -574,6 +651,15 @@ mode = { pinned = { regions = ["us-east"] } }
         ] {
             assert_eq!(ModeRecord::decode(&r.encode()), Some(r));
         }
+        let pinned = ModeRecord::decode("pinned:forward:us-east,eu-west@9").unwrap();
+        assert_eq!(pinned.encode(), "pinned:forward:eu-west,us-east@9");
+        assert_eq!(
+            ModeRecord::decode("pinned:eu-west@3")
+                .unwrap()
+                .mode
+                .to_string(),
+            "pinned:refuse:eu-west"
+        );
         for bad in [
             "",
             "multi_master",

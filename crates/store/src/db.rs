@@ -16,7 +16,7 @@
 //! Why a thread and a std channel, not a tokio task: backend commits block
 //! (fsync), and a dedicated thread keeps them off the async workers.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Instant;
@@ -147,6 +147,10 @@ pub struct DbStats {
     pub purged_keys: AtomicU64,
     /// Keys changed by anti-entropy repair.
     pub repaired_keys: AtomicU64,
+    /// Key states dropped because this region gave their table up.
+    pub withheld_states: AtomicU64,
+    /// Stored log entries rewritten as placeholders for the same reason.
+    pub withheld_entries: AtomicU64,
     /// Conflicts per table.
     pub conflicts: Mutex<BTreeMap<String, u64>>,
     /// The newest conflicts.
@@ -191,6 +195,13 @@ pub enum Request {
         keys: Vec<Vec<u8>>,
         /// Time up to which every origin's writes are here.
         closed_ms: u64,
+    },
+    /// Whether this region holds `table` (see [`Db::set_held`]).
+    Residency {
+        /// Table.
+        table: String,
+        /// `false`: drop its data and keep placeholders from now on.
+        held: bool,
     },
     /// Anti-entropy repair: join a peer's states into ours (not logged; the
     /// peer's writes are already in its log or were collected everywhere).
@@ -388,6 +399,26 @@ impl Db {
             Request::Join {
                 table: table.to_string(),
                 states,
+            },
+            Reply::Count(reply),
+        )
+        .await?;
+        rx.await.map_err(|_| DbError::Stopped)?
+    }
+
+    /// Sets whether this region holds `table`. Giving it up (`false`) is
+    /// ordered with the writer's commits: replicated entries of the table
+    /// are stored as placeholders from then on, and once the current batch
+    /// is committed its states are dropped and its stored log entries
+    /// rewritten as placeholders. Taking it back (`true`) lets entries in
+    /// again; earlier data returns through anti-entropy. Returns the states
+    /// dropped.
+    pub async fn set_held(&self, table: &str, held: bool) -> Result<u64, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(
+            Request::Residency {
+                table: table.to_string(),
+                held,
             },
             Reply::Count(reply),
         )
@@ -699,6 +730,9 @@ pub struct Engine<C: PhysicalClock> {
     known_peer_vvs: BTreeMap<RegionName, VersionVector>,
     /// Peers whose merged vector changed since the last commit.
     peer_vvs: BTreeMap<RegionName, VersionVector>,
+    /// Tables this region may not hold (pinned elsewhere): their remote
+    /// entries are stored as placeholders, whatever a peer sent.
+    withheld: BTreeSet<String>,
 }
 
 /// What a batch has changed so far, before its commit.
@@ -717,6 +751,8 @@ enum Pending {
     Remote(RemoteOutcome),
     Count(u64),
     Noted,
+    /// A table given up: answered after the commit, once its data is gone.
+    Withhold(String),
 }
 
 impl<C: PhysicalClock> Engine<C> {
@@ -735,6 +771,7 @@ impl<C: PhysicalClock> Engine<C> {
             stats: Arc::new(DbStats::default()),
             known_peer_vvs: meta.peer_vvs.clone(),
             peer_vvs: BTreeMap::new(),
+            withheld: BTreeSet::new(),
         })
     }
 
@@ -797,6 +834,15 @@ impl<C: PhysicalClock> Engine<C> {
                     }
                     self.stats.purged_keys.fetch_add(purged, Ordering::Relaxed);
                     pending.push(Pending::Count(purged));
+                }
+                Request::Residency { table, held } => {
+                    if held {
+                        self.withheld.remove(&table);
+                        pending.push(Pending::Count(0));
+                    } else {
+                        self.withheld.insert(table.clone());
+                        pending.push(Pending::Withhold(table));
+                    }
                 }
                 Request::Join { table, states } => {
                     let mut changed = 0;
@@ -877,11 +923,18 @@ impl<C: PhysicalClock> Engine<C> {
                         if !self.clock.observe(entry.hlc) {
                             self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
                         }
-                        if entry.op == meridian_core::record::Op::Withheld {
+                        if entry.op == meridian_core::record::Op::Withheld
+                            || self.withheld.contains(&entry.table)
+                        {
                             // A pinned table's write this region may not
                             // hold: only its place in the origin's log.
                             b.vv.advance(&entry.origin, entry.seq);
-                            b.log.push(entry);
+                            b.log
+                                .push(if entry.op == meridian_core::record::Op::Withheld {
+                                    entry
+                                } else {
+                                    entry.withheld()
+                                });
                             out.applied += 1;
                             continue;
                         }
@@ -976,6 +1029,19 @@ impl<C: PhysicalClock> Engine<C> {
                         Pending::Remote(outcome) => Response::Remote(Ok(outcome)),
                         Pending::Count(n) => Response::Count(Ok(n)),
                         Pending::Noted => Response::Noted,
+                        // After the commit: whatever the batch stored of
+                        // the table goes too.
+                        Pending::Withhold(table) => Response::Count(
+                            self.backend
+                                .withhold_table(&table)
+                                .map(|(entries, states)| {
+                                    tracing::info!(%table, entries, states, "table given up: its data dropped, its log entries withheld");
+                                    self.stats.withheld_states.fetch_add(states, Ordering::Relaxed);
+                                    self.stats.withheld_entries.fetch_add(entries, Ordering::Relaxed);
+                                    states
+                                })
+                                .map_err(DbError::Store),
+                        ),
                     })
                     .collect()
             }
@@ -1002,7 +1068,7 @@ impl<C: PhysicalClock> Engine<C> {
                         Pending::Remote(_) => {
                             Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
-                        Pending::Count(_) => {
+                        Pending::Count(_) | Pending::Withhold(_) => {
                             Response::Count(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
                         Pending::Noted => Response::Noted,

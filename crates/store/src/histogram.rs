@@ -81,32 +81,12 @@ impl FineHistogram {
     /// The `q` quantile in seconds, as the upper edge of its 0.1 ms bucket
     /// (never under-reports); the maximum when it lies beyond 1 s.
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let counts: Vec<u64> = self
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
-        }
-        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= rank {
-                return Some(if i == FINE_BUCKETS {
-                    self.max()
-                } else {
-                    (i + 1) as f64 * FINE_RESOLUTION_SECONDS
-                });
-            }
-        }
-        Some(self.max())
+        self.quantiles(&[q]).map(|v| v[0])
     }
 
-    /// Several quantiles (`qs` ascending) in one pass, as
-    /// [`FineHistogram::quantile`] gives each. `None` if empty.
+    /// Several quantiles (`qs` ascending) in one pass, in seconds: each the
+    /// upper edge of its 0.1 ms bucket (never under-reports), the maximum
+    /// when it lies beyond 1 s. `None` if empty.
     pub fn quantiles(&self, qs: &[f64]) -> Option<Vec<f64>> {
         let counts: Vec<u64> = self
             .counts

@@ -198,6 +198,27 @@ impl Backend for MemStore {
         Ok(new_start)
     }
 
+    fn withhold_table(&self, table: &str) -> Result<(u64, u64), StoreError> {
+        contract::check_table_name(table)?;
+        let mut inner = self.write()?;
+        let inner = &mut *inner;
+        let mut rewritten = 0;
+        for log in inner.logs.values_mut() {
+            for (entry, len) in log.values_mut() {
+                if entry.table == table && entry.op != meridian_core::Op::Withheld {
+                    let placeholder = entry.withheld();
+                    let new_len = encoded_len(&placeholder, "a log entry")?;
+                    inner.bytes = inner.bytes - *len as u64 + new_len as u64;
+                    (*entry, *len) = (placeholder, new_len);
+                    rewritten += 1;
+                }
+            }
+        }
+        let dropped = inner.data.remove(table).unwrap_or_default();
+        inner.bytes -= dropped.values().map(|(_, len)| *len as u64).sum::<u64>();
+        Ok((rewritten, dropped.len() as u64))
+    }
+
     fn meta(&self) -> Result<Meta, StoreError> {
         Ok(self.read()?.meta.clone())
     }

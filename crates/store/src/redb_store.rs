@@ -57,6 +57,9 @@ const CACHE_BYTES: usize = 256 * 1024 * 1024;
 const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("data");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
+/// Keys a table withdrawal deletes per slice.
+const WITHHOLD_SLICE_KEYS: usize = 10_000;
+
 const META_LAYOUT: &str = "layout_version";
 const META_VV: &str = "vv";
 const META_HLC_FLOOR: &str = "hlc_floor";
@@ -500,6 +503,68 @@ impl Backend for RedbStore {
         };
         txn.commit().map_err(from_redb)?;
         Ok(new_start)
+    }
+
+    fn withhold_table(&self, table: &str) -> Result<(u64, u64), StoreError> {
+        contract::check_table_name(table)?;
+        let txn = self.db.begin_write().map_err(from_redb)?;
+        let counts = {
+            let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
+            let mut rewritten = 0;
+            for (origin, end) in &stored.log_end {
+                if *end == 0 {
+                    continue;
+                }
+                // Whole buckets: the one holding the first kept entry may
+                // still hold truncated ones before it.
+                for bucket in bucket_of(stored.log_start(origin).min(*end))..=bucket_of(*end) {
+                    let name = log_table_name(origin, bucket);
+                    let mut log = txn.open_table(log_table(&name)).map_err(from_redb)?;
+                    let mut placeholders = Vec::new();
+                    for item in log.iter().map_err(from_redb)? {
+                        let (seq, bytes) = item.map_err(from_redb)?;
+                        let entry: LogEntry = decode(
+                            bytes.value(),
+                            format_args!("log entry {origin}/{}", seq.value()),
+                        )?;
+                        if entry.table == table && entry.op != meridian_core::Op::Withheld {
+                            placeholders
+                                .push((seq.value(), encode(&entry.withheld(), "a log entry")?));
+                        }
+                    }
+                    for (seq, bytes) in &placeholders {
+                        log.insert(*seq, bytes.as_slice()).map_err(from_redb)?;
+                    }
+                    rewritten += placeholders.len() as u64;
+                }
+            }
+            let mut data = txn.open_table(DATA).map_err(from_redb)?;
+            let prefix = data_prefix(table);
+            let mut dropped = 0u64;
+            loop {
+                // In slices, so a huge table never sits in memory at once.
+                let keys: Vec<Vec<u8>> = data
+                    .range(prefix.as_slice()..)
+                    .map_err(from_redb)?
+                    .map_while(|item| {
+                        item.ok()
+                            .map(|(k, _)| k.value().to_vec())
+                            .filter(|k| k.starts_with(&prefix))
+                    })
+                    .take(WITHHOLD_SLICE_KEYS)
+                    .collect();
+                if keys.is_empty() {
+                    break;
+                }
+                for k in &keys {
+                    data.remove(k.as_slice()).map_err(from_redb)?;
+                }
+                dropped += keys.len() as u64;
+            }
+            (rewritten, dropped)
+        };
+        txn.commit().map_err(from_redb)?;
+        Ok(counts)
     }
 
     fn meta(&self) -> Result<Meta, StoreError> {

@@ -56,6 +56,7 @@ suite!(
     commits_without_fsync_are_visible,
     readers_see_whole_commits,
     size_grows_with_data,
+    withholding_a_table_keeps_sequences_and_drops_its_data,
 );
 
 // ---------------------------------------------------------------- builders
@@ -932,4 +933,56 @@ fn redb_refuses_a_second_opener_and_a_foreign_file() {
     );
 
     assert!(RedbStore::open(&dir.path().join("missing/dir/store.redb")).is_err());
+}
+
+fn withholding_a_table_keeps_sequences_and_drops_its_data<B: Backend, G>(make: fn() -> (B, G)) {
+    let (b, _guard) = make();
+    let a = region("us-east");
+    append(&b, &a, 1..=20, Durability::Fsync).unwrap();
+    // Five entries of another table, then states in both.
+    let meta = b.meta().unwrap();
+    let other: Vec<LogEntry> = (21..=25)
+        .map(|seq| LogEntry {
+            table: "u".into(),
+            ..entry(&a, seq)
+        })
+        .collect();
+    let mut batch = states_batch(
+        &b,
+        vec![
+            ("t", b"k1".as_slice(), state(1, 10)),
+            ("t", b"k2".as_slice(), state(2, 10)),
+            ("u", b"k1".as_slice(), state(3, 10)),
+        ],
+    );
+    batch.log = other.clone();
+    batch.vv = vv(&[(&a, 25)]);
+    batch.hlc_floor = meta.hlc_floor;
+    b.commit(&batch, Durability::Fsync).unwrap();
+    b.truncate_log(&a, 5).unwrap();
+    let before = b.meta().unwrap();
+
+    let (rewritten, dropped) = b.withhold_table("t").unwrap();
+    assert!(rewritten >= 15, "every kept entry of t: {rewritten}");
+    assert_eq!(dropped, 2);
+    let log = read_all(&b, &a, 6).unwrap();
+    assert_eq!(seqs(&log), (6..=25).collect::<Vec<_>>(), "sequences stay");
+    for e in &log[..15] {
+        assert_eq!(*e, entry(&a, e.seq).withheld());
+        assert!(e.key.is_empty());
+    }
+    assert_eq!(&log[15..], other.as_slice(), "other tables untouched");
+    assert_eq!(b.get("t", b"k1").unwrap(), None);
+    assert!(b.scan("t", None, 10).unwrap().is_empty());
+    assert_eq!(b.get("u", b"k1").unwrap(), Some(state(3, 10)));
+    assert_eq!(
+        b.meta().unwrap(),
+        before,
+        "vectors and log bounds unchanged"
+    );
+    // Again: nothing left to do.
+    assert_eq!(b.withhold_table("t").unwrap(), (0, 0));
+    // Appends go on after it.
+    append(&b, &a, 26..=26, Durability::Fsync).unwrap();
+    assert_eq!(seqs(&read_all(&b, &a, 26).unwrap()), vec![26]);
 }

@@ -310,6 +310,28 @@ impl Cluster {
         .await;
     }
 
+    /// A `redis` crate connection to a region's Redis endpoint (30 s read
+    /// timeout: forwarded writes and strong reads wait for other regions).
+    pub fn redis(&self, region: &str) -> redis::Connection {
+        let addr = &self.file.regions[region].resp;
+        let con = redis::Client::open(format!("redis://{addr}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        con.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        con
+    }
+
+    /// Writes `region` itself originated (its own entry of its applied
+    /// vector); 0 when it does not answer.
+    pub async fn own_writes(&self, region: &str) -> u64 {
+        self.status(region)
+            .await
+            .and_then(|s| s.replication)
+            .and_then(|r| r.applied.get(region).copied())
+            .unwrap_or(0)
+    }
+
     /// One metric sample from a region's /metrics (first match).
     pub async fn metric(&self, region: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let (_, text) = AdminClient::new(None)
