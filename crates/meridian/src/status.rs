@@ -1,5 +1,6 @@
 //! `meridian status`: one screen for a whole cluster — regions up or down,
-//! and every peer link with its measured RTT, emulated RTT and state.
+//! every peer link with its measured RTT, emulated RTT and state, whether
+//! each table's data is identical, and each table's mode and epoch.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -182,6 +183,62 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
     s
 }
 
+/// Every answering region's table modes (`GET /tables`).
+pub async fn tables(file: &ClusterFile) -> BTreeMap<String, Vec<crate::tables_api::TableInfo>> {
+    let client = AdminClient::new(None);
+    let mut out = BTreeMap::new();
+    for (name, e) in &file.regions {
+        if let Ok(t) = client.get(&format!("{}/tables", e.admin)).await {
+            out.insert(name.clone(), t);
+        }
+    }
+    out
+}
+
+/// Renders the table modes: each table's mode at the highest epoch any
+/// region applies, and the regions still applying an older one.
+pub fn render_tables(per_region: &BTreeMap<String, Vec<crate::tables_api::TableInfo>>) -> String {
+    let mut s = String::new();
+    let mut newest: BTreeMap<&str, &crate::tables_api::TableInfo> = BTreeMap::new();
+    for t in per_region.values().flatten() {
+        if newest
+            .get(t.name.as_str())
+            .is_none_or(|n| n.epoch < t.epoch)
+        {
+            newest.insert(&t.name, t);
+        }
+    }
+    if newest.is_empty() {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<20} {:<34} {:>5}  {:<13} BEHIND",
+        "TABLE", "MODE", "EPOCH", "COORDINATOR"
+    );
+    for (name, t) in newest {
+        let behind: Vec<&str> = per_region
+            .iter()
+            .filter(|(_, ts)| ts.iter().any(|x| x.name == name && x.epoch < t.epoch))
+            .map(|(r, _)| r.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:<20} {:<34} {:>5}  {:<13} {}",
+            name,
+            t.mode,
+            t.epoch,
+            t.coordinator,
+            if behind.is_empty() {
+                "-".to_string()
+            } else {
+                behind.join(",")
+            }
+        );
+    }
+    s
+}
+
 /// Prints the status of the cluster in `dir` (as JSON with `json`). Fails
 /// when no region answers.
 pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -192,6 +249,7 @@ pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
     } else {
         print!("{}", render(&file, &statuses));
         print!("{}", render_convergence(&digests(&file).await));
+        print!("{}", render_tables(&tables(&file).await));
     }
     if statuses.values().all(Option::is_none) {
         anyhow::bail!(
@@ -200,4 +258,41 @@ pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+    use crate::tables_api::TableInfo;
+
+    fn info(mode: &str, epoch: u64) -> TableInfo {
+        TableInfo {
+            name: "ledger".into(),
+            mode: mode.into(),
+            epoch,
+            coordinator: "eu-west".into(),
+        }
+    }
+
+    #[test]
+    fn tables_show_the_newest_mode_and_who_has_not_applied_it() {
+        let per_region = BTreeMap::from([
+            (
+                "us-east".to_string(),
+                vec![info("single_master:eu-west", 1)],
+            ),
+            (
+                "ap-south".to_string(),
+                vec![info("single_master:us-east", 0)],
+            ),
+        ]);
+        let text = render_tables(&per_region);
+        let row = text.lines().find(|l| l.starts_with("ledger")).unwrap();
+        assert!(
+            row.contains("single_master:eu-west") && row.contains(" 1 "),
+            "{row}"
+        );
+        assert!(row.trim_end().ends_with("ap-south"), "{row}");
+        assert!(render_tables(&BTreeMap::new()).is_empty());
+    }
 }

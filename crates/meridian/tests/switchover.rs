@@ -155,6 +155,15 @@ async fn a_planned_switchover_moves_the_home_without_losing_a_write() {
             .await,
         Some(1.0)
     );
+    let out = c.cli(&["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The modes section: after its COORDINATOR header.
+    let modes = text.split("COORDINATOR").nth(1).unwrap_or_default();
+    let row = modes
+        .lines()
+        .find(|l| l.starts_with("ledger"))
+        .unwrap_or_default();
+    assert!(row.contains("single_master:eu-west"), "{text}");
     let acked: u64 = tallies
         .iter()
         .map(|t| t.acked.load(Ordering::Relaxed))
