@@ -95,50 +95,69 @@ fn capture_tap(dir: &Path, me: &RegionName, peer: &RegionName) -> anyhow::Result
 }
 
 /// Makes the replicator and the store follow which tables this region
-/// holds: now (a restart after a run-time change) and on every change of
-/// the table modes. A table given up is withheld in the store (data
-/// dropped, log entries rewritten as placeholders) after the replicator
-/// stops letting its data in; a table gained is let in again (its earlier
-/// data returns through anti-entropy).
+/// holds. With every new view of the table modes, before it is published:
+/// the replicator's residency map and the store's set of tables not held
+/// (their replicated entries become placeholders at once). Then, for each
+/// table given up (now, after a restart, or later): its data is dropped —
+/// states, and the log entries every holder has acknowledged. A table
+/// gained back gets its data through anti-entropy.
 async fn follow_residency(
     resp: &Arc<meridian_resp::Shared>,
     db: Db,
     residency: Residency,
     me: RegionName,
 ) -> anyhow::Result<()> {
-    let apply = move |topology: &Topology, held_before: &BTreeMap<String, bool>| {
-        residency.set(topology.residency());
-        topology
-            .table_names()
-            .into_iter()
-            .map(|t| (topology.holds(&me, &t), t))
-            .filter(|(held, t)| held_before.get(t) != Some(held))
-            .collect::<Vec<_>>()
+    {
+        let (db, me) = (db.clone(), me.clone());
+        resp.modes.on_change(Box::new(move |t: &Topology| {
+            residency.set(t.residency());
+            db.set_withheld(
+                t.table_names()
+                    .into_iter()
+                    .filter(|table| !t.holds(&me, table))
+                    .collect(),
+            );
+        }));
+    }
+    let holders = |t: &Topology, table: &str| -> Vec<RegionName> {
+        t.regions
+            .iter()
+            .map(|r| r.name.clone())
+            .filter(|r| t.holds(r, table))
+            .collect()
     };
     let mut views = resp.modes.subscribe();
     let topology = views.borrow_and_update().topology.clone();
     let mut held: BTreeMap<String, bool> = BTreeMap::new();
-    for (now, table) in apply(&topology, &held) {
+    for table in topology.table_names() {
+        let now = topology.holds(&me, &table);
         if !now {
-            db.set_held(&table, false)
+            db.drop_withheld(&table, holders(&topology, &table))
                 .await
-                .with_context(|| format!("cannot withhold table `{table}`"))?;
+                .with_context(|| format!("cannot drop the data of table `{table}`"))?;
         }
         held.insert(table, now);
     }
     tokio::spawn(async move {
         while views.changed().await.is_ok() {
             let topology = views.borrow_and_update().topology.clone();
-            for (now, table) in apply(&topology, &held) {
-                match db.set_held(&table, now).await {
-                    Ok(dropped) if !now => {
-                        tracing::info!(%table, dropped, "table no longer held here: its data was dropped")
-                    }
-                    Ok(_) => {
-                        tracing::info!(%table, "table held here again; anti-entropy brings its data")
-                    }
-                    Err(e) => {
-                        tracing::error!(%table, error = %e, "changing whether this region holds a table failed")
+            for table in topology.table_names() {
+                let now = topology.holds(&me, &table);
+                if held.get(&table) == Some(&now) {
+                    continue;
+                }
+                if now {
+                    tracing::info!(%table, "table held here again; anti-entropy brings its data");
+                } else {
+                    match db.drop_withheld(&table, holders(&topology, &table)).await {
+                        Ok(dropped) => {
+                            tracing::info!(%table, dropped, "table no longer held here: its data was dropped")
+                        }
+                        Err(e) => {
+                            // Tried again at the next change or restart.
+                            tracing::error!(%table, error = %e, "dropping the data of a table given up failed");
+                            continue;
+                        }
                     }
                 }
                 held.insert(table, now);

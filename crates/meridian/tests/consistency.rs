@@ -146,7 +146,9 @@ async fn writes_to_a_single_master_table_are_forwarded_to_its_home() {
         .success());
     let e = eu.set::<_, _, ()>("ledger:cut", "1").unwrap_err();
     assert_eq!(e.kind(), redis::ErrorKind::TryAgain, "{e}");
-    assert!(e.to_string().contains("home region us-east"), "{e}");
+    // Refused at once (link down) or after the forwarding timeout (bytes
+    // held by the partition): either way it names the home.
+    assert!(e.to_string().contains("region us-east"), "{e}");
     // Writes to other tables still work locally.
     let _: () = eu.set("plain:during-cut", "1").unwrap();
     assert!(c.cli(&["chaos", "heal"]).status.success());

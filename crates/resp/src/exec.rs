@@ -47,7 +47,7 @@ fn unreachable_message(spec: &Spec, region: &RegionName, e: &RemoteError) -> Str
         )
     } else if e.outcome_unknown {
         format!(
-            "TRYAGAIN write forwarded to the home region {region} got no answer: {}; it may or may not have been applied",
+            "TRYAGAIN write forwarded to region {region}, which serves its keys, got no answer: {}; it may or may not have been applied",
             e.message
         )
     } else {

@@ -68,6 +68,9 @@ pub const REFRESH_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// Mode records kept: one per table, and no more tables than this.
 pub const CONTROL_RECORDS_MAX: usize = 4096;
 
+/// Told of each new topology before it is published ([`Modes::on_change`]).
+pub type ModesHook = Box<dyn Fn(&Topology) + Send + Sync>;
+
 /// A table mode that can be set at run time.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +211,14 @@ pub struct ChangeReport {
 pub struct Modes {
     base: Arc<Topology>,
     view: watch::Sender<Arc<View>>,
-    fenced: Mutex<BTreeSet<String>>,
+    /// Tables fenced for a change made here, with the epoch they were
+    /// fenced at (a fence no longer counts once the view moved past it).
+    fenced: Mutex<BTreeMap<String, u64>>,
+    /// Held through each re-read, so views are published in scan order.
+    refreshing: Mutex<()>,
+    /// Told of every new topology before it is published (the node keeps
+    /// residency in step with it).
+    on_change: Mutex<Option<ModesHook>>,
     /// One change at a time on this node.
     changing: tokio::sync::Mutex<()>,
     /// How long a move waits for the new home ([`MOVE_ACK_TIMEOUT`]).
@@ -225,6 +235,8 @@ impl Modes {
             })),
             base,
             fenced: Mutex::default(),
+            refreshing: Mutex::default(),
+            on_change: Mutex::default(),
             changing: tokio::sync::Mutex::new(()),
             move_ack_timeout: MOVE_ACK_TIMEOUT,
         }
@@ -253,6 +265,10 @@ impl Modes {
 
     /// Re-reads the control table and publishes a new view if it changed.
     pub fn refresh(&self, db: &Db) -> Result<(), StoreError> {
+        let _serial = self
+            .refreshing
+            .lock()
+            .expect("refresh lock is never poisoned");
         let rows = db.scan(CONTROL_TABLE, None, CONTROL_RECORDS_MAX)?;
         let now = meridian_core::PhysicalClock::now_ms(&meridian_core::SystemClock);
         let mut records = BTreeMap::new();
@@ -279,6 +295,15 @@ impl Modes {
         if epochs == current.epochs {
             return Ok(());
         }
+        if current
+            .epochs
+            .iter()
+            .any(|(t, e)| epochs.get(t).copied().unwrap_or(0) < *e)
+        {
+            // Records only ever advance; an older read is not published.
+            tracing::warn!("table modes read older than the ones applied; ignored");
+            return Ok(());
+        }
         let mut topology = (*self.base).clone();
         for table in &mut topology.tables {
             if let Some(r) = records.get(&table.name) {
@@ -299,11 +324,25 @@ impl Modes {
                 tracing::info!(table = %t, mode = %r.encode(), "table mode changed");
             }
         }
+        if let Some(hook) = &*self.on_change.lock().expect("hook lock is never poisoned") {
+            hook(&topology);
+        }
         self.view.send_replace(Arc::new(View {
             topology: Arc::new(topology),
             epochs,
         }));
         Ok(())
+    }
+
+    /// Calls `hook` with the current topology now and with every new one
+    /// before it is published.
+    pub fn on_change(&self, hook: ModesHook) {
+        let _serial = self
+            .refreshing
+            .lock()
+            .expect("refresh lock is never poisoned");
+        hook(&self.topology());
+        *self.on_change.lock().expect("hook lock is never poisoned") = Some(hook);
     }
 
     /// Waits (at most `timeout`) until `table` is at least at `epoch` here.
@@ -336,9 +375,9 @@ impl Modes {
         let view = self.view();
         let fenced = self.fenced.lock().expect("fence lock is never poisoned");
         for (table, epoch) in stamp {
-            if fenced.contains(table) {
+            if fenced.get(table) == Some(&view.epoch(table)) {
                 return Some(format!(
-                    "TRYAGAIN table `{table}` is moving to another home region; retry in a moment"
+                    "TRYAGAIN table `{table}` is changing mode in this region; retry in a moment"
                 ));
             }
             let now = view.epoch(table);
@@ -433,7 +472,7 @@ impl Modes {
             self.fenced
                 .lock()
                 .expect("fence lock is never poisoned")
-                .insert(table.to_string());
+                .insert(table.to_string(), view.epoch(table));
         }
         let value = record.encode().into_bytes();
         let written = db
@@ -449,10 +488,15 @@ impl Modes {
             )
             .await;
         let refreshed = self.refresh(db);
-        self.fenced
-            .lock()
-            .expect("fence lock is never poisoned")
-            .remove(table);
+        // Lifted once this region applies the new epoch (or nothing was
+        // written); if the re-read failed the fence stays until the view
+        // moves past it.
+        if written.is_err() || refreshed.is_ok() {
+            self.fenced
+                .lock()
+                .expect("fence lock is never poisoned")
+                .remove(table);
+        }
         let entry = written
             .map_err(|e| format!("mode change not stored: {e}"))?
             .entry

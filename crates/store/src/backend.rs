@@ -115,12 +115,18 @@ pub trait Backend: Send + Sync + 'static {
     fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError>;
 
     /// This region stops holding `table` (it became pinned elsewhere):
-    /// drops its key states, and replaces each of its stored log entries —
-    /// any origin, including entries a partly dropped bucket still keeps —
-    /// by the entry's `LogEntry::withheld` placeholder. Sequences, vectors
-    /// and the rest of the meta are untouched. Returns how many entries were
-    /// rewritten and how many states dropped.
-    fn withhold_table(&self, table: &str) -> Result<(u64, u64), StoreError>;
+    /// drops its key states, and replaces each of its stored log entries
+    /// with `seq <= through[origin]` — any origin, including entries a
+    /// partly dropped bucket still keeps — by the entry's
+    /// `LogEntry::withheld` placeholder. Later entries stay whole: a region
+    /// that holds the table may still need them from here. Sequences,
+    /// vectors and the rest of the meta are untouched. Returns how many
+    /// entries were rewritten and how many states dropped.
+    fn withhold_table(
+        &self,
+        table: &str,
+        through: &VersionVector,
+    ) -> Result<(u64, u64), StoreError>;
 
     /// Metadata as of the last commit.
     fn meta(&self) -> Result<Meta, StoreError>;

@@ -196,12 +196,13 @@ pub enum Request {
         /// Time up to which every origin's writes are here.
         closed_ms: u64,
     },
-    /// Whether this region holds `table` (see [`Db::set_held`]).
-    Residency {
+    /// Drop the data of a table this region gave up (see
+    /// [`Db::drop_withheld`]).
+    Withhold {
         /// Table.
         table: String,
-        /// `false`: drop its data and keep placeholders from now on.
-        held: bool,
+        /// The regions that hold it.
+        holders: Vec<RegionName>,
     },
     /// Anti-entropy repair: join a peer's states into ours (not logged; the
     /// peer's writes are already in its log or were collected everywhere).
@@ -267,6 +268,8 @@ pub struct Db {
     /// Every peer's acknowledged vector as far as we know (merged, so
     /// never going back): what `WAIT` counts.
     peer_acks: Arc<watch::Sender<BTreeMap<RegionName, VersionVector>>>,
+    /// The engine's set of tables not held here.
+    withheld: Arc<std::sync::RwLock<BTreeSet<String>>>,
 }
 
 /// Answer to [`Db::submit_many`], once the write is durable.
@@ -311,6 +314,7 @@ impl Db {
         });
         let stats = engine.stats().clone();
         let peer_acks = Arc::new(watch::Sender::new(engine.known_peer_vvs.clone()));
+        let withheld = engine.withheld.clone();
         std::thread::Builder::new()
             .name(format!("meridian-writer-{}", config.region))
             .spawn(move || writer_loop(engine, rx, vv_tx))
@@ -322,6 +326,7 @@ impl Db {
             stats,
             region: config.region,
             peer_acks,
+            withheld,
         })
     }
 
@@ -406,19 +411,31 @@ impl Db {
         rx.await.map_err(|_| DbError::Stopped)?
     }
 
-    /// Sets whether this region holds `table`. Giving it up (`false`) is
-    /// ordered with the writer's commits: replicated entries of the table
-    /// are stored as placeholders from then on, and once the current batch
-    /// is committed its states are dropped and its stored log entries
-    /// rewritten as placeholders. Taking it back (`true`) lets entries in
-    /// again; earlier data returns through anti-entropy. Returns the states
-    /// dropped.
-    pub async fn set_held(&self, table: &str, held: bool) -> Result<u64, DbError> {
+    /// The tables this region does not hold: from now on their replicated
+    /// entries are stored as placeholders, whatever a peer sends. Takes
+    /// effect at once, for every batch the writer applies after it.
+    pub fn set_withheld(&self, tables: BTreeSet<String>) {
+        *self
+            .withheld
+            .write()
+            .expect("withheld lock is never poisoned") = tables;
+    }
+
+    /// Drops the data of `table`, which this region gave up: its states,
+    /// and its stored log entries every region in `holders` has
+    /// acknowledged (rewritten as placeholders; later ones stay whole, a
+    /// holder may still need them from here). Ordered with the writer's
+    /// commits. Returns the states dropped.
+    pub async fn drop_withheld(
+        &self,
+        table: &str,
+        holders: Vec<RegionName>,
+    ) -> Result<u64, DbError> {
         let (reply, rx) = oneshot::channel();
         self.submit(
-            Request::Residency {
+            Request::Withhold {
                 table: table.to_string(),
-                held,
+                holders,
             },
             Reply::Count(reply),
         )
@@ -731,8 +748,9 @@ pub struct Engine<C: PhysicalClock> {
     /// Peers whose merged vector changed since the last commit.
     peer_vvs: BTreeMap<RegionName, VersionVector>,
     /// Tables this region may not hold (pinned elsewhere): their remote
-    /// entries are stored as placeholders, whatever a peer sent.
-    withheld: BTreeSet<String>,
+    /// entries are stored as placeholders, whatever a peer sent. Shared
+    /// with [`Db::set_withheld`], which the node updates as modes change.
+    withheld: Arc<std::sync::RwLock<BTreeSet<String>>>,
 }
 
 /// What a batch has changed so far, before its commit.
@@ -751,8 +769,9 @@ enum Pending {
     Remote(RemoteOutcome),
     Count(u64),
     Noted,
-    /// A table given up: answered after the commit, once its data is gone.
-    Withhold(String),
+    /// A table given up: answered after the commit, once its data is gone
+    /// (log entries through the vector, which every holder has).
+    Withhold(String, VersionVector),
 }
 
 impl<C: PhysicalClock> Engine<C> {
@@ -771,7 +790,7 @@ impl<C: PhysicalClock> Engine<C> {
             stats: Arc::new(DbStats::default()),
             known_peer_vvs: meta.peer_vvs.clone(),
             peer_vvs: BTreeMap::new(),
-            withheld: BTreeSet::new(),
+            withheld: Arc::default(),
         })
     }
 
@@ -835,14 +854,18 @@ impl<C: PhysicalClock> Engine<C> {
                     self.stats.purged_keys.fetch_add(purged, Ordering::Relaxed);
                     pending.push(Pending::Count(purged));
                 }
-                Request::Residency { table, held } => {
-                    if held {
-                        self.withheld.remove(&table);
-                        pending.push(Pending::Count(0));
-                    } else {
-                        self.withheld.insert(table.clone());
-                        pending.push(Pending::Withhold(table));
+                Request::Withhold { table, holders } => {
+                    // Entries every holder has acknowledged: nobody needs
+                    // them whole from here any more.
+                    let mut through: Option<VersionVector> = None;
+                    for h in &holders {
+                        let acked = self.known_peer_vvs.get(h).cloned().unwrap_or_default();
+                        through = Some(match through {
+                            None => acked,
+                            Some(t) => t.min_with(&acked),
+                        });
                     }
+                    pending.push(Pending::Withhold(table, through.unwrap_or_default()));
                 }
                 Request::Join { table, states } => {
                     let mut changed = 0;
@@ -906,6 +929,11 @@ impl<C: PhysicalClock> Engine<C> {
                 Request::Remote { entries } => {
                     let mut out = RemoteOutcome::default();
                     let now_us = self.clock.physical_us();
+                    let withheld = self
+                        .withheld
+                        .read()
+                        .expect("withheld lock is never poisoned")
+                        .clone();
                     for entry in entries {
                         let have = b.vv.get(&entry.origin);
                         if entry.seq <= have {
@@ -924,7 +952,7 @@ impl<C: PhysicalClock> Engine<C> {
                             self.stats.hlc_remote_ahead.fetch_add(1, Ordering::Relaxed);
                         }
                         if entry.op == meridian_core::record::Op::Withheld
-                            || self.withheld.contains(&entry.table)
+                            || withheld.contains(&entry.table)
                         {
                             // A pinned table's write this region may not
                             // hold: only its place in the origin's log.
@@ -1031,9 +1059,9 @@ impl<C: PhysicalClock> Engine<C> {
                         Pending::Noted => Response::Noted,
                         // After the commit: whatever the batch stored of
                         // the table goes too.
-                        Pending::Withhold(table) => Response::Count(
+                        Pending::Withhold(table, through) => Response::Count(
                             self.backend
-                                .withhold_table(&table)
+                                .withhold_table(&table, &through)
                                 .map(|(entries, states)| {
                                     tracing::info!(%table, entries, states, "table given up: its data dropped, its log entries withheld");
                                     self.stats.withheld_states.fetch_add(states, Ordering::Relaxed);
@@ -1068,7 +1096,7 @@ impl<C: PhysicalClock> Engine<C> {
                         Pending::Remote(_) => {
                             Response::Remote(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
-                        Pending::Count(_) | Pending::Withhold(_) => {
+                        Pending::Count(_) | Pending::Withhold(..) => {
                             Response::Count(Err(DbError::Store(StoreError::Io(msg.clone()))))
                         }
                         Pending::Noted => Response::Noted,

@@ -198,13 +198,18 @@ impl Backend for MemStore {
         Ok(new_start)
     }
 
-    fn withhold_table(&self, table: &str) -> Result<(u64, u64), StoreError> {
+    fn withhold_table(
+        &self,
+        table: &str,
+        through: &meridian_core::VersionVector,
+    ) -> Result<(u64, u64), StoreError> {
         contract::check_table_name(table)?;
         let mut inner = self.write()?;
         let inner = &mut *inner;
         let mut rewritten = 0;
-        for log in inner.logs.values_mut() {
-            for (entry, len) in log.values_mut() {
+        for (origin, log) in inner.logs.iter_mut() {
+            let upto = through.get(origin);
+            for (entry, len) in log.range_mut(..=upto).map(|(_, v)| v) {
                 if entry.table == table && entry.op != meridian_core::Op::Withheld {
                     let placeholder = entry.withheld();
                     let new_len = encoded_len(&placeholder, "a log entry")?;

@@ -505,23 +505,28 @@ impl Backend for RedbStore {
         Ok(new_start)
     }
 
-    fn withhold_table(&self, table: &str) -> Result<(u64, u64), StoreError> {
+    fn withhold_table(
+        &self,
+        table: &str,
+        through: &VersionVector,
+    ) -> Result<(u64, u64), StoreError> {
         contract::check_table_name(table)?;
         let txn = self.db.begin_write().map_err(from_redb)?;
         let counts = {
             let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
             let mut rewritten = 0;
             for (origin, end) in &stored.log_end {
-                if *end == 0 {
+                let end = (*end).min(through.get(origin));
+                if end == 0 {
                     continue;
                 }
                 // Whole buckets: the one holding the first kept entry may
                 // still hold truncated ones before it.
-                for bucket in bucket_of(stored.log_start(origin).min(*end))..=bucket_of(*end) {
+                for bucket in bucket_of(stored.log_start(origin).min(end))..=bucket_of(end) {
                     let name = log_table_name(origin, bucket);
                     let mut log = txn.open_table(log_table(&name)).map_err(from_redb)?;
                     let mut placeholders = Vec::new();
-                    for item in log.iter().map_err(from_redb)? {
+                    for item in log.range(..=end).map_err(from_redb)? {
                         let (seq, bytes) = item.map_err(from_redb)?;
                         let entry: LogEntry = decode(
                             bytes.value(),
