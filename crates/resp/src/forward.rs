@@ -35,6 +35,13 @@ use crate::session::Session;
 /// How long a forwarded write or a commit-point query waits for the home.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long the serving region waits, in all, for what a forwarded command
+/// must come after (the client's token, a mode change the sender already
+/// applied): under [`FORWARD_TIMEOUT`] by more than the slowest default
+/// round trip, so a refusal ("nothing was written") reaches the sender
+/// before it gives up and has to answer "may or may not have been applied".
+pub const FORWARD_WAIT_MAX: Duration = Duration::from_millis(3_500);
+
 /// A write command sent to its table's home.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ForwardRequest {
@@ -115,14 +122,14 @@ impl Shared {
             token: self.db.applied(),
             write: None,
         };
-        if !self.db.covers(&request.after)
-            && !self.db.wait_for(&request.after, FORWARD_TIMEOUT).await
-        {
+        let deadline = std::time::Instant::now() + FORWARD_WAIT_MAX;
+        let left = || deadline.saturating_duration_since(std::time::Instant::now());
+        if !self.db.covers(&request.after) && !self.db.wait_for(&request.after, left()).await {
             return refuse(Reply::Error(format!(
-                "TRYAGAIN the home region ({}) has not applied the client's token {} within {} ms",
+                "TRYAGAIN region {} has not applied the client's token {} within {} ms; nothing was written",
                 self.region,
                 request.after.to_token(),
-                FORWARD_TIMEOUT.as_millis()
+                FORWARD_WAIT_MAX.as_millis()
             )));
         }
         for (table, epoch) in &request.epochs {
@@ -134,11 +141,11 @@ impl Shared {
                 )));
             }
             // The sender learned a change this region is about to apply.
-            if here < *epoch && !self.modes.wait_epoch(table, *epoch, FORWARD_TIMEOUT).await {
+            if here < *epoch && !self.modes.wait_epoch(table, *epoch, left()).await {
                 return refuse(Reply::Error(format!(
-                    "TRYAGAIN region {} has not applied epoch {epoch} of table `{table}` within {} ms",
+                    "TRYAGAIN region {} has not applied epoch {epoch} of table `{table}` within {} ms; nothing was written",
                     self.region,
-                    FORWARD_TIMEOUT.as_millis()
+                    FORWARD_WAIT_MAX.as_millis()
                 )));
             }
         }
