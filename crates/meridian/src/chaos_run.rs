@@ -617,15 +617,7 @@ async fn faults(
                     "latency {a}-{b} {rtt:.0} ms for {} ms",
                     hold.as_millis()
                 ));
-                chaos::apply(
-                    dir,
-                    ChaosCommand::Latency {
-                        a: a.into(),
-                        b: b.into(),
-                        rtt_ms: rtt,
-                    },
-                )
-                .await?;
+                set_latency(dir, a, b, rtt).await?;
                 tokio::time::sleep(hold).await;
                 restore_latency(dir, a, b).await?;
             }
@@ -726,12 +718,17 @@ async fn read_eventual(addr: &str, key: &str) -> Option<u64> {
 async fn restore_latency(dir: &Path, a: &str, b: &str) -> anyhow::Result<()> {
     let rtt = meridian_core::geo::default_rtt_ms(a, None, b, None)
         .with_context(|| format!("no default round trip for {a}-{b}"))?;
+    set_latency(dir, a, b, rtt).await
+}
+
+/// Sets a pair's round trip, ms.
+async fn set_latency(dir: &Path, a: &str, b: &str, rtt_ms: f64) -> anyhow::Result<()> {
     chaos::apply(
         dir,
         ChaosCommand::Latency {
             a: a.into(),
             b: b.into(),
-            rtt_ms: rtt,
+            rtt_ms,
         },
     )
     .await

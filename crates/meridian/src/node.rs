@@ -240,13 +240,12 @@ pub async fn run(
     );
     let (mesh, inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
     let all_regions = topology.regions.iter().map(|r| r.name.clone()).collect();
-    // Shared by the replicator and anti-entropy; follows run-time changes,
-    // starting from those already stored (before anything is shipped).
-    let stored_modes = meridian_resp::modes::Modes::new(Arc::new(topology.clone()));
-    stored_modes
-        .refresh(&db)
-        .context("cannot read the table modes")?;
-    let residency = Residency::new(stored_modes.topology().residency());
+    // Modes changed at run time before a restart hold before anything is
+    // shipped or served; the residency map (shared by the replicator and
+    // anti-entropy) starts from them and follows later changes.
+    let modes = Arc::new(meridian_resp::modes::Modes::new(Arc::new(topology.clone())));
+    modes.refresh(&db).context("cannot read the table modes")?;
+    let residency = Residency::new(modes.topology().residency());
     let repl = meridian_repl::runtime::spawn(
         db.clone(),
         mesh.clone(),
@@ -276,7 +275,7 @@ pub async fn run(
     let resp = Arc::new(
         meridian_resp::Shared::new(
             db.clone(),
-            Arc::new(topology.clone()),
+            modes,
             region.clone(),
             match storage.durability {
                 Durability::Fsync => "fsync",
@@ -295,11 +294,6 @@ pub async fn run(
             calls: repl.calls().clone(),
         })),
     );
-    // Modes changed at run time before a restart hold before any client or
-    // peer request is served.
-    resp.modes
-        .refresh(&db)
-        .context("cannot read the table modes")?;
     repl.calls()
         .set_handler(crate::remote::handler(resp.clone()));
     meridian_resp::modes::spawn_watcher(resp.modes.clone(), db.clone(), shutdown.clone());

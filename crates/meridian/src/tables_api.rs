@@ -16,7 +16,6 @@ use anyhow::{bail, Context};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::Json;
-use meridian_core::config::TableMode;
 use meridian_resp::modes::{ChangeReport, ModeSpec, MOVE_ACK_TIMEOUT};
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +33,8 @@ pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(MOVE_ACK_TIMEOUT.as_sec
 pub struct TableInfo {
     /// Name.
     pub name: String,
-    /// `multi_master`, `single_master:HOME` or `pinned:R1,R2`.
+    /// As `meridian table set-mode` takes it: `multi_master`,
+    /// `single_master:HOME` or `pinned:refuse|forward:R1,R2`.
     pub mode: String,
     /// Epoch of the mode (0: as configured).
     pub epoch: u64,
@@ -52,18 +52,7 @@ pub async fn list(State(s): State<AdminState>) -> Json<Vec<TableInfo>> {
             .iter()
             .map(|t| TableInfo {
                 name: t.name.clone(),
-                mode: match &t.mode {
-                    TableMode::MultiMaster => "multi_master".into(),
-                    TableMode::SingleMaster { home } => format!("single_master:{home}"),
-                    TableMode::Pinned { regions, .. } => format!(
-                        "pinned:{}",
-                        regions
-                            .iter()
-                            .map(|r| r.as_str())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    ),
-                },
+                mode: ModeSpec::from(&t.mode).to_string(),
                 epoch: view.epoch(&t.name),
                 coordinator: modes.coordinator(&t.name).to_string(),
             })

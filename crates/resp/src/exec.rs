@@ -338,16 +338,7 @@ impl Shared {
     pub fn commit_point_for(&self, table: &str) -> CommitPoint {
         let applied = self.db.applied();
         let view = self.modes.view();
-        let home = view
-            .topology
-            .tables
-            .iter()
-            .find(|t| t.name == table)
-            .and_then(|t| match &t.mode {
-                meridian_core::config::TableMode::SingleMaster { home } => Some(home.clone()),
-                _ => None,
-            });
-        match home {
+        match view.home(table) {
             Some(h) if h != self.region => CommitPoint::Moved {
                 home: h,
                 epoch: view.epoch(table),

@@ -46,7 +46,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meridian_core::config::{PinnedOutside, Table, TableMode};
+use meridian_core::config::{PinnedOutside, TableMode};
 use meridian_core::{Op, RegionName, Topology, VersionVector};
 use meridian_store::db::Db;
 use meridian_store::StoreError;
@@ -184,6 +184,18 @@ pub struct View {
 }
 
 impl View {
+    /// The home of `table` if it is single-master.
+    pub fn home(&self, table: &str) -> Option<RegionName> {
+        self.topology
+            .tables
+            .iter()
+            .find(|t| t.name == table)
+            .and_then(|t| match &t.mode {
+                TableMode::SingleMaster { home } => Some(home.clone()),
+                _ => None,
+            })
+    }
+
     /// `table`'s epoch.
     pub fn epoch(&self, table: &str) -> u64 {
         self.epochs.get(table).copied().unwrap_or(0)
@@ -307,16 +319,7 @@ impl Modes {
         let mut topology = (*self.base).clone();
         for table in &mut topology.tables {
             if let Some(r) = records.get(&table.name) {
-                table.mode = match &r.mode {
-                    ModeSpec::MultiMaster => TableMode::MultiMaster,
-                    ModeSpec::SingleMaster { home } => {
-                        TableMode::SingleMaster { home: home.clone() }
-                    }
-                    ModeSpec::Pinned { regions, outside } => TableMode::Pinned {
-                        regions: regions.clone(),
-                        outside: *outside,
-                    },
-                };
+                table.mode = TableMode::from(&r.mode);
             }
         }
         for (t, r) in &records {
@@ -382,7 +385,8 @@ impl Modes {
             }
             let now = view.epoch(table);
             if now != *epoch {
-                let home = home_of(&view.topology, table)
+                let home = view
+                    .home(table)
                     .map_or("every region".to_string(), |h| h.to_string());
                 return Some(format!(
                     "TRYAGAIN table `{table}` changed mode (epoch {epoch} → {now}; writes now go to {home}); retry"
@@ -395,7 +399,8 @@ impl Modes {
     /// The region that may change `table` now.
     pub fn coordinator(&self, table: &str) -> RegionName {
         let view = self.view();
-        home_of(&view.topology, table).unwrap_or_else(|| view.topology.master_region.clone())
+        view.home(table)
+            .unwrap_or_else(|| view.topology.master_region.clone())
     }
 
     /// Whether any region could change `table` to `mode` (the table exists
@@ -449,7 +454,7 @@ impl Modes {
                 "TRYAGAIN region {me} does not coordinate table `{table}`; {coordinator} does"
             ));
         }
-        if same_mode(&config.mode, &mode) {
+        if ModeSpec::from(&config.mode) == mode {
             return Ok(ChangeReport {
                 table: table.to_string(),
                 mode,
@@ -545,30 +550,29 @@ pub fn spawn_watcher(modes: Arc<Modes>, db: Db, shutdown: tokio_util::sync::Canc
     });
 }
 
-/// The home of `table` if it is single-master.
-fn home_of(topology: &Topology, table: &str) -> Option<RegionName> {
-    topology
-        .tables
-        .iter()
-        .find(|t| t.name == table)
-        .and_then(|t: &Table| match &t.mode {
-            TableMode::SingleMaster { home } => Some(home.clone()),
-            _ => None,
-        })
+impl From<&TableMode> for ModeSpec {
+    fn from(mode: &TableMode) -> Self {
+        match mode {
+            TableMode::MultiMaster => ModeSpec::MultiMaster,
+            TableMode::SingleMaster { home } => ModeSpec::SingleMaster { home: home.clone() },
+            TableMode::Pinned { regions, outside } => ModeSpec::Pinned {
+                regions: regions.clone(),
+                outside: *outside,
+            },
+        }
+    }
 }
 
-fn same_mode(current: &TableMode, wanted: &ModeSpec) -> bool {
-    match (current, wanted) {
-        (TableMode::MultiMaster, ModeSpec::MultiMaster) => true,
-        (TableMode::SingleMaster { home }, ModeSpec::SingleMaster { home: h }) => home == h,
-        (
-            TableMode::Pinned { regions, outside },
-            ModeSpec::Pinned {
-                regions: r,
-                outside: o,
+impl From<&ModeSpec> for TableMode {
+    fn from(mode: &ModeSpec) -> Self {
+        match mode {
+            ModeSpec::MultiMaster => TableMode::MultiMaster,
+            ModeSpec::SingleMaster { home } => TableMode::SingleMaster { home: home.clone() },
+            ModeSpec::Pinned { regions, outside } => TableMode::Pinned {
+                regions: regions.clone(),
+                outside: *outside,
             },
-        ) => regions == r && outside == o,
-        _ => false,
+        }
     }
 }
 

@@ -201,16 +201,17 @@ pub struct SharedLimits {
 }
 
 impl Shared {
-    /// State for a node's endpoint.
+    /// State for a node's endpoint, with the table modes it applies (read
+    /// from the store before anything is served).
     pub fn new(
         db: Db,
-        topology: Arc<Topology>,
+        modes: Arc<Modes>,
         region: RegionName,
         durability: String,
         cluster: Arc<dyn ClusterInfo>,
         addr: SocketAddr,
     ) -> Self {
-        let resp = topology.resp.clone();
+        let resp = modes.topology().resp.clone();
         let limits = SharedLimits {
             bulk_bytes_max: resp.bulk_bytes_max,
             reply_bytes_max: resp.reply_bytes_max,
@@ -222,7 +223,7 @@ impl Shared {
         };
         Shared {
             db,
-            modes: Arc::new(Modes::new(topology)),
+            modes,
             region,
             resp,
             limits,
