@@ -9,6 +9,9 @@
 //! - [`mem`]: [`MemStore`], in memory, for tests and deterministic
 //!   simulation.
 //! - [`redb_store`]: [`RedbStore`], the production backend on one redb file.
+//! - [`wal`]: the write-ahead log that makes [`RedbStore`]'s commits durable
+//!   with one small sequential fdatasync; redb itself is made durable once a
+//!   second (a checkpoint).
 //! - [`db`]: [`db::Db`], the single writer (group commit, HLC, merge) over a
 //!   backend, and [`db::Engine`], its synchronous core.
 //! - [`digest`]: convergence digests of what a table shows readers.
@@ -28,6 +31,7 @@ pub mod digest;
 pub mod histogram;
 pub mod mem;
 pub mod redb_store;
+pub mod wal;
 
 pub use backend::*;
 pub use contract::TABLE_NAME_BYTES_MAX;

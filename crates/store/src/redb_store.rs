@@ -17,6 +17,13 @@
 //!
 //! Every commit and truncation is one redb write transaction, and every read
 //! one read transaction, so readers see a commit entirely or not at all.
+//!
+//! Durability comes from the write-ahead log next to the file (`<file>.wal`,
+//! [`crate::wal`]): a commit's rows are appended and fdatasynced there, then
+//! committed to redb without fsync; every second a commit is made durable in
+//! redb itself (a checkpoint) and the log starts over. `meta` holds `lsn`,
+//! the number of the last commit redb contains, so opening replays exactly
+//! the logged commits a crash took from redb.
 //! The contract checks are shared with [`crate::MemStore`] (`contract`).
 //!
 //! Does not own merging, clocks or group commit: [`crate::Backend`] says why.
@@ -25,6 +32,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use meridian_core::record::KeyState;
 use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
@@ -37,6 +45,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, CommitBatch, Durability, Meta, StoreError};
 use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
+use crate::wal::{Rows, Wal};
 
 /// Log entries per bucket table. Truncation works in whole buckets, so this
 /// bounds how many collected entries stay on disk per origin (at ~150 bytes
@@ -66,11 +75,14 @@ const META_HLC_FLOOR: &str = "hlc_floor";
 const META_PEER_VVS: &str = "peer_vvs";
 const META_LOG_START: &str = "log_start";
 const META_LOG_END: &str = "log_end";
+const META_LSN: &str = "lsn";
 
 /// A [`Backend`] on a redb database file.
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// Held through every write transaction, so the log's order is redb's.
+    wal: Mutex<Wal>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -80,9 +92,6 @@ impl fmt::Debug for RedbStore {
             .finish_non_exhaustive()
     }
 }
-
-/// A log entry's sequence and postcard bytes, ready to insert.
-type EncodedEntry = (u64, Vec<u8>);
 
 /// Everything in `meta`, decoded.
 #[derive(Default)]
@@ -143,11 +152,47 @@ impl RedbStore {
             check_log_ends(&txn, &stored)?;
         }
         txn.commit().map_err(from_redb)?;
+
+        let durable_lsn = {
+            let txn = db.begin_read().map_err(from_redb)?;
+            let meta = txn.open_table(META).map_err(from_redb)?;
+            get_decoded::<u64>(&meta, META_LSN)?.unwrap_or(0)
+        };
+        let (mut wal, replay) = Wal::open(&wal_path(path), durable_lsn)?;
+        if !replay.is_empty() {
+            // One durable transaction: either every logged commit is back
+            // in redb, or none is and the next open replays them again.
+            let txn = db.begin_write().map_err(from_redb)?;
+            let mut lsn = durable_lsn;
+            for rows in &replay {
+                lsn += 1;
+                let meta = txn.open_table(META).map_err(from_redb)?;
+                let mut stored = load_meta(&meta)?;
+                drop(meta);
+                let mut new_ends = BTreeMap::new();
+                for (origin, seq, _) in &rows.log {
+                    new_ends.insert(origin.clone(), *seq);
+                }
+                write_rows(&txn, rows, &mut stored, new_ends, lsn)?;
+            }
+            txn.commit().map_err(from_redb)?;
+            tracing::info!(path = %path.display(), commits = replay.len(), through_lsn = lsn, "replayed the write-ahead log");
+            wal.checkpointed(lsn);
+        } else {
+            wal.checkpointed(durable_lsn);
+        }
         tracing::debug!(path = %path.display(), "opened redb store");
         Ok(RedbStore {
             db,
             path: path.to_path_buf(),
+            wal: Mutex::new(wal),
         })
+    }
+
+    /// The write-ahead log: poisoning is not possible (no code panics while
+    /// holding it), but a poisoned lock still holds a consistent log.
+    fn wal(&self) -> MutexGuard<'_, Wal> {
+        self.wal.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The database file.
@@ -182,6 +227,66 @@ fn check_log_ends(txn: &WriteTransaction, stored: &StoredMeta) -> Result<(), Sto
             )));
         }
     }
+    Ok(())
+}
+
+/// The write-ahead log of the store at `path`: `<path>.wal`.
+pub fn wal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+/// Writes one commit's encoded rows into `txn`, with `stored` as `meta`
+/// holds it before: states, log entries (each bucket table opened once),
+/// the vector, floor, peers' vectors, the log ends and the commit's lsn.
+fn write_rows(
+    txn: &WriteTransaction,
+    rows: &Rows,
+    stored: &mut StoredMeta,
+    new_ends: BTreeMap<RegionName, u64>,
+    lsn: u64,
+) -> Result<(), StoreError> {
+    let mut data = txn.open_table(DATA).map_err(from_redb)?;
+    for (key, value) in &rows.states {
+        data.insert(key.as_slice(), value.as_slice())
+            .map_err(from_redb)?;
+    }
+    drop(data);
+    // Entries are in sequence order per origin; a run of one origin's
+    // bucket goes through one open table.
+    let mut i = 0;
+    while i < rows.log.len() {
+        let (origin, seq, _) = &rows.log[i];
+        // Seq 0 never exists; check_commit rejects it, replay never sees it.
+        let bucket = bucket_of((*seq).max(1));
+        let name = log_table_name(origin, bucket);
+        let mut table = txn.open_table(log_table(&name)).map_err(from_redb)?;
+        while i < rows.log.len() {
+            let (o, seq, bytes) = &rows.log[i];
+            if o != origin || bucket_of((*seq).max(1)) != bucket {
+                break;
+            }
+            let old = table.insert(*seq, bytes.as_slice()).map_err(from_redb)?;
+            debug_assert!(old.is_none(), "check_commit let {o}/{seq} through twice");
+            i += 1;
+        }
+    }
+
+    let mut meta = txn.open_table(META).map_err(from_redb)?;
+    put_encoded(&mut meta, META_VV, &rows.vv)?;
+    put_encoded(&mut meta, META_HLC_FLOOR, &rows.hlc_floor)?;
+    if !rows.peer_vvs.is_empty() {
+        for (peer, vv) in &rows.peer_vvs {
+            stored.meta.peer_vvs.insert(peer.clone(), vv.clone());
+        }
+        put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
+    }
+    if !new_ends.is_empty() {
+        stored.log_end.extend(new_ends);
+        put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
+    }
+    put_encoded(&mut meta, META_LSN, &lsn)?;
     Ok(())
 }
 
@@ -400,36 +505,43 @@ impl Backend for RedbStore {
 
     fn commit(&self, batch: &CommitBatch, durability: Durability) -> Result<(), StoreError> {
         // Encode outside the write transaction, which excludes other writers.
-        let states = batch
-            .states
-            .iter()
-            .map(|(table, key, state)| {
-                contract::check_table_name(table)?;
-                Ok((data_key(table, key), encode(state, "a key state")?))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        // Entries grouped per bucket table, in sequence order within each, so
-        // each table is opened once per commit.
-        let mut buckets: BTreeMap<(&RegionName, u64), Vec<EncodedEntry>> = BTreeMap::new();
-        for e in &batch.log {
-            // Seq 0 never exists; check_commit rejects it below, so only
-            // keep it from tripping bucket_of's assertion first.
-            let bucket = if e.seq == 0 { 0 } else { bucket_of(e.seq) };
-            buckets
-                .entry((&e.origin, bucket))
-                .or_default()
-                .push((e.seq, encode(e, "a log entry")?));
-        }
+        let rows = Rows {
+            states: batch
+                .states
+                .iter()
+                .map(|(table, key, state)| {
+                    contract::check_table_name(table)?;
+                    Ok((data_key(table, key), encode(state, "a key state")?))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            log: batch
+                .log
+                .iter()
+                .map(|e| Ok((e.origin.clone(), e.seq, encode(e, "a log entry")?)))
+                .collect::<Result<Vec<_>, StoreError>>()?,
+            vv: batch.vv.clone(),
+            hlc_floor: batch.hlc_floor,
+            peer_vvs: batch.peer_vvs.clone(),
+        };
 
+        let mut wal = self.wal();
+        let lsn = wal.lsn + 1;
+        // A checkpoint is the commit made durable in redb itself; every
+        // other commit is durable through its log record (or, with
+        // `Durability::None`, not at all until the next checkpoint — which
+        // is the next fsync'd commit, so it makes them durable too).
+        let checkpoint = wal.checkpoint_due() || (durability == Durability::Fsync && wal.unlogged);
         let mut txn = self.db.begin_write().map_err(from_redb)?;
-        txn.set_durability(match durability {
-            Durability::Fsync => redb::Durability::Immediate,
-            Durability::None => redb::Durability::None,
+        txn.set_durability(if checkpoint {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
         })
         .map_err(from_redb)?;
         {
-            let mut meta = txn.open_table(META).map_err(from_redb)?;
+            let meta = txn.open_table(META).map_err(from_redb)?;
             let mut stored = load_meta(&meta)?;
+            drop(meta);
             // On error the transaction is dropped, which aborts it: nothing
             // changes.
             let new_ends = contract::check_commit(
@@ -440,47 +552,44 @@ impl Backend for RedbStore {
                     log_end: &stored.log_end,
                 },
             )?;
-
-            let mut data = txn.open_table(DATA).map_err(from_redb)?;
-            for (key, value) in &states {
-                data.insert(key.as_slice(), value.as_slice())
-                    .map_err(from_redb)?;
+            write_rows(&txn, &rows, &mut stored, new_ends, lsn)?;
+        }
+        let logged = if !checkpoint && durability == Durability::Fsync {
+            let record = rows.to_record(lsn)?;
+            wal.append(&record)?;
+            Some(record.len())
+        } else {
+            None
+        };
+        match txn.commit() {
+            Ok(()) if checkpoint => {
+                wal.checkpointed(lsn);
+                Ok(())
             }
-            drop(data);
-            for ((origin, bucket), entries) in &buckets {
-                let name = log_table_name(origin, *bucket);
-                let mut table = txn.open_table(log_table(&name)).map_err(from_redb)?;
-                for (seq, bytes) in entries {
-                    let old = table.insert(*seq, bytes.as_slice()).map_err(from_redb)?;
-                    debug_assert!(
-                        old.is_none(),
-                        "check_commit let {origin}/{seq} through twice"
-                    );
+            Ok(()) => {
+                wal.lsn = lsn;
+                wal.unlogged |= logged.is_none();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(len) = logged {
+                    wal.void_last(len)?;
                 }
-            }
-
-            put_encoded(&mut meta, META_VV, &batch.vv)?;
-            put_encoded(&mut meta, META_HLC_FLOOR, &batch.hlc_floor)?;
-            if !batch.peer_vvs.is_empty() {
-                for (peer, vv) in &batch.peer_vvs {
-                    stored.meta.peer_vvs.insert(peer.clone(), vv.clone());
-                }
-                put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
-            }
-            if !new_ends.is_empty() {
-                stored.log_end.extend(new_ends);
-                put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
+                Err(from_redb(e))
             }
         }
-        txn.commit().map_err(from_redb)
     }
 
     fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError> {
         // Default durability (immediate): truncations are rare and must not
-        // be undone by a crash after the caller acted on them.
+        // be undone by a crash after the caller acted on them. That makes
+        // it a checkpoint too.
+        let mut wal = self.wal();
+        let lsn = wal.lsn + 1;
         let txn = self.db.begin_write().map_err(from_redb)?;
         let new_start = {
             let mut meta = txn.open_table(META).map_err(from_redb)?;
+            put_encoded(&mut meta, META_LSN, &lsn)?;
             let mut stored = load_meta(&meta)?;
             let start = stored.log_start(origin);
             let Some(new_start) =
@@ -502,6 +611,7 @@ impl Backend for RedbStore {
             new_start
         };
         txn.commit().map_err(from_redb)?;
+        wal.checkpointed(lsn);
         Ok(new_start)
     }
 
@@ -511,9 +621,17 @@ impl Backend for RedbStore {
         through: &VersionVector,
     ) -> Result<(u64, u64), StoreError> {
         contract::check_table_name(table)?;
+        // Durable, like a truncation: a checkpoint.
+        let mut wal = self.wal();
+        let lsn = wal.lsn + 1;
         let txn = self.db.begin_write().map_err(from_redb)?;
         let counts = {
             let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
+            put_encoded(
+                &mut txn.open_table(META).map_err(from_redb)?,
+                META_LSN,
+                &lsn,
+            )?;
             let mut rewritten = 0;
             for (origin, end) in &stored.log_end {
                 let end = (*end).min(through.get(origin));
@@ -569,6 +687,7 @@ impl Backend for RedbStore {
             (rewritten, dropped)
         };
         txn.commit().map_err(from_redb)?;
+        wal.checkpointed(lsn);
         Ok(counts)
     }
 
@@ -579,8 +698,9 @@ impl Backend for RedbStore {
     }
 
     fn size_bytes(&self) -> Result<u64, StoreError> {
-        std::fs::metadata(&self.path)
+        let file = std::fs::metadata(&self.path)
             .map(|m| m.len())
-            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))
+            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
+        Ok(file + self.wal().len())
     }
 }

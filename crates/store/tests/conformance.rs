@@ -916,6 +916,87 @@ fn redb_empty_commit_survives_reopen() {
     );
 }
 
+/// Copies the store's file and its write-ahead log while it is open: what
+/// a crash at this moment leaves on disk (commits since the last checkpoint
+/// live only in the process and the log).
+fn crash_image(from: &std::path::Path, to: &std::path::Path, cut_log_bytes: u64) {
+    std::fs::copy(from, to).unwrap();
+    let wal_from = meridian_store::redb_store::wal_path(from);
+    let wal_to = meridian_store::redb_store::wal_path(to);
+    std::fs::copy(&wal_from, &wal_to).unwrap();
+    let len = std::fs::metadata(&wal_to).unwrap().len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&wal_to)
+        .unwrap();
+    f.set_len(len - cut_log_bytes).unwrap();
+}
+
+#[test]
+fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    let b = RedbStore::open(&path).unwrap();
+    // A checkpoint first (truncation is durable in redb itself), then three
+    // commits that are durable only through the log.
+    append(&b, &a, 1..=3, Durability::Fsync).unwrap();
+    b.truncate_log(&a, 1).unwrap();
+    b.commit(
+        &states_batch(&b, vec![("t", b"k1", state(1, 10))]),
+        Durability::Fsync,
+    )
+    .unwrap();
+    append(&b, &a, 4..=6, Durability::Fsync).unwrap();
+    let before_last = snapshot(&b, &["t"], &[&a]);
+    b.commit(
+        &states_batch(&b, vec![("t", b"k2", state(2, 10))]),
+        Durability::Fsync,
+    )
+    .unwrap();
+    let whole = snapshot(&b, &["t"], &[&a]);
+    assert_ne!(whole, before_last);
+
+    // The whole log: everything acknowledged is there.
+    let image = dir.path().join("whole.redb");
+    crash_image(&path, &image, 0);
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
+    // And it is durable in redb now: reopening without the log keeps it.
+    drop(c);
+    std::fs::remove_file(meridian_store::redb_store::wal_path(&image)).unwrap();
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
+    drop(c);
+
+    // A torn last record (the crash came during its append, so it was never
+    // acknowledged): the commits before it survive, and the store goes on
+    // from there.
+    let image = dir.path().join("torn.redb");
+    crash_image(&path, &image, 3);
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), before_last);
+    append(&c, &a, 7..=7, Durability::Fsync).unwrap();
+    assert_eq!(
+        seqs(&read_all(&c, &a, 2).unwrap()),
+        (2..=7).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    let b = RedbStore::open(&path).unwrap();
+    append(&b, &a, 1..=3, Durability::None).unwrap();
+    append(&b, &a, 4..=4, Durability::Fsync).unwrap();
+    let image = dir.path().join("image.redb");
+    crash_image(&path, &image, 0);
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(seqs(&read_all(&c, &a, 1).unwrap()), vec![1, 2, 3, 4]);
+}
+
 #[test]
 fn redb_refuses_a_second_opener_and_a_foreign_file() {
     let dir = tempfile::tempdir().unwrap();
