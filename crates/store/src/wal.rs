@@ -350,7 +350,7 @@ fn read_chain(bytes: &[u8]) -> Vec<&[u8]> {
         let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
         let start = at + HEADER_BYTES;
-        if len < 8 || len > RECORD_BYTES_MAX || bytes.len() - start < len {
+        if !(8..=RECORD_BYTES_MAX).contains(&len) || bytes.len() - start < len {
             break;
         }
         let body = &bytes[start..start + len];
