@@ -86,6 +86,13 @@ pub trait Backend: Send + Sync + 'static {
     /// The state of one key.
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError>;
 
+    /// The states of many keys, in order, as of one moment (one read
+    /// transaction where the backend has them): what the writer reads
+    /// before merging a batch of replicated entries.
+    fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<KeyState>>, StoreError> {
+        keys.iter().map(|(t, k)| self.get(t, k)).collect()
+    }
+
     /// Up to `limit` keys of `table` in key order, strictly after `after`.
     fn scan(
         &self,

@@ -352,7 +352,9 @@ fn missing_bucket(origin: &RegionName, name: &str, e: redb::TableError) -> Store
 }
 
 fn encode<T: Serialize>(value: &T, what: &str) -> Result<Vec<u8>, StoreError> {
-    postcard::to_stdvec(value)
+    // Most states and entries fit in 256 bytes: one allocation, not a
+    // doubling series.
+    postcard::to_extend(value, Vec::with_capacity(256))
         .map_err(|e| StoreError::Invalid(format!("cannot encode {what}: {e}")))
 }
 
@@ -412,6 +414,31 @@ impl Backend for RedbStore {
             .map(Some),
             None => Ok(None),
         }
+    }
+
+    fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<KeyState>>, StoreError> {
+        let txn = self.db.begin_read().map_err(from_redb)?;
+        let data = txn.open_table(DATA).map_err(from_redb)?;
+        let mut k = Vec::new();
+        keys.iter()
+            .map(|(table, key)| {
+                if table.len() > TABLE_NAME_BYTES_MAX {
+                    return Ok(None);
+                }
+                k.clear();
+                k.push(table.len() as u8);
+                k.extend_from_slice(table.as_bytes());
+                k.extend_from_slice(key);
+                match data.get(k.as_slice()).map_err(from_redb)? {
+                    Some(v) => decode(
+                        v.value(),
+                        format_args!("state of {table}/{}", key.escape_ascii()),
+                    )
+                    .map(Some),
+                    None => Ok(None),
+                }
+            })
+            .collect()
     }
 
     fn scan(

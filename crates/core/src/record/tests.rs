@@ -4,6 +4,46 @@
 
 use super::*;
 
+#[test]
+fn byte_strings_encode_as_before_and_decode_either_way() {
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Plain {
+        v: Vec<u8>,
+        o: Option<Vec<u8>>,
+        n: Option<Vec<u8>>,
+    }
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Fast {
+        #[serde(with = "bytes")]
+        v: Vec<u8>,
+        #[serde(with = "bytes::opt")]
+        o: Option<Vec<u8>>,
+        #[serde(with = "bytes::opt")]
+        n: Option<Vec<u8>>,
+    }
+    let v: Vec<u8> = (0..=255).collect();
+    let plain = Plain {
+        v: v.clone(),
+        o: Some(b"abc".to_vec()),
+        n: None,
+    };
+    let fast = Fast {
+        v,
+        o: Some(b"abc".to_vec()),
+        n: None,
+    };
+    let p = postcard::to_stdvec(&plain).unwrap();
+    assert_eq!(
+        postcard::to_stdvec(&fast).unwrap(),
+        p,
+        "stored bytes unchanged"
+    );
+    assert_eq!(postcard::from_bytes::<Fast>(&p).unwrap(), fast);
+    let j = serde_json::to_string(&plain).unwrap();
+    assert_eq!(serde_json::to_string(&fast).unwrap(), j, "JSON unchanged");
+    assert_eq!(serde_json::from_str::<Fast>(&j).unwrap(), fast);
+}
+
 fn r(name: &str) -> RegionName {
     RegionName::new(name).unwrap()
 }
