@@ -1142,7 +1142,7 @@ impl<C: PhysicalClock> Engine<C> {
     ) -> Result<Vec<LocalOutcome>, DbError> {
         let mut befores = Vec::with_capacity(keys.len());
         for (table, key) in &keys {
-            match self.current(&b, table, key) {
+            match self.current(b, table, key) {
                 Ok(s) => befores.push(s),
                 Err(e) => {
                     let msg = e.to_string();
