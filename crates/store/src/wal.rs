@@ -20,7 +20,7 @@
 //! `[lsn u64 LE][rows]`. The log sequence number (lsn) counts every commit
 //! of the store, checkpoints included, and redb's `meta` holds the lsn of
 //! the last commit it contains. Rows: key states, log entries and the
-//! commit's metadata (see [`Rows::to_record`]).
+//! commit's metadata (see `Rows::to_record`).
 //!
 //! # Recovery
 //! Reading starts at offset 0 and follows records while each is whole, its
