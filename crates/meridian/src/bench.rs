@@ -78,6 +78,8 @@ struct Report {
     machine: BTreeMap<String, String>,
     lag: Vec<LagRow>,
     load: Vec<LoadRow>,
+    /// The disk's own write + fdatasync latency during each lag run.
+    disk: Vec<crate::bench_disk::DiskProbe>,
     catch_up: Option<CatchUp>,
     footprint: Option<Footprint>,
     consistency: Vec<crate::bench_consistency::ConsistencyRow>,
@@ -510,9 +512,14 @@ async fn lag_suite(
     secs: u64,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let (lags, loads) = measure_lag(file, client, rate, secs, 100, &format!("lag{rate}")).await?;
+    let dir = file.config.parent().unwrap_or(Path::new("."));
+    let probe = crate::bench_disk::start(dir, Duration::from_secs(secs), rate);
+    let measured = measure_lag(file, client, rate, secs, 100, &format!("lag{rate}")).await;
+    let disk = probe.finish()?;
+    let (lags, loads) = measured?;
     report.lag.extend(lags);
     report.load.extend(loads);
+    report.disk.push(disk);
     Ok(())
 }
 
@@ -751,6 +758,9 @@ fn render(r: &Report, quick: bool) -> String {
             x.local_max_ms,
             x.behind
         );
+    }
+    for d in &r.disk {
+        let _ = writeln!(s, "\nThe disk itself during the {}/s run ({} writes of 4 KiB + fdatasync, one every {} ms, to the cluster's disk — the floor under any durable acknowledgement here): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms.", d.rate_per_region, d.samples, crate::bench_disk::PROBE_INTERVAL.as_millis(), d.p50_ms, d.p99_ms, d.max_ms);
     }
     if let Some(c) = &r.catch_up {
         let _ = writeln!(s, "\n## Catch-up after a partition\n");

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod bench;
 pub mod bench_consistency;
+pub mod bench_disk;
 pub mod bench_redis;
 pub mod bench_scale;
 pub mod chaos;

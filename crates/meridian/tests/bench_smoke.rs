@@ -28,6 +28,13 @@ fn quick_bench_writes_a_complete_report() {
         );
     }
     assert_eq!(json["load"].as_array().unwrap().len(), 6);
+    // The disk probe ran beside each lag run and measured real fdatasyncs.
+    let disk = json["disk"].as_array().unwrap();
+    assert_eq!(disk.len(), 2);
+    for d in disk {
+        assert!(d["samples"].as_u64().unwrap() > 100, "{d}");
+        assert!(d["p99_ms"].as_f64().unwrap() > 0.0, "{d}");
+    }
     assert!(json["catch_up"]["backlog_entries"].as_u64().unwrap() > 0);
     assert!(json["footprint"]["keys"].as_u64().unwrap() > 0);
     // Local write at the home, forwarded write and strong read from two
@@ -82,6 +89,7 @@ fn quick_bench_writes_a_complete_report() {
     for section in [
         "## Replication lag vs the one-way delay",
         "## Local writes",
+        "The disk itself during the 1000/s run",
         "## Catch-up after a partition",
         "## Footprint",
         "## Restart and recovery",
