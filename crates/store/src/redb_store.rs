@@ -56,7 +56,13 @@ pub const LOG_BUCKET_ENTRIES: u64 = 4096;
 
 /// The layout this code writes and reads; stored in `meta` so a future
 /// layout change is detected at open instead of misread.
-const LAYOUT_VERSION: u32 = 1;
+///
+/// Layout 2 adds the write-ahead log: commits since the last checkpoint are
+/// only in `<file>.wal`, which a layout-1 build would ignore (losing them)
+/// and, upgraded again, replay over newer data. Opening a layout-1 file
+/// upgrades it (nothing to convert: no `lsn` yet means 0); a layout-1 build
+/// refuses a layout-2 file.
+const LAYOUT_VERSION: u32 = 2;
 
 /// redb's page cache. Its default (1 GiB) is per database, and `meridian up`
 /// runs several nodes on one machine; 256 MiB holds the hot part of a
@@ -131,6 +137,7 @@ impl RedbStore {
             let mut meta = txn.open_table(META).map_err(from_redb)?;
             match get_decoded::<u32>(&meta, META_LAYOUT)? {
                 Some(LAYOUT_VERSION) => {}
+                Some(1) => put_encoded(&mut meta, META_LAYOUT, &LAYOUT_VERSION)?,
                 Some(other) => {
                     return Err(StoreError::Corrupt(format!(
                         "{} has store layout {other}, this build reads layout {LAYOUT_VERSION}",
@@ -189,10 +196,42 @@ impl RedbStore {
         })
     }
 
-    /// The write-ahead log: poisoning is not possible (no code panics while
-    /// holding it), but a poisoned lock still holds a consistent log.
-    fn wal(&self) -> MutexGuard<'_, Wal> {
-        self.wal.lock().unwrap_or_else(|p| p.into_inner())
+    /// The write-ahead log. A poisoned lock means a commit panicked between
+    /// appending its record and committing it to redb: the log's position
+    /// and lsn no longer agree, so nothing more is written until a restart.
+    fn wal(&self) -> Result<MutexGuard<'_, Wal>, StoreError> {
+        self.wal.lock().map_err(|_| {
+            StoreError::Io(format!(
+                "{}: a commit panicked while holding the write-ahead log; restart the node",
+                self.path.display()
+            ))
+        })
+    }
+
+    /// After the log refused a record (`Wal::append` or `Wal::void_last`
+    /// failed, which poisons it): the refused record may still be on disk
+    /// as commit `lsn`, so a durable redb commit claims that number — the
+    /// next open then skips the record instead of replaying a write that
+    /// was refused. Best effort: if this fails too, the node must stop
+    /// before it restarts on the same files (the error says so).
+    fn burn_lsn(&self, wal: &mut Wal, lsn: u64) {
+        let burn = || -> Result<(), StoreError> {
+            let txn = self.db.begin_write().map_err(from_redb)?;
+            put_encoded(
+                &mut txn.open_table(META).map_err(from_redb)?,
+                META_LSN,
+                &lsn,
+            )?;
+            txn.commit().map_err(from_redb)
+        };
+        match burn() {
+            Ok(()) => wal.checkpointed(lsn),
+            Err(e) => tracing::error!(
+                error = %e,
+                lsn,
+                "could not mark a refused write-ahead record as void; a restart may replay it"
+            ),
+        }
     }
 
     /// The database file.
@@ -551,7 +590,8 @@ impl Backend for RedbStore {
             peer_vvs: batch.peer_vvs.clone(),
         };
 
-        let mut wal = self.wal();
+        let mut wal = self.wal()?;
+        wal.refuse_if_poisoned()?;
         let lsn = wal.lsn + 1;
         // A checkpoint is the commit made durable in redb itself; every
         // other commit is durable through its log record (or, with
@@ -583,7 +623,13 @@ impl Backend for RedbStore {
         }
         let logged = if !checkpoint && durability == Durability::Fsync {
             let record = rows.to_record(lsn)?;
-            wal.append(&record)?;
+            if let Err(e) = wal.append(&record) {
+                if wal.poisoned() {
+                    drop(txn);
+                    self.burn_lsn(&mut wal, lsn);
+                }
+                return Err(e);
+            }
             Some(record.len())
         } else {
             None
@@ -600,7 +646,10 @@ impl Backend for RedbStore {
             }
             Err(e) => {
                 if let Some(len) = logged {
-                    wal.void_last(len)?;
+                    if let Err(void) = wal.void_last(len) {
+                        self.burn_lsn(&mut wal, lsn);
+                        return Err(void);
+                    }
                 }
                 Err(from_redb(e))
             }
@@ -611,7 +660,8 @@ impl Backend for RedbStore {
         // Default durability (immediate): truncations are rare and must not
         // be undone by a crash after the caller acted on them. That makes
         // it a checkpoint too.
-        let mut wal = self.wal();
+        let mut wal = self.wal()?;
+        wal.refuse_if_poisoned()?;
         let lsn = wal.lsn + 1;
         let txn = self.db.begin_write().map_err(from_redb)?;
         let new_start = {
@@ -649,7 +699,8 @@ impl Backend for RedbStore {
     ) -> Result<(u64, u64), StoreError> {
         contract::check_table_name(table)?;
         // Durable, like a truncation: a checkpoint.
-        let mut wal = self.wal();
+        let mut wal = self.wal()?;
+        wal.refuse_if_poisoned()?;
         let lsn = wal.lsn + 1;
         let txn = self.db.begin_write().map_err(from_redb)?;
         let counts = {
@@ -728,6 +779,6 @@ impl Backend for RedbStore {
         let file = std::fs::metadata(&self.path)
             .map(|m| m.len())
             .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        Ok(file + self.wal().len())
+        Ok(file + self.wal()?.len())
     }
 }

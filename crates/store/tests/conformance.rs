@@ -997,6 +997,54 @@ fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
     assert_eq!(seqs(&read_all(&c, &a, 1).unwrap()), vec![1, 2, 3, 4]);
 }
 
+fn set_layout(path: &std::path::Path, layout: u32) {
+    let db = ::redb::Database::create(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let meta: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("meta");
+        let mut t = txn.open_table(meta).unwrap();
+        t.insert(
+            "layout_version",
+            postcard::to_stdvec(&layout).unwrap().as_slice(),
+        )
+        .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn redb_upgrades_layout_1_and_refuses_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    append(
+        &RedbStore::open(&path).unwrap(),
+        &a,
+        1..=2,
+        Durability::Fsync,
+    )
+    .unwrap();
+    // A file from before the write-ahead log opens, keeps its data, and is
+    // marked layout 2 so an old build cannot open it and miss the log.
+    set_layout(&path, 1);
+    let b = RedbStore::open(&path).unwrap();
+    assert_eq!(seqs(&read_all(&b, &a, 1).unwrap()), vec![1, 2]);
+    drop(b);
+    let db = ::redb::Database::create(&path).unwrap();
+    let txn = ::redb::ReadableDatabase::begin_read(&db).unwrap();
+    let meta: ::redb::TableDefinition<&str, &[u8]> = ::redb::TableDefinition::new("meta");
+    let t = txn.open_table(meta).unwrap();
+    let layout: u32 =
+        postcard::from_bytes(t.get("layout_version").unwrap().unwrap().value()).unwrap();
+    assert_eq!(layout, 2);
+    drop((t, txn, db));
+    set_layout(&path, 3);
+    match RedbStore::open(&path) {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("layout 3"), "{m}"),
+        other => panic!("a newer layout must be refused, got {other:?}"),
+    }
+}
+
 #[test]
 fn redb_refuses_a_second_opener_and_a_foreign_file() {
     let dir = tempfile::tempdir().unwrap();
