@@ -597,7 +597,10 @@ impl Backend for RedbStore {
         // other commit is durable through its log record (or, with
         // `Durability::None`, not at all until the next checkpoint — which
         // is the next fsync'd commit, so it makes them durable too).
-        let checkpoint = wal.checkpoint_due() || (durability == Durability::Fsync && wal.unlogged);
+        // A commit too large to be worth logging is one too.
+        let checkpoint = wal.checkpoint_due()
+            || (durability == Durability::Fsync && wal.unlogged)
+            || rows.rows_len() > crate::wal::LOGGED_COMMIT_BYTES_MAX;
         let mut txn = self.db.begin_write().map_err(from_redb)?;
         txn.set_durability(if checkpoint {
             redb::Durability::Immediate

@@ -9,8 +9,10 @@
 //! transactions, which see those commits, and only after the log record is
 //! durable: nothing is readable that a crash could take back.
 //!
-//! Every [`CHECKPOINT_INTERVAL`] or [`WAL_CHECKPOINT_BYTES`] of log, a commit
-//! is made durable in redb itself (a *checkpoint*) instead, and the log
+//! Every [`CHECKPOINT_INTERVAL`] or [`WAL_CHECKPOINT_BYTES`] of log, and for
+//! any commit over [`LOGGED_COMMIT_BYTES_MAX`] (large values would be
+//! written twice), a commit is made durable in redb itself (a
+//! *checkpoint*) instead, and the log
 //! starts again at offset 0, overwriting the old records in place so the
 //! file's blocks stay allocated and a later fdatasync has no metadata to
 //! write.
@@ -61,7 +63,14 @@ use crate::backend::StoreError;
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Log bytes after which the next commit is a checkpoint, whatever the time.
-pub const WAL_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Bounds how much a checkpoint writes at once (and stalls the writer).
+pub const WAL_CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A commit whose rows are larger than this is a checkpoint itself rather
+/// than logged: its bytes would otherwise be written twice (log, then
+/// redb), and one large durable redb commit costs about what its log
+/// record would.
+pub const LOGGED_COMMIT_BYTES_MAX: usize = 1024 * 1024;
 
 /// The largest record the log writes or reads: a body longer than this is
 /// refused when written and ends the chain when read.
@@ -93,21 +102,7 @@ impl Rows {
     pub fn to_record(&self, lsn: u64) -> Result<Vec<u8>, StoreError> {
         let tail = postcard::to_stdvec(&(&self.vv, &self.hlc_floor, &self.peer_vvs))
             .map_err(|e| StoreError::Invalid(format!("cannot encode a commit's metadata: {e}")))?;
-        let size = 8
-            + 4
-            + self
-                .states
-                .iter()
-                .map(|(k, v)| 8 + k.len() + v.len())
-                .sum::<usize>()
-            + 4
-            + self
-                .log
-                .iter()
-                .map(|(o, _, e)| 13 + o.as_str().len() + e.len())
-                .sum::<usize>()
-            + 4
-            + tail.len();
+        let size = self.rows_len() + 4 + tail.len();
         if size > RECORD_BYTES_MAX {
             return Err(StoreError::Invalid(format!(
                 "a commit of {size} bytes exceeds the write-ahead log's record limit of {RECORD_BYTES_MAX}"
@@ -137,6 +132,22 @@ impl Rows {
         out[0..4].copy_from_slice(&body_len.to_le_bytes());
         out[4..8].copy_from_slice(&crc.to_le_bytes());
         Ok(out)
+    }
+
+    /// Bytes of the record body before the metadata.
+    pub fn rows_len(&self) -> usize {
+        8 + 4
+            + self
+                .states
+                .iter()
+                .map(|(k, v)| 8 + k.len() + v.len())
+                .sum::<usize>()
+            + 4
+            + self
+                .log
+                .iter()
+                .map(|(o, _, e)| 13 + o.as_str().len() + e.len())
+                .sum::<usize>()
     }
 
     /// Decodes a record body written by [`Rows::to_record`].
