@@ -676,6 +676,33 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
         "Storage commits that failed; their writes were refused.",
         stats.commit_failures.load(Relaxed),
     );
+    if let Some(log) = node.db.backend().log_stats() {
+        counter(
+            p,
+            "meridian_store_logged_commits_total",
+            "Commits made durable by one fdatasync of their write-ahead log record.",
+            log.logged_commits,
+        );
+        p.family(
+            "meridian_store_checkpoint_seconds",
+            Kind::Histogram,
+            "Checkpoints: commits made durable in the database file itself, which hold up the writer while they flush.",
+        );
+        let c = &log.checkpoint_seconds;
+        p.histogram(
+            "meridian_store_checkpoint_seconds",
+            &[],
+            &c.buckets,
+            c.sum,
+            c.count,
+        );
+        p.family(
+            "meridian_store_wal_bytes",
+            Kind::Gauge,
+            "Write-ahead log bytes since the last checkpoint (replayed after a crash).",
+        );
+        p.sample("meridian_store_wal_bytes", &[], log.log_bytes as f64);
+    }
 }
 
 /// `GET /digest`: per table this region holds, the keys readers see and a

@@ -105,6 +105,10 @@ async fn up_brings_three_linked_regions_with_status_and_metrics() {
         metric(&m, "meridian_build_info", &[("region", "us-east")]),
         Some(1.0)
     );
+    // The store's write-ahead log reports itself.
+    assert!(metric(&m, "meridian_store_wal_bytes", &[]).is_some());
+    assert!(metric(&m, "meridian_store_logged_commits_total", &[]).is_some());
+    assert!(metric(&m, "meridian_store_checkpoint_seconds", &[]).is_some());
     assert!(
         metric(
             &m,

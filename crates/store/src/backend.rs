@@ -140,4 +140,23 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Approximate bytes on disk (or in memory), for metrics.
     fn size_bytes(&self) -> Result<u64, StoreError>;
+
+    /// The write-ahead log's counters, for backends that keep one.
+    fn log_stats(&self) -> Option<LogStats> {
+        None
+    }
+}
+
+/// What a backend's write-ahead log has done (see [`crate::wal`]).
+#[derive(Clone, Debug)]
+pub struct LogStats {
+    /// Commits made durable through a log record.
+    pub logged_commits: u64,
+    /// Checkpoints: commits made durable in the database file itself
+    /// (truncations and table withdrawals are durable too, not counted).
+    pub checkpoints: u64,
+    /// Time each checkpoint's commit took (it holds up the writer).
+    pub checkpoint_seconds: crate::histogram::HistogramSnapshot,
+    /// Log bytes written since the last checkpoint.
+    pub log_bytes: u64,
 }

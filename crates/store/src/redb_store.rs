@@ -43,7 +43,7 @@ use redb::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, CommitBatch, Durability, Meta, StoreError};
+use crate::backend::{Backend, CommitBatch, Durability, LogStats, Meta, StoreError};
 use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
 use crate::wal::{Rows, Wal};
 
@@ -89,6 +89,8 @@ pub struct RedbStore {
     path: PathBuf,
     /// Held through every write transaction, so the log's order is redb's.
     wal: Mutex<Wal>,
+    logged_commits: std::sync::atomic::AtomicU64,
+    checkpoint_seconds: crate::histogram::Histogram,
 }
 
 impl fmt::Debug for RedbStore {
@@ -193,6 +195,8 @@ impl RedbStore {
             db,
             path: path.to_path_buf(),
             wal: Mutex::new(wal),
+            logged_commits: Default::default(),
+            checkpoint_seconds: Default::default(),
         })
     }
 
@@ -637,12 +641,19 @@ impl Backend for RedbStore {
         } else {
             None
         };
+        let started = std::time::Instant::now();
         match txn.commit() {
             Ok(()) if checkpoint => {
+                self.checkpoint_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 wal.checkpointed(lsn);
                 Ok(())
             }
             Ok(()) => {
+                if logged.is_some() {
+                    self.logged_commits
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 wal.lsn = lsn;
                 wal.unlogged |= logged.is_none();
                 Ok(())
@@ -783,5 +794,17 @@ impl Backend for RedbStore {
             .map(|m| m.len())
             .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
         Ok(file + self.wal()?.len())
+    }
+
+    fn log_stats(&self) -> Option<LogStats> {
+        let snapshot = self.checkpoint_seconds.snapshot();
+        Some(LogStats {
+            logged_commits: self
+                .logged_commits
+                .load(std::sync::atomic::Ordering::Relaxed),
+            checkpoints: snapshot.count,
+            checkpoint_seconds: snapshot,
+            log_bytes: self.wal().map(|w| w.len()).unwrap_or(0),
+        })
     }
 }

@@ -997,6 +997,28 @@ fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
     assert_eq!(seqs(&read_all(&c, &a, 1).unwrap()), vec![1, 2, 3, 4]);
 }
 
+#[test]
+fn redb_log_stats_count_logged_commits_and_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+    let a = region("us-east");
+    append(&b, &a, 1..=1, Durability::Fsync).unwrap();
+    append(&b, &a, 2..=2, Durability::Fsync).unwrap();
+    let s = b.log_stats().expect("redb keeps a log");
+    assert_eq!((s.logged_commits, s.checkpoints), (2, 0));
+    assert!(s.log_bytes > 0);
+    // A commit over the logged-commit limit is a checkpoint instead, and
+    // the log starts over.
+    b.commit(
+        &states_batch(&b, vec![("t", b"big", state(1, 2 * 1024 * 1024))]),
+        Durability::Fsync,
+    )
+    .unwrap();
+    let s = b.log_stats().unwrap();
+    assert_eq!((s.logged_commits, s.checkpoints, s.log_bytes), (2, 1, 0));
+    assert!(MemStore::new().log_stats().is_none());
+}
+
 fn set_layout(path: &std::path::Path, layout: u32) {
     let db = ::redb::Database::create(path).unwrap();
     let txn = db.begin_write().unwrap();
