@@ -442,21 +442,7 @@ fn load_meta(
 
 impl Backend for RedbStore {
     fn get(&self, table: &str, key: &[u8]) -> Result<Option<KeyState>, StoreError> {
-        if table.len() > TABLE_NAME_BYTES_MAX {
-            // No commit can have stored it.
-            return Ok(None);
-        }
-        let txn = self.db.begin_read().map_err(from_redb)?;
-        let data = txn.open_table(DATA).map_err(from_redb)?;
-        let k = data_key(table, key);
-        match data.get(k.as_slice()).map_err(from_redb)? {
-            Some(v) => decode(
-                v.value(),
-                format_args!("state of {table}/{}", key.escape_ascii()),
-            )
-            .map(Some),
-            None => Ok(None),
-        }
+        Ok(self.get_many(&[(table, key)])?.pop().flatten())
     }
 
     fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<KeyState>>, StoreError> {
@@ -466,6 +452,7 @@ impl Backend for RedbStore {
         keys.iter()
             .map(|(table, key)| {
                 if table.len() > TABLE_NAME_BYTES_MAX {
+                    // No commit can have stored it.
                     return Ok(None);
                 }
                 k.clear();
