@@ -640,19 +640,7 @@ async fn footprint(
     ] {
         crate::chaos::apply(dir, command).await?;
     }
-    let status_url = format!("{}/status", file.regions["us-east"].admin);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while AdminClient::new(None)
-        .get::<NodeStatus>(&status_url)
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "us-east did not come back in 120 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::bench_scale::wait_serving(file, "us-east", Duration::from_secs(120)).await?;
     drained(file, Duration::from_secs(600)).await?;
     let pid = ClusterFile::load(dir)?.regions["us-east"]
         .pid

@@ -209,27 +209,7 @@ pub async fn restart(
         },
     )
     .await?;
-    let resp = file.regions[region].resp.clone();
-    let deadline = started + Duration::from_secs(600);
-    loop {
-        let status_ok = AdminClient::new(None)
-            .get::<crate::report::NodeStatus>(&format!("{}/status", file.regions[region].admin))
-            .await
-            .is_ok();
-        let ping = async {
-            let mut c =
-                crate::resp_client::RespConn::connect(&resp, Duration::from_secs(2)).await?;
-            c.call(&["PING"]).await
-        };
-        if status_ok && ping.await.is_ok() {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{region} did not come back in 600 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_serving(file, region, Duration::from_secs(600)).await?;
     let ready_s = started.elapsed().as_secs_f64();
     crate::bench::drained(file, Duration::from_secs(600))
         .await
@@ -242,6 +222,37 @@ pub async fn restart(
         ready_s,
         caught_up_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Waits until `region` answers `/status` and Redis `PING` (polled every
+/// 20 ms), at most `timeout`.
+pub(crate) async fn wait_serving(
+    file: &ClusterFile,
+    region: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let resp = file.regions[region].resp.clone();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status_ok = AdminClient::new(None)
+            .get::<crate::report::NodeStatus>(&format!("{}/status", file.regions[region].admin))
+            .await
+            .is_ok();
+        let ping = async {
+            let mut c =
+                crate::resp_client::RespConn::connect(&resp, Duration::from_secs(2)).await?;
+            c.call(&["PING"]).await
+        };
+        if status_ok && ping.await.is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{region} did not come back in {} s",
+            timeout.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Writes the report's plots into `out`; returns their file names.

@@ -13,11 +13,20 @@ use meridian_store::digest::TableDigest;
 
 /// Every answering region's table digests.
 pub async fn digests(file: &ClusterFile) -> BTreeMap<String, BTreeMap<String, TableDigest>> {
+    from_each_region(file, "/digest").await
+}
+
+/// `GET {admin}{path}` of every region, keyed by region; regions that do
+/// not answer (or answer something else) are left out.
+async fn from_each_region<T: serde::de::DeserializeOwned>(
+    file: &ClusterFile,
+    path: &str,
+) -> BTreeMap<String, T> {
     let client = AdminClient::new(None);
     let mut out = BTreeMap::new();
     for (name, e) in &file.regions {
-        if let Ok(d) = client.get(&format!("{}/digest", e.admin)).await {
-            out.insert(name.clone(), d);
+        if let Ok(v) = client.get(&format!("{}{path}", e.admin)).await {
+            out.insert(name.clone(), v);
         }
     }
     out
@@ -185,14 +194,7 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
 
 /// Every answering region's table modes (`GET /tables`).
 pub async fn tables(file: &ClusterFile) -> BTreeMap<String, Vec<crate::tables_api::TableInfo>> {
-    let client = AdminClient::new(None);
-    let mut out = BTreeMap::new();
-    for (name, e) in &file.regions {
-        if let Ok(t) = client.get(&format!("{}/tables", e.admin)).await {
-            out.insert(name.clone(), t);
-        }
-    }
-    out
+    from_each_region(file, "/tables").await
 }
 
 /// Renders the table modes: each table's mode at the highest epoch any

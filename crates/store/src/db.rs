@@ -399,16 +399,11 @@ impl Db {
         table: &str,
         states: Vec<(Vec<u8>, KeyState)>,
     ) -> Result<u64, DbError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(
-            Request::Join {
-                table: table.to_string(),
-                states,
-            },
-            Reply::Count(reply),
-        )
-        .await?;
-        rx.await.map_err(|_| DbError::Stopped)?
+        self.submit_count(Request::Join {
+            table: table.to_string(),
+            states,
+        })
+        .await
     }
 
     /// The tables this region does not hold: from now on their replicated
@@ -431,30 +426,21 @@ impl Db {
         table: &str,
         holders: Vec<RegionName>,
     ) -> Result<u64, DbError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(
-            Request::Withhold {
-                table: table.to_string(),
-                holders,
-            },
-            Reply::Count(reply),
-        )
-        .await?;
-        rx.await.map_err(|_| DbError::Stopped)?
+        self.submit_count(Request::Withhold {
+            table: table.to_string(),
+            holders,
+        })
+        .await
     }
 
     /// Fault injection: loses one key's local state (see [`Request::Forget`]).
     pub async fn forget(&self, table: &str, key: &[u8]) -> Result<(), DbError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(
-            Request::Forget {
-                table: table.to_string(),
-                key: key.to_vec(),
-            },
-            Reply::Count(reply),
-        )
-        .await?;
-        rx.await.map_err(|_| DbError::Stopped)?.map(|_| ())
+        self.submit_count(Request::Forget {
+            table: table.to_string(),
+            key: key.to_vec(),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Queues replicated entries without waiting for their commit. The
@@ -493,6 +479,13 @@ impl Db {
         let _ = self
             .requests
             .try_send((Request::PeerAck { peer, vv }, Reply::None));
+    }
+
+    /// Submits a request answered with a count, and waits for it.
+    async fn submit_count(&self, req: Request) -> Result<u64, DbError> {
+        let (reply, rx) = oneshot::channel();
+        self.submit(req, Reply::Count(reply)).await?;
+        rx.await.map_err(|_| DbError::Stopped)?
     }
 
     async fn submit(&self, req: Request, reply: Reply) -> Result<(), DbError> {
@@ -569,17 +562,12 @@ impl Db {
         keys: Vec<Vec<u8>>,
         closed_ms: u64,
     ) -> Result<u64, DbError> {
-        let (reply, rx) = oneshot::channel();
-        self.submit(
-            Request::Purge {
-                table: table.to_string(),
-                keys,
-                closed_ms,
-            },
-            Reply::Count(reply),
-        )
-        .await?;
-        rx.await.map_err(|_| DbError::Stopped)?
+        self.submit_count(Request::Purge {
+            table: table.to_string(),
+            keys,
+            closed_ms,
+        })
+        .await
     }
 
     /// Waits until the applied vector covers `token`, or `timeout` passes.

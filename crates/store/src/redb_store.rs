@@ -133,7 +133,7 @@ impl RedbStore {
             .create(path)
             .map_err(from_redb)?;
         let txn = db.begin_write().map_err(from_redb)?;
-        {
+        let durable_lsn = {
             // Opening creates the tables, so readers can rely on them.
             txn.open_table(DATA).map_err(from_redb)?;
             let mut meta = txn.open_table(META).map_err(from_redb)?;
@@ -157,27 +157,23 @@ impl RedbStore {
                 }
             }
             let stored = load_meta(&meta)?;
+            // What redb holds after a crash is its last durable commit, which
+            // is what this transaction reads.
+            let lsn = get_decoded::<u64>(&meta, META_LSN)?.unwrap_or(0);
             drop(meta);
             check_log_ends(&txn, &stored)?;
-        }
+            lsn
+        };
         txn.commit().map_err(from_redb)?;
 
-        let durable_lsn = {
-            let txn = db.begin_read().map_err(from_redb)?;
-            let meta = txn.open_table(META).map_err(from_redb)?;
-            get_decoded::<u64>(&meta, META_LSN)?.unwrap_or(0)
-        };
         let (mut wal, replay) = Wal::open(&wal_path(path), durable_lsn)?;
+        let lsn = durable_lsn + replay.len() as u64;
         if !replay.is_empty() {
             // One durable transaction: either every logged commit is back
             // in redb, or none is and the next open replays them again.
             let txn = db.begin_write().map_err(from_redb)?;
-            let mut lsn = durable_lsn;
-            for rows in &replay {
-                lsn += 1;
-                let meta = txn.open_table(META).map_err(from_redb)?;
-                let mut stored = load_meta(&meta)?;
-                drop(meta);
+            let mut stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
+            for (rows, lsn) in replay.iter().zip(durable_lsn + 1..) {
                 let mut new_ends = BTreeMap::new();
                 for (origin, seq, _) in &rows.log {
                     new_ends.insert(origin.clone(), *seq);
@@ -186,10 +182,8 @@ impl RedbStore {
             }
             txn.commit().map_err(from_redb)?;
             tracing::info!(path = %path.display(), commits = replay.len(), through_lsn = lsn, "replayed the write-ahead log");
-            wal.checkpointed(lsn);
-        } else {
-            wal.checkpointed(durable_lsn);
         }
+        wal.checkpointed(lsn);
         tracing::debug!(path = %path.display(), "opened redb store");
         Ok(RedbStore {
             db,
@@ -361,9 +355,18 @@ fn data_prefix(table: &str) -> Vec<u8> {
 }
 
 fn data_key(table: &str, key: &[u8]) -> Vec<u8> {
-    let mut k = data_prefix(table);
-    k.extend_from_slice(key);
+    let mut k = Vec::with_capacity(1 + table.len() + key.len());
+    put_data_key(&mut k, table, key);
     k
+}
+
+/// Replaces `buf` with the data key of `table`/`key` (see the layout).
+fn put_data_key(buf: &mut Vec<u8>, table: &str, key: &[u8]) {
+    debug_assert!(table.len() <= TABLE_NAME_BYTES_MAX);
+    buf.clear();
+    buf.push(table.len() as u8);
+    buf.extend_from_slice(table.as_bytes());
+    buf.extend_from_slice(key);
 }
 
 /// Maps redb's errors onto what the caller can act on: damaged files stop
@@ -455,10 +458,7 @@ impl Backend for RedbStore {
                     // No commit can have stored it.
                     return Ok(None);
                 }
-                k.clear();
-                k.push(table.len() as u8);
-                k.extend_from_slice(table.as_bytes());
-                k.extend_from_slice(key);
+                put_data_key(&mut k, table, key);
                 match data.get(k.as_slice()).map_err(from_redb)? {
                     Some(v) => decode(
                         v.value(),
@@ -641,8 +641,7 @@ impl Backend for RedbStore {
                     self.logged_commits
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                wal.lsn = lsn;
-                wal.unlogged |= logged.is_none();
+                wal.committed(lsn, logged.is_some());
                 Ok(())
             }
             Err(e) => {

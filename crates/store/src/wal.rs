@@ -365,6 +365,13 @@ impl Wal {
         Ok(())
     }
 
+    /// Commit `lsn` reached redb without a checkpoint, through a log record
+    /// (`logged`) or not at all (`Durability::None`).
+    pub fn committed(&mut self, lsn: u64, logged: bool) {
+        self.lsn = lsn;
+        self.unlogged |= !logged;
+    }
+
     /// Everything through `lsn` is durable in redb: the log starts over.
     pub fn checkpointed(&mut self, lsn: u64) {
         self.lsn = lsn;
