@@ -686,7 +686,7 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
         p.family(
             "meridian_store_checkpoint_seconds",
             Kind::Histogram,
-            "Checkpoints: commits made durable in the database file itself, which hold up the writer while they flush.",
+            "Checkpoints: the memtable (or a commit holding a value too large to log) made durable in the database file itself, in the background.",
         );
         let c = &log.checkpoint_seconds;
         p.histogram(
@@ -699,9 +699,19 @@ fn replication_metrics(p: &mut PromText, node: &Node) {
         p.family(
             "meridian_store_wal_bytes",
             Kind::Gauge,
-            "Write-ahead log bytes since the last checkpoint (replayed after a crash).",
+            "Write-ahead log bytes not yet checkpointed (replayed after a crash).",
         );
         p.sample("meridian_store_wal_bytes", &[], log.log_bytes as f64);
+        p.family(
+            "meridian_store_memtable_bytes",
+            Kind::Gauge,
+            "Bytes of commits held in memory until their checkpoint writes them to the database file.",
+        );
+        p.sample(
+            "meridian_store_memtable_bytes",
+            &[],
+            log.memtable_bytes as f64,
+        );
     }
 }
 

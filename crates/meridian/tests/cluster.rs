@@ -107,6 +107,7 @@ async fn up_brings_three_linked_regions_with_status_and_metrics() {
     );
     // The store's write-ahead log reports itself.
     assert!(metric(&m, "meridian_store_wal_bytes", &[]).is_some());
+    assert!(metric(&m, "meridian_store_memtable_bytes", &[]).is_some());
     assert!(metric(&m, "meridian_store_logged_commits_total", &[]).is_some());
     assert!(metric(&m, "meridian_store_checkpoint_seconds", &[]).is_some());
     assert!(

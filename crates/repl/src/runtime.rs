@@ -11,6 +11,7 @@
 //! what we applied is answered with a resend request.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -608,7 +609,10 @@ pub const PURGE_SCAN_KEYS_MAX: usize = 10_000;
 
 /// Sweeps `tables` for expired keys and purges them locally once closed
 /// timestamps show no write to them can still arrive. Not replicated: every
-/// region purges on its own at the same deadline.
+/// region purges on its own at the same deadline. A table whose last whole
+/// pass met no key with an expiry rests until a state with an expiry is
+/// committed anywhere (`DbStats::expiring_states`): a table without TTLs
+/// costs no decoding.
 pub fn spawn_purger(
     db: Db,
     closed: ClosedTimestamps,
@@ -616,8 +620,10 @@ pub fn spawn_purger(
     shutdown: CancellationToken,
 ) {
     tokio::spawn(async move {
-        let mut cursors: BTreeMap<String, Option<Vec<u8>>> =
-            tables.iter().map(|t| (t.clone(), None)).collect();
+        let mut passes: BTreeMap<String, PurgePass> = tables
+            .iter()
+            .map(|t| (t.clone(), PurgePass::default()))
+            .collect();
         let mut tick = tokio::time::interval(PURGE_INTERVAL);
         loop {
             tokio::select! {
@@ -630,25 +636,41 @@ pub fn spawn_purger(
             // Our own writes are all here: cap at our clock.
             let now = wall_ms();
             let closed_ms = closed_ms.min(now);
-            for (table, cursor) in cursors.iter_mut() {
-                let (db2, t, after) = (db.clone(), table.clone(), cursor.clone());
+            let expiring_states = db.stats().expiring_states.load(Ordering::Relaxed);
+            for (table, pass) in passes.iter_mut() {
+                if pass.resting_at == Some(expiring_states) {
+                    continue;
+                }
+                if pass.cursor.is_none() {
+                    // A pass starts: what it must cover is everything
+                    // committed up to this count.
+                    pass.started_at = expiring_states;
+                    pass.saw_expiry = false;
+                    pass.resting_at = None;
+                }
+                let (db2, t, after) = (db.clone(), table.clone(), pass.cursor.clone());
                 let page = tokio::task::spawn_blocking(move || {
                     db2.scan(&t, after.as_deref(), PURGE_SCAN_KEYS_MAX)
                 })
                 .await;
                 let Ok(Ok(page)) = page else { continue };
-                *cursor = if page.len() < PURGE_SCAN_KEYS_MAX {
+                pass.cursor = if page.len() < PURGE_SCAN_KEYS_MAX {
                     None
                 } else {
                     page.last().map(|(k, _)| k.clone())
                 };
                 let expired: Vec<Vec<u8>> = page
                     .into_iter()
-                    .filter(|(_, s)| {
-                        !s.purged && s.expires_at_ms().is_some_and(|at| at < closed_ms)
-                    })
+                    .filter(|(_, s)| !s.purged && s.expires_at_ms().is_some())
+                    .inspect(|_| pass.saw_expiry = true)
+                    .filter(|(_, s)| s.expires_at_ms().is_some_and(|at| at < closed_ms))
                     .map(|(k, _)| k)
                     .collect();
+                if pass.cursor.is_none() && !pass.saw_expiry {
+                    // A whole pass without a key that will expire: nothing
+                    // to do until a state with an expiry is committed.
+                    pass.resting_at = Some(pass.started_at);
+                }
                 if expired.is_empty() {
                     continue;
                 }
@@ -660,6 +682,20 @@ pub fn spawn_purger(
             }
         }
     });
+}
+
+/// Where the purger is in one table.
+#[derive(Default)]
+struct PurgePass {
+    /// The last key of the previous page; `None` between passes.
+    cursor: Option<Vec<u8>>,
+    /// `DbStats::expiring_states` when this pass started.
+    started_at: u64,
+    /// This pass met a key with an expiry (expired or not).
+    saw_expiry: bool,
+    /// The pass that ended at this count found no key with an expiry: the
+    /// table is skipped until the count moves.
+    resting_at: Option<u64>,
 }
 
 /// Differing buckets repaired per table per round; the rest wait for the

@@ -118,7 +118,9 @@ pub trait Backend: Send + Sync + 'static {
     /// Drops `origin`'s log entries up to and including `through_seq`
     /// (everyone has them). May keep a few more for efficiency (bucketed
     /// logs), but `Meta::log_start` and `read_log` must behave as if exactly
-    /// those were dropped. Returns the new `log_start`.
+    /// those were dropped. Returns the new `log_start`. Need not be durable
+    /// at once: a crash may bring collected entries back, which costs disk
+    /// only.
     fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError>;
 
     /// This region stops holding `table` (it became pinned elsewhere):
@@ -155,8 +157,11 @@ pub struct LogStats {
     /// Checkpoints: commits made durable in the database file itself
     /// (truncations and table withdrawals are durable too, not counted).
     pub checkpoints: u64,
-    /// Time each checkpoint's commit took (it holds up the writer).
+    /// Time each checkpoint's durable redb commit took (in the
+    /// background, except for commits holding a row too large to log).
     pub checkpoint_seconds: crate::histogram::HistogramSnapshot,
-    /// Log bytes written since the last checkpoint.
+    /// Log bytes not yet checkpointed: what a crash would replay.
     pub log_bytes: u64,
+    /// Bytes of commits held in memory until their checkpoint.
+    pub memtable_bytes: u64,
 }

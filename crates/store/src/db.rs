@@ -145,6 +145,10 @@ pub struct DbStats {
     pub hlc_remote_ahead: AtomicU64,
     /// Expired keys purged locally.
     pub purged_keys: AtomicU64,
+    /// Key states carrying an expiry committed (local writes, applies,
+    /// repairs): the purger rests while none arrive and its last pass found
+    /// none.
+    pub expiring_states: AtomicU64,
     /// Keys changed by anti-entropy repair.
     pub repaired_keys: AtomicU64,
     /// Key states dropped because this region gave their table up.
@@ -1049,6 +1053,16 @@ impl<C: PhysicalClock> Engine<C> {
         match result {
             Ok(()) => {
                 self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                let expiring = commit
+                    .states
+                    .iter()
+                    .filter(|(_, _, s)| s.expires_at_ms().is_some())
+                    .count() as u64;
+                if expiring > 0 {
+                    self.stats
+                        .expiring_states
+                        .fetch_add(expiring, Ordering::Relaxed);
+                }
                 let locals = commit
                     .log
                     .iter()

@@ -10,8 +10,9 @@
 //!   simulation.
 //! - [`redb_store`]: [`RedbStore`], the production backend on one redb file.
 //! - [`wal`]: the write-ahead log that makes [`RedbStore`]'s commits durable
-//!   with one small sequential fdatasync; redb itself is made durable once a
-//!   second (a checkpoint).
+//!   with one small sequential fdatasync.
+//! - [`memtable`]: the last second's commits in memory; a background thread
+//!   writes them to redb in one durable transaction (a checkpoint).
 //! - [`db`]: [`db::Db`], the single writer (group commit, HLC, merge) over a
 //!   backend, and [`db::Engine`], its synchronous core.
 //! - [`digest`]: convergence digests of what a table shows readers.
@@ -30,6 +31,7 @@ pub mod db;
 pub mod digest;
 pub mod histogram;
 pub mod mem;
+pub mod memtable;
 pub mod redb_store;
 pub mod wal;
 

@@ -15,15 +15,21 @@
 //!   `log_end` is internal: it survives truncation, so an append after the
 //!   whole log was collected is still checked against where the log ended.
 //!
-//! Every commit and truncation is one redb write transaction, and every read
-//! one read transaction, so readers see a commit entirely or not at all.
-//!
-//! Durability comes from the write-ahead log next to the file (`<file>.wal`,
-//! [`crate::wal`]): a commit's rows are appended and fdatasynced there, then
-//! committed to redb without fsync; every second a commit is made durable in
-//! redb itself (a checkpoint) and the log starts over. `meta` holds `lsn`,
+//! Durability comes from the write-ahead log next to the file
+//! (`<file>.wal` and `<file>.wal.1`, [`crate::wal`]): a commit's rows are
+//! appended and fdatasynced there, then kept in a memtable
+//! ([`crate::memtable`]) that readers consult before redb. A background
+//! thread writes the memtable to redb in one durable transaction (a
+//! checkpoint) every second, or sooner when it grows; `meta` holds `lsn`,
 //! the number of the last commit redb contains, so opening replays exactly
-//! the logged commits a crash took from redb.
+//! the logged commits a crash took from memory. Truncations reach redb with
+//! the next checkpoint; table withdrawals and commits holding a row too large to log are
+//! written to redb directly, after a checkpoint of everything before them.
+//!
+//! Every checkpoint and direct write is one redb write transaction, and
+//! every read takes the memtables and one read transaction under one lock,
+//! so readers see a commit entirely or not at all.
+//!
 //! The contract checks are shared with [`crate::MemStore`] (`contract`).
 //!
 //! Does not own merging, clocks or group commit: [`crate::Backend`] says why.
@@ -32,7 +38,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::AtomicU64;
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+use std::time::{Duration, Instant};
 
 use meridian_core::record::KeyState;
 use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
@@ -45,6 +55,9 @@ use serde::Serialize;
 
 use crate::backend::{Backend, CommitBatch, Durability, LogStats, Meta, StoreError};
 use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
+use crate::memtable::{
+    Memtable, CHECKPOINT_INTERVAL, LOGGED_ROW_BYTES_MAX, MEMTABLE_BYTES_MAX, MEMTABLE_FLUSH_BYTES,
+};
 use crate::wal::{Rows, Wal};
 
 /// Log entries per bucket table. Truncation works in whole buckets, so this
@@ -59,10 +72,12 @@ pub const LOG_BUCKET_ENTRIES: u64 = 4096;
 ///
 /// Layout 2 adds the write-ahead log: commits since the last checkpoint are
 /// only in `<file>.wal`, which a layout-1 build would ignore (losing them)
-/// and, upgraded again, replay over newer data. Opening a layout-1 file
-/// upgrades it (nothing to convert: no `lsn` yet means 0); a layout-1 build
-/// refuses a layout-2 file.
-const LAYOUT_VERSION: u32 = 2;
+/// and, upgraded again, replay over newer data. Layout 3 adds the log's
+/// second segment, `<file>.wal.1`, which a layout-2 build would ignore.
+/// Opening a layout-1 or 2 file upgrades it (nothing to convert: no `lsn`
+/// yet means 0, and a layout-2 log is the first segment); older builds
+/// refuse a newer layout.
+const LAYOUT_VERSION: u32 = 3;
 
 /// redb's page cache. Its default (1 GiB) is per database, and `meridian up`
 /// runs several nodes on one machine; 256 MiB holds the hot part of a
@@ -83,26 +98,103 @@ const META_LOG_START: &str = "log_start";
 const META_LOG_END: &str = "log_end";
 const META_LSN: &str = "lsn";
 
-/// A [`Backend`] on a redb database file.
+/// How a [`RedbStore`] checkpoints.
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// Time between checkpoints under a steady stream of commits
+    /// ([`CHECKPOINT_INTERVAL`]). Tests stretch it so that a copy of the
+    /// files taken while the store is open is a crash image.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        RedbOptions {
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+        }
+    }
+}
+
+/// A [`Backend`] on a redb database file, with a write-ahead log and a
+/// memtable in front of it.
+///
+/// # Concurrency
+/// - A commit holds the log's mutex while it appends its record and puts
+///   its rows in the active memtable, so the memtables hold commits in the
+///   log's order.
+/// - The checkpoint thread freezes the active memtable (under the log's
+///   mutex, moving the log to its other segment) and writes the frozen one
+///   to redb in one durable transaction, then drops it. Only one memtable
+///   is frozen at a time.
+/// - Readers take the memtables and begin their redb read transaction
+///   under one read lock: redb then holds exactly what the memtables do
+///   not (a frozen memtable is dropped only after its checkpoint
+///   committed), so every read sees the store as of one commit.
 pub struct RedbStore {
+    inner: Arc<Inner>,
+    checkpointer: Option<std::thread::JoinHandle<()>>,
+}
+
+struct Inner {
     db: Database,
     path: PathBuf,
-    /// Held through every write transaction, so the log's order is redb's.
+    options: RedbOptions,
+    /// Held through every commit, freeze and direct redb write.
     wal: Mutex<Wal>,
-    logged_commits: std::sync::atomic::AtomicU64,
+    mem: RwLock<Mem>,
+    /// Held while a frozen memtable is written to redb.
+    checkpointing: Mutex<()>,
+    /// Wakes the checkpoint thread early: a memtable outgrew
+    /// [`MEMTABLE_FLUSH_BYTES`], or the store closes.
+    wake: Mutex<Wake>,
+    wake_cv: Condvar,
+    logged_commits: AtomicU64,
     checkpoint_seconds: crate::histogram::Histogram,
+}
+
+#[derive(Default)]
+struct Wake {
+    kicked: bool,
+    stop: bool,
+}
+
+/// What is not (yet) in redb, and the store's metadata.
+struct Mem {
+    /// Commits since the last freeze.
+    active: Memtable,
+    /// The memtable being checkpointed.
+    frozen: Option<Arc<Frozen>>,
+    /// The metadata as of the last commit, with truncations not yet in
+    /// redb: what readers and the commit checks use.
+    stored: StoredMeta,
+    /// `log_start` as redb holds it.
+    redb_log_start: BTreeMap<RegionName, u64>,
+    /// The lsn of the last commit redb holds durably.
+    durable_lsn: u64,
+    last_freeze: Instant,
+}
+
+/// A memtable on its way into redb.
+struct Frozen {
+    table: Memtable,
+    /// The metadata after its last commit.
+    meta: StoredMeta,
+    /// The store's lsn when it was frozen.
+    lsn: u64,
+    /// The log bytes that hold it (the segment left at the freeze).
+    log_bytes: u64,
 }
 
 impl fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedbStore")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
 }
 
 /// Everything in `meta`, decoded.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct StoredMeta {
     meta: Meta,
     log_end: BTreeMap<RegionName, u64>,
@@ -116,15 +208,32 @@ impl StoredMeta {
     fn log_end(&self, origin: &RegionName) -> u64 {
         self.log_end.get(origin).copied().unwrap_or(0)
     }
+
+    /// Takes in what a commit changes besides keys and entries.
+    fn apply(&mut self, rows: &Rows, new_ends: BTreeMap<RegionName, u64>) {
+        self.meta.vv = rows.vv.clone();
+        self.meta.hlc_floor = rows.hlc_floor;
+        for (peer, vv) in &rows.peer_vvs {
+            self.meta.peer_vvs.insert(peer.clone(), vv.clone());
+        }
+        self.log_end.extend(new_ends);
+    }
 }
 
 impl RedbStore {
-    /// Opens the database at `path`, creating it if the file does not exist.
-    /// The parent directory must exist.
+    /// Opens the database at `path` with the default checkpoint interval,
+    /// creating it if the file does not exist. The parent directory must
+    /// exist.
     ///
     /// Checks the layout version and that each origin's recorded log end
     /// matches its last stored entry; a mismatch is [`StoreError::Corrupt`].
+    /// Replays the write-ahead log into redb before it returns.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, RedbOptions::default())
+    }
+
+    /// [`RedbStore::open`] with options.
+    pub fn open_with(path: &Path, options: RedbOptions) -> Result<Self, StoreError> {
         // Integrity checking on every open is off (redb's default): it reads
         // the whole file, so start-up would grow with the data. redb still
         // checks and repairs after an unclean shutdown.
@@ -139,7 +248,7 @@ impl RedbStore {
             let mut meta = txn.open_table(META).map_err(from_redb)?;
             match get_decoded::<u32>(&meta, META_LAYOUT)? {
                 Some(LAYOUT_VERSION) => {}
-                Some(1) => put_encoded(&mut meta, META_LAYOUT, &LAYOUT_VERSION)?,
+                Some(1 | 2) => put_encoded(&mut meta, META_LAYOUT, &LAYOUT_VERSION)?,
                 Some(other) => {
                     return Err(StoreError::Corrupt(format!(
                         "{} has store layout {other}, this build reads layout {LAYOUT_VERSION}",
@@ -166,7 +275,7 @@ impl RedbStore {
         };
         txn.commit().map_err(from_redb)?;
 
-        let (mut wal, replay) = Wal::open(&wal_path(path), durable_lsn)?;
+        let (mut wal, replay) = Wal::open(wal_paths(path), durable_lsn)?;
         let lsn = durable_lsn + replay.len() as u64;
         if !replay.is_empty() {
             // One durable transaction: either every logged commit is back
@@ -183,20 +292,91 @@ impl RedbStore {
             txn.commit().map_err(from_redb)?;
             tracing::info!(path = %path.display(), commits = replay.len(), through_lsn = lsn, "replayed the write-ahead log");
         }
-        wal.checkpointed(lsn);
-        tracing::debug!(path = %path.display(), "opened redb store");
-        Ok(RedbStore {
+        wal.lsn = lsn;
+        let stored = {
+            let txn = db.begin_read().map_err(from_redb)?;
+            load_meta(&txn.open_table(META).map_err(from_redb)?)?
+        };
+        let inner = Arc::new(Inner {
             db,
             path: path.to_path_buf(),
+            options,
             wal: Mutex::new(wal),
+            mem: RwLock::new(Mem {
+                active: Memtable::default(),
+                frozen: None,
+                redb_log_start: stored.meta.log_start.clone(),
+                stored,
+                durable_lsn: lsn,
+                last_freeze: Instant::now(),
+            }),
+            checkpointing: Mutex::new(()),
+            wake: Mutex::new(Wake::default()),
+            wake_cv: Condvar::new(),
             logged_commits: Default::default(),
             checkpoint_seconds: Default::default(),
+        });
+        let checkpointer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("redb-checkpoint".into())
+                .spawn(move || inner.run_checkpoints())
+                .map_err(|e| StoreError::Io(format!("cannot start the checkpoint thread: {e}")))?
+        };
+        tracing::debug!(path = %path.display(), "opened redb store");
+        Ok(RedbStore {
+            inner,
+            checkpointer: Some(checkpointer),
         })
     }
 
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Makes every commit so far durable in redb itself now, rather than
+    /// at the next background checkpoint.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let mut wal = self.inner.wal()?;
+        wal.refuse_if_poisoned()?;
+        self.inner.checkpoint_all(&mut wal)
+    }
+}
+
+impl Drop for RedbStore {
+    /// Stops the checkpoint thread and checkpoints what is left, so a clean
+    /// close leaves nothing to replay (and keeps `Durability::None`
+    /// commits). Best effort: the log still holds every logged commit.
+    fn drop(&mut self) {
+        {
+            let mut wake = self
+                .inner
+                .wake
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            wake.stop = true;
+        }
+        self.inner.wake_cv.notify_all();
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
+        match self.inner.wal() {
+            Ok(mut wal) if !wal.poisoned() => {
+                if let Err(e) = self.inner.checkpoint_all(&mut wal) {
+                    tracing::warn!(path = %self.inner.path.display(), error = %e, "the closing checkpoint failed; the write-ahead log keeps the commits");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Inner {
     /// The write-ahead log. A poisoned lock means a commit panicked between
-    /// appending its record and committing it to redb: the log's position
-    /// and lsn no longer agree, so nothing more is written until a restart.
+    /// appending its record and taking its rows into the memtable: the
+    /// log's lsn and the memtables no longer agree, so nothing more is
+    /// written until a restart.
     fn wal(&self) -> Result<MutexGuard<'_, Wal>, StoreError> {
         self.wal.lock().map_err(|_| {
             StoreError::Io(format!(
@@ -206,14 +386,205 @@ impl RedbStore {
         })
     }
 
-    /// After the log refused a record (`Wal::append` or `Wal::void_last`
-    /// failed, which poisons it): the refused record may still be on disk
-    /// as commit `lsn`, so a durable redb commit claims that number — the
+    // The memtables' lock is only written by code that cannot panic
+    // half-way (map inserts and swaps), so a poisoned lock still guards
+    // consistent data.
+    fn mem(&self) -> RwLockReadGuard<'_, Mem> {
+        self.mem.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn mem_mut(&self) -> RwLockWriteGuard<'_, Mem> {
+        self.mem.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The checkpoint thread: freezes and checkpoints the active memtable
+    /// every `checkpoint_interval`, or when woken because it outgrew
+    /// [`MEMTABLE_FLUSH_BYTES`]; retries a failed checkpoint a full
+    /// interval later.
+    fn run_checkpoints(&self) {
+        lower_thread_priority();
+        let interval = self.options.checkpoint_interval;
+        let mut failed = false;
+        loop {
+            let wait = if failed {
+                interval
+            } else {
+                interval
+                    .saturating_sub(self.mem().last_freeze.elapsed())
+                    .max(Duration::from_millis(1))
+            };
+            {
+                let mut wake = self.wake.lock().unwrap_or_else(PoisonError::into_inner);
+                if !wake.kicked && !wake.stop {
+                    wake = self
+                        .wake_cv
+                        .wait_timeout(wake, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                if wake.stop {
+                    return;
+                }
+                wake.kicked = false;
+            }
+            failed = match self.checkpoint_if_due() {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::error!(path = %self.path.display(), error = %e, "checkpoint failed; the write-ahead log keeps the commits, retrying");
+                    true
+                }
+            };
+        }
+    }
+
+    fn kick(&self) {
+        self.wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .kicked = true;
+        self.wake_cv.notify_one();
+    }
+
+    fn checkpoint_if_due(&self) -> Result<(), StoreError> {
+        let (frozen, due) = {
+            let mem = self.mem();
+            let pending = !mem.active.is_empty() || mem.stored.meta.log_start != mem.redb_log_start;
+            (
+                mem.frozen.is_some(),
+                mem.active.bytes >= MEMTABLE_FLUSH_BYTES
+                    || (pending && mem.last_freeze.elapsed() >= self.options.checkpoint_interval),
+            )
+        };
+        if !frozen && !due {
+            return Ok(());
+        }
+        if !frozen {
+            let mut wal = self.wal()?;
+            self.freeze(&mut wal);
+        }
+        self.checkpoint()
+    }
+
+    /// Moves the active memtable to `frozen` and the log to its other
+    /// segment. The caller holds the log and has checkpointed any
+    /// memtable frozen before.
+    fn freeze(&self, wal: &mut Wal) {
+        let mut mem = self.mem_mut();
+        if mem.frozen.is_some() {
+            return;
+        }
+        let table = std::mem::take(&mut mem.active);
+        let log_bytes = wal.rotate();
+        mem.frozen = Some(Arc::new(Frozen {
+            table,
+            meta: mem.stored.clone(),
+            lsn: wal.lsn,
+            log_bytes,
+        }));
+        mem.last_freeze = Instant::now();
+    }
+
+    /// Writes the frozen memtable (if any) to redb in one durable
+    /// transaction, with the truncations made since, and drops it.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let _one_at_a_time = self
+            .checkpointing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (frozen, log_start, redb_log_start) = {
+            let mem = self.mem();
+            let Some(frozen) = mem.frozen.clone() else {
+                return Ok(());
+            };
+            (
+                frozen,
+                mem.stored.meta.log_start.clone(),
+                mem.redb_log_start.clone(),
+            )
+        };
+        // Truncations reach redb no further than the entries it will hold.
+        let log_start: BTreeMap<RegionName, u64> = log_start
+            .into_iter()
+            .map(|(origin, start)| {
+                let end = frozen.meta.log_end(&origin);
+                (origin, start.min(end + 1))
+            })
+            .collect();
+        let started = Instant::now();
+        let txn = self.db.begin_write().map_err(from_redb)?;
+        {
+            let mut data = txn.open_table(DATA).map_err(from_redb)?;
+            for (key, state) in &frozen.table.states {
+                data.insert(key.as_slice(), state.as_slice())
+                    .map_err(from_redb)?;
+            }
+        }
+        for (origin, entries) in &frozen.table.log {
+            let start = log_start.get(origin).copied().unwrap_or(1);
+            insert_entries(
+                &txn,
+                origin,
+                entries
+                    .range(start..)
+                    .map(|(seq, bytes)| (*seq, bytes.as_slice())),
+            )?;
+        }
+        for (origin, &start) in &log_start {
+            // Drop every bucket that now lies wholly below the start;
+            // buckets below redb's start were dropped before. A bucket
+            // whose entries were all skipped above was never created.
+            let mut bucket = bucket_of(redb_log_start.get(origin).copied().unwrap_or(1));
+            while bucket_last_seq(bucket) < start {
+                txn.delete_table(log_table(&log_table_name(origin, bucket)))
+                    .map_err(from_redb)?;
+                bucket += 1;
+            }
+        }
+        {
+            let mut meta = txn.open_table(META).map_err(from_redb)?;
+            let m = &frozen.meta;
+            put_encoded(&mut meta, META_VV, &m.meta.vv)?;
+            put_encoded(&mut meta, META_HLC_FLOOR, &m.meta.hlc_floor)?;
+            put_encoded(&mut meta, META_PEER_VVS, &m.meta.peer_vvs)?;
+            put_encoded(&mut meta, META_LOG_END, &m.log_end)?;
+            put_encoded(&mut meta, META_LOG_START, &log_start)?;
+            put_encoded(&mut meta, META_LSN, &frozen.lsn)?;
+        }
+        txn.commit().map_err(from_redb)?;
+        self.checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let mut mem = self.mem_mut();
+        mem.frozen = None;
+        mem.redb_log_start = log_start;
+        mem.durable_lsn = mem.durable_lsn.max(frozen.lsn);
+        Ok(())
+    }
+
+    /// Makes every commit so far durable in redb: checkpoints the frozen
+    /// memtable, then freezes and checkpoints the active one. Afterwards
+    /// both are empty until the caller releases the log.
+    fn checkpoint_all(&self, wal: &mut Wal) -> Result<(), StoreError> {
+        self.checkpoint()?;
+        let pending = {
+            let mem = self.mem();
+            !mem.active.is_empty() || mem.stored.meta.log_start != mem.redb_log_start
+        };
+        if pending {
+            self.freeze(wal);
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// After the log refused a record (`Wal::append` failed, which poisons
+    /// it): the refused record may still be on disk as commit `lsn`, so a
+    /// durable redb commit claims that number, after the memtables — the
     /// next open then skips the record instead of replaying a write that
     /// was refused. Best effort: if this fails too, the node must stop
     /// before it restarts on the same files (the error says so).
     fn burn_lsn(&self, wal: &mut Wal, lsn: u64) {
-        let burn = || -> Result<(), StoreError> {
+        let mut burn = || -> Result<(), StoreError> {
+            self.checkpoint_all(wal)?;
             let txn = self.db.begin_write().map_err(from_redb)?;
             put_encoded(
                 &mut txn.open_table(META).map_err(from_redb)?,
@@ -223,7 +594,10 @@ impl RedbStore {
             txn.commit().map_err(from_redb)
         };
         match burn() {
-            Ok(()) => wal.checkpointed(lsn),
+            Ok(()) => {
+                wal.lsn = lsn;
+                self.mem_mut().durable_lsn = lsn;
+            }
             Err(e) => tracing::error!(
                 error = %e,
                 lsn,
@@ -232,9 +606,46 @@ impl RedbStore {
         }
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A commit holding a row too large to log: written to redb directly and durably,
+    /// after [`Inner::checkpoint_all`] emptied the memtables (so redb holds
+    /// the newest state of every key it writes).
+    fn commit_direct(
+        &self,
+        wal: &mut Wal,
+        rows: &Rows,
+        new_ends: BTreeMap<RegionName, u64>,
+        lsn: u64,
+    ) -> Result<(), StoreError> {
+        let mut stored = self.mem().stored.clone();
+        let started = Instant::now();
+        let txn = self.db.begin_write().map_err(from_redb)?;
+        write_rows(&txn, rows, &mut stored, new_ends, lsn)?;
+        txn.commit().map_err(from_redb)?;
+        self.checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        wal.lsn = lsn;
+        let mut mem = self.mem_mut();
+        mem.stored = stored;
+        mem.durable_lsn = lsn;
+        Ok(())
+    }
+}
+
+/// Nice value of the checkpoint thread: on a busy machine the writer and
+/// the network threads, whose delays clients see, run before it.
+const CHECKPOINT_THREAD_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority (Linux nice values are
+/// per thread). Failure only costs latency, so it is logged and ignored.
+fn lower_thread_priority() {
+    // SAFETY: plain system calls on the calling thread with no memory
+    // passed.
+    let result = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, CHECKPOINT_THREAD_NICE)
+    };
+    if result != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the checkpoint thread's priority");
     }
 }
 
@@ -267,16 +678,26 @@ fn check_log_ends(txn: &WriteTransaction, stored: &StoredMeta) -> Result<(), Sto
     Ok(())
 }
 
-/// The write-ahead log of the store at `path`: `<path>.wal`.
+/// The first segment of the write-ahead log of the store at `path`:
+/// `<path>.wal`.
 pub fn wal_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".wal");
     PathBuf::from(name)
 }
 
+/// Both segments of the write-ahead log of the store at `path`:
+/// `<path>.wal` and `<path>.wal.1`.
+pub fn wal_paths(path: &Path) -> [PathBuf; 2] {
+    let first = wal_path(path);
+    let mut second = first.clone().into_os_string();
+    second.push(".1");
+    [first, PathBuf::from(second)]
+}
+
 /// Writes one commit's encoded rows into `txn`, with `stored` as `meta`
-/// holds it before: states, log entries (each bucket table opened once),
-/// the vector, floor, peers' vectors, the log ends and the commit's lsn.
+/// holds it before: states, log entries, the vector, floor, peers'
+/// vectors, the log ends and the commit's lsn.
 fn write_rows(
     txn: &WriteTransaction,
     rows: &Rows,
@@ -290,40 +711,62 @@ fn write_rows(
             .map_err(from_redb)?;
     }
     drop(data);
-    // Entries are in sequence order per origin; a run of one origin's
-    // bucket goes through one open table.
+    // Entries are in sequence order per origin.
     let mut i = 0;
     while i < rows.log.len() {
-        let (origin, seq, _) = &rows.log[i];
-        // Seq 0 never exists; check_commit rejects it, replay never sees it.
-        let bucket = bucket_of((*seq).max(1));
-        let name = log_table_name(origin, bucket);
-        let mut table = txn.open_table(log_table(&name)).map_err(from_redb)?;
-        while i < rows.log.len() {
-            let (o, seq, bytes) = &rows.log[i];
-            if o != origin || bucket_of((*seq).max(1)) != bucket {
-                break;
-            }
-            let old = table.insert(*seq, bytes.as_slice()).map_err(from_redb)?;
-            debug_assert!(old.is_none(), "check_commit let {o}/{seq} through twice");
-            i += 1;
-        }
+        let origin = &rows.log[i].0;
+        let run = rows.log[i..]
+            .iter()
+            .take_while(|(o, _, _)| o == origin)
+            .count();
+        insert_entries(
+            txn,
+            origin,
+            rows.log[i..i + run]
+                .iter()
+                .map(|(_, seq, bytes)| (*seq, bytes.as_slice())),
+        )?;
+        i += run;
     }
 
+    let peers_changed = !rows.peer_vvs.is_empty();
+    let ends_changed = !new_ends.is_empty();
+    stored.apply(rows, new_ends);
     let mut meta = txn.open_table(META).map_err(from_redb)?;
-    put_encoded(&mut meta, META_VV, &rows.vv)?;
-    put_encoded(&mut meta, META_HLC_FLOOR, &rows.hlc_floor)?;
-    if !rows.peer_vvs.is_empty() {
-        for (peer, vv) in &rows.peer_vvs {
-            stored.meta.peer_vvs.insert(peer.clone(), vv.clone());
-        }
+    put_encoded(&mut meta, META_VV, &stored.meta.vv)?;
+    put_encoded(&mut meta, META_HLC_FLOOR, &stored.meta.hlc_floor)?;
+    if peers_changed {
         put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
     }
-    if !new_ends.is_empty() {
-        stored.log_end.extend(new_ends);
+    if ends_changed {
         put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
     }
     put_encoded(&mut meta, META_LSN, &lsn)?;
+    Ok(())
+}
+
+/// Inserts `origin`'s entries, in sequence order, each bucket table opened
+/// once for its run.
+fn insert_entries<'a>(
+    txn: &WriteTransaction,
+    origin: &RegionName,
+    entries: impl Iterator<Item = (u64, &'a [u8])>,
+) -> Result<(), StoreError> {
+    let mut open: Option<(u64, redb::Table<'_, u64, &'static [u8]>)> = None;
+    for (seq, bytes) in entries {
+        // Seq 0 never exists; check_commit rejects it, replay never sees it.
+        let bucket = bucket_of(seq.max(1));
+        let table = match &mut open {
+            Some((b, table)) if *b == bucket => table,
+            _ => {
+                let name = log_table_name(origin, bucket);
+                let table = txn.open_table(log_table(&name)).map_err(from_redb)?;
+                &mut open.insert((bucket, table)).1
+            }
+        };
+        let old = table.insert(seq, bytes).map_err(from_redb)?;
+        debug_assert!(old.is_none(), "{origin}/{seq} was stored twice");
+    }
     Ok(())
 }
 
@@ -449,26 +892,47 @@ impl Backend for RedbStore {
     }
 
     fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<KeyState>>, StoreError> {
-        let txn = self.db.begin_read().map_err(from_redb)?;
-        let data = txn.open_table(DATA).map_err(from_redb)?;
+        let inner = &self.inner;
+        let what = |table: &str, key: &[u8]| format!("state of {table}/{}", key.escape_ascii());
+        let mut out = Vec::with_capacity(keys.len());
+        let mut misses = Vec::new();
         let mut k = Vec::new();
-        keys.iter()
-            .map(|(table, key)| {
+        let txn = {
+            let mem = inner.mem();
+            for (i, (table, key)) in keys.iter().enumerate() {
                 if table.len() > TABLE_NAME_BYTES_MAX {
                     // No commit can have stored it.
-                    return Ok(None);
+                    out.push(None);
+                    continue;
                 }
                 put_data_key(&mut k, table, key);
-                match data.get(k.as_slice()).map_err(from_redb)? {
-                    Some(v) => decode(
-                        v.value(),
-                        format_args!("state of {table}/{}", key.escape_ascii()),
-                    )
-                    .map(Some),
-                    None => Ok(None),
+                let held = mem
+                    .active
+                    .state(&k)
+                    .or_else(|| mem.frozen.as_ref().and_then(|f| f.table.state(&k)));
+                match held {
+                    Some(bytes) => out.push(Some(decode(bytes, what(table, key))?)),
+                    None => {
+                        out.push(None);
+                        misses.push(i);
+                    }
                 }
-            })
-            .collect()
+            }
+            if misses.is_empty() {
+                return Ok(out);
+            }
+            // Under the lock: redb as of the memtables just read.
+            inner.db.begin_read().map_err(from_redb)?
+        };
+        let data = txn.open_table(DATA).map_err(from_redb)?;
+        for i in misses {
+            let (table, key) = keys[i];
+            put_data_key(&mut k, table, key);
+            if let Some(v) = data.get(k.as_slice()).map_err(from_redb)? {
+                out[i] = Some(decode(v.value(), what(table, key))?);
+            }
+        }
+        Ok(out)
     }
 
     fn scan(
@@ -480,8 +944,6 @@ impl Backend for RedbStore {
         if table.len() > TABLE_NAME_BYTES_MAX || limit == 0 {
             return Ok(Vec::new());
         }
-        let txn = self.db.begin_read().map_err(from_redb)?;
-        let data = txn.open_table(DATA).map_err(from_redb)?;
         let prefix = data_prefix(table);
         let start = match after {
             Some(a) => data_key(table, a),
@@ -491,25 +953,45 @@ impl Backend for RedbStore {
             Some(_) => Bound::Excluded(start.as_slice()),
             None => Bound::Included(start.as_slice()),
         };
-        let mut out = Vec::new();
+        let decode_row = |k: &[u8], v: &[u8]| -> Result<(Vec<u8>, KeyState), StoreError> {
+            let user_key = &k[prefix.len()..];
+            let state = decode(
+                v,
+                format_args!("state of {table}/{}", user_key.escape_ascii()),
+            )?;
+            Ok((user_key.to_vec(), state))
+        };
+        // Each source's first `limit` keys hold the merged first `limit`;
+        // newer sources replace older ones' states.
+        let mut merged = BTreeMap::new();
+        let (held, txn) = {
+            let mem = self.inner.mem();
+            let mut held = Vec::new();
+            if let Some(frozen) = &mem.frozen {
+                for (k, v) in frozen.table.states_from(lower, &prefix, limit) {
+                    held.push(decode_row(k, v)?);
+                }
+            }
+            for (k, v) in mem.active.states_from(lower, &prefix, limit) {
+                held.push(decode_row(k, v)?);
+            }
+            (held, self.inner.db.begin_read().map_err(from_redb)?)
+        };
+        let data = txn.open_table(DATA).map_err(from_redb)?;
         for item in data
             .range::<&[u8]>((lower, Bound::Unbounded))
             .map_err(from_redb)?
+            .take(limit)
         {
             let (k, v) = item.map_err(from_redb)?;
-            let Some(user_key) = k.value().strip_prefix(prefix.as_slice()) else {
+            if !k.value().starts_with(&prefix) {
                 break; // the next table's keys
-            };
-            let state = decode(
-                v.value(),
-                format_args!("state of {table}/{}", user_key.escape_ascii()),
-            )?;
-            out.push((user_key.to_vec(), state));
-            if out.len() == limit {
-                break;
             }
+            let (key, state) = decode_row(k.value(), v.value())?;
+            merged.insert(key, state);
         }
-        Ok(out)
+        merged.extend(held);
+        Ok(merged.into_iter().take(limit).collect())
     }
 
     fn read_log(
@@ -519,49 +1001,86 @@ impl Backend for RedbStore {
         max_entries: usize,
         max_bytes: usize,
     ) -> Result<Vec<LogEntry>, StoreError> {
-        // One read transaction for meta and entries: a truncation committed
-        // meanwhile is seen entirely or not at all.
-        let txn = self.db.begin_read().map_err(from_redb)?;
-        let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
-        let mut seq = contract::check_read_from(origin, from_seq, stored.log_start(origin))?;
-        let end = stored.log_end(origin);
+        // The entries the memtables hold are copied, within the same
+        // budget, and redb's read transaction begun under the same lock:
+        // redb holds exactly the entries before the memtables' first.
+        let (mut seq, held, redb_end, txn) = {
+            let mem = self.inner.mem();
+            let seq = contract::check_read_from(origin, from_seq, mem.stored.log_start(origin))?;
+            let end = mem.stored.log_end(origin);
+            let frozen = mem.frozen.as_ref().map(|f| &f.table);
+            let first_held = frozen
+                .and_then(|f| f.first_seq(origin))
+                .or_else(|| mem.active.first_seq(origin))
+                .unwrap_or(end + 1);
+            let mut budget = LogReadBudget::new(max_entries, max_bytes);
+            let mut held = Vec::new();
+            let from_held = seq.max(first_held);
+            for (s, bytes) in frozen
+                .into_iter()
+                .flat_map(|f| f.entries_from(origin, from_held))
+                .chain(mem.active.entries_from(origin, from_held))
+            {
+                if s > end || !budget.take(bytes.len()) {
+                    break;
+                }
+                held.push((s, bytes.clone()));
+            }
+            let txn = if seq < first_held {
+                Some(self.inner.db.begin_read().map_err(from_redb)?)
+            } else {
+                None
+            };
+            (seq, held, first_held - 1, txn)
+        };
         let mut budget = LogReadBudget::new(max_entries, max_bytes);
         let mut out = Vec::new();
-        while seq <= end && !budget.exhausted() {
-            let name = log_table_name(origin, bucket_of(seq));
-            let table = txn
-                .open_table(log_table(&name))
-                .map_err(|e| missing_bucket(origin, &name, e))?;
-            let last = bucket_last_seq(bucket_of(seq)).min(end);
-            for item in table.range(seq..=last).map_err(from_redb)? {
-                let (k, v) = item.map_err(from_redb)?;
-                if k.value() != seq {
+        if let Some(txn) = txn {
+            while seq <= redb_end && !budget.exhausted() {
+                let name = log_table_name(origin, bucket_of(seq));
+                let table = txn
+                    .open_table(log_table(&name))
+                    .map_err(|e| missing_bucket(origin, &name, e))?;
+                let last = bucket_last_seq(bucket_of(seq)).min(redb_end);
+                for item in table.range(seq..=last).map_err(from_redb)? {
+                    let (k, v) = item.map_err(from_redb)?;
+                    if k.value() != seq {
+                        return Err(StoreError::Corrupt(format!(
+                            "log of {origin} jumps from {} to {}",
+                            seq - 1,
+                            k.value()
+                        )));
+                    }
+                    let bytes = v.value();
+                    if !budget.take(bytes.len()) {
+                        return Ok(out);
+                    }
+                    let entry: LogEntry = decode(bytes, format_args!("log entry {origin}/{seq}"))?;
+                    debug_assert!(entry.origin == *origin && entry.seq == seq);
+                    out.push(entry);
+                    seq += 1;
+                }
+                if seq <= last && !budget.exhausted() {
                     return Err(StoreError::Corrupt(format!(
-                        "log of {origin} jumps from {} to {}",
-                        seq - 1,
-                        k.value()
+                        "log of {origin} should hold {seq} (redb holds it through {redb_end}), {name} stops before it"
                     )));
                 }
-                let bytes = v.value();
-                if !budget.take(bytes.len()) {
-                    return Ok(out);
-                }
-                let entry: LogEntry = decode(bytes, format_args!("log entry {origin}/{seq}"))?;
-                debug_assert!(entry.origin == *origin && entry.seq == seq);
-                out.push(entry);
-                seq += 1;
             }
-            if seq <= last && !budget.exhausted() {
-                return Err(StoreError::Corrupt(format!(
-                    "log of {origin} should hold {seq} (it ends at {end}), {name} stops before it"
-                )));
+        }
+        for (s, bytes) in held {
+            if budget.exhausted() || !budget.take(bytes.len()) {
+                break;
             }
+            debug_assert_eq!(s, seq, "the memtables continue redb's entries");
+            out.push(decode(&bytes, format_args!("log entry {origin}/{s}"))?);
+            seq = s + 1;
         }
         Ok(out)
     }
 
     fn commit(&self, batch: &CommitBatch, durability: Durability) -> Result<(), StoreError> {
-        // Encode outside the write transaction, which excludes other writers.
+        let inner = &self.inner;
+        // Encode outside the log's lock, which excludes other writers.
         let rows = Rows {
             states: batch
                 .states
@@ -581,115 +1100,79 @@ impl Backend for RedbStore {
             peer_vvs: batch.peer_vvs.clone(),
         };
 
-        let mut wal = self.wal()?;
+        let mut wal = inner.wal()?;
         wal.refuse_if_poisoned()?;
-        let lsn = wal.lsn + 1;
-        // A checkpoint is the commit made durable in redb itself; every
-        // other commit is durable through its log record (or, with
-        // `Durability::None`, not at all until the next checkpoint — which
-        // is the next fsync'd commit, so it makes them durable too).
-        // A commit too large to be worth logging is one too.
-        let checkpoint = wal.checkpoint_due()
-            || (durability == Durability::Fsync && wal.unlogged)
-            || rows.rows_len() > crate::wal::LOGGED_COMMIT_BYTES_MAX;
-        let mut txn = self.db.begin_write().map_err(from_redb)?;
-        txn.set_durability(if checkpoint {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
-        })
-        .map_err(from_redb)?;
-        {
-            let meta = txn.open_table(META).map_err(from_redb)?;
-            let mut stored = load_meta(&meta)?;
-            drop(meta);
-            // On error the transaction is dropped, which aborts it: nothing
-            // changes.
+        let (new_ends, overfull, durable_lsn) = {
+            let mem = inner.mem();
+            // On error nothing has changed.
             let new_ends = contract::check_commit(
                 batch,
                 &CommitBase {
-                    vv: &stored.meta.vv,
-                    hlc_floor: stored.meta.hlc_floor,
-                    log_end: &stored.log_end,
+                    vv: &mem.stored.meta.vv,
+                    hlc_floor: mem.stored.meta.hlc_floor,
+                    log_end: &mem.stored.log_end,
                 },
             )?;
-            write_rows(&txn, &rows, &mut stored, new_ends, lsn)?;
+            (
+                new_ends,
+                mem.active.bytes >= MEMTABLE_BYTES_MAX,
+                mem.durable_lsn,
+            )
+        };
+        let large = rows.largest_row() > LOGGED_ROW_BYTES_MAX;
+        // A logged commit must not follow unlogged ones a crash would lose
+        // (it would be replayed over a store without what it built on); a
+        // large one goes to redb, which must hold everything before it;
+        // and checkpoints that fall behind hold up the writer here.
+        if overfull || large || (durability == Durability::Fsync && wal.unlogged_lsn > durable_lsn)
+        {
+            inner.checkpoint_all(&mut wal)?;
         }
-        let logged = if !checkpoint && durability == Durability::Fsync {
+        let lsn = wal.lsn + 1;
+        if large {
+            return inner.commit_direct(&mut wal, &rows, new_ends, lsn);
+        }
+        if durability == Durability::Fsync {
             let record = rows.to_record(lsn)?;
             if let Err(e) = wal.append(&record) {
                 if wal.poisoned() {
-                    drop(txn);
-                    self.burn_lsn(&mut wal, lsn);
+                    inner.burn_lsn(&mut wal, lsn);
                 }
                 return Err(e);
             }
-            Some(record.len())
+            inner
+                .logged_commits
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         } else {
-            None
-        };
-        let started = std::time::Instant::now();
-        match txn.commit() {
-            Ok(()) if checkpoint => {
-                self.checkpoint_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                wal.checkpointed(lsn);
-                Ok(())
-            }
-            Ok(()) => {
-                if logged.is_some() {
-                    self.logged_commits
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                wal.committed(lsn, logged.is_some());
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(len) = logged {
-                    if let Err(void) = wal.void_last(len) {
-                        self.burn_lsn(&mut wal, lsn);
-                        return Err(void);
-                    }
-                }
-                Err(from_redb(e))
-            }
+            wal.unlogged_lsn = lsn;
         }
+        wal.lsn = lsn;
+        let full = {
+            let mut mem = inner.mem_mut();
+            mem.stored.apply(&rows, new_ends);
+            mem.active.insert(rows);
+            mem.active.bytes >= MEMTABLE_FLUSH_BYTES
+        };
+        if full {
+            inner.kick();
+        }
+        Ok(())
     }
 
     fn truncate_log(&self, origin: &RegionName, through_seq: u64) -> Result<u64, StoreError> {
-        // Default durability (immediate): truncations are rare and must not
-        // be undone by a crash after the caller acted on them. That makes
-        // it a checkpoint too.
-        let mut wal = self.wal()?;
-        wal.refuse_if_poisoned()?;
-        let lsn = wal.lsn + 1;
-        let txn = self.db.begin_write().map_err(from_redb)?;
-        let new_start = {
-            let mut meta = txn.open_table(META).map_err(from_redb)?;
-            put_encoded(&mut meta, META_LSN, &lsn)?;
-            let mut stored = load_meta(&meta)?;
-            let start = stored.log_start(origin);
-            let Some(new_start) =
-                contract::check_truncate(origin, through_seq, start, stored.log_end(origin))?
-            else {
-                return Ok(start);
-            };
-            // Drop every bucket that lies wholly at or below `through_seq`;
-            // buckets below `start`'s were dropped by earlier truncations.
-            let mut bucket = bucket_of(start);
-            while bucket_last_seq(bucket) <= through_seq {
-                let name = log_table_name(origin, bucket);
-                let existed = txn.delete_table(log_table(&name)).map_err(from_redb)?;
-                debug_assert!(existed, "bucket {name} holds kept entries but is missing");
-                bucket += 1;
+        // In memory at once (reads obey it); in redb with the next
+        // checkpoint. A crash before it brings the entries back, which
+        // costs nothing but disk: everyone has them.
+        let mut mem = self.inner.mem_mut();
+        let start = mem.stored.log_start(origin);
+        let end = mem.stored.log_end(origin);
+        match contract::check_truncate(origin, through_seq, start, end)? {
+            None => Ok(start),
+            Some(new_start) => {
+                mem.stored.meta.log_start.insert(origin.clone(), new_start);
+                Ok(new_start)
             }
-            stored.meta.log_start.insert(origin.clone(), new_start);
-            put_encoded(&mut meta, META_LOG_START, &stored.meta.log_start)?;
-            new_start
-        };
-        txn.commit().map_err(from_redb)?;
-        wal.checkpointed(lsn);
-        Ok(new_start)
+        }
     }
 
     fn withhold_table(
@@ -698,11 +1181,14 @@ impl Backend for RedbStore {
         through: &VersionVector,
     ) -> Result<(u64, u64), StoreError> {
         contract::check_table_name(table)?;
-        // Durable, like a truncation: a checkpoint.
-        let mut wal = self.wal()?;
+        let inner = &self.inner;
+        // Durable at once, and with nothing of the table left in memory:
+        // everything before is checkpointed first, and commits wait.
+        let mut wal = inner.wal()?;
         wal.refuse_if_poisoned()?;
+        inner.checkpoint_all(&mut wal)?;
         let lsn = wal.lsn + 1;
-        let txn = self.db.begin_write().map_err(from_redb)?;
+        let txn = inner.db.begin_write().map_err(from_redb)?;
         let counts = {
             let stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
             put_encoded(
@@ -765,32 +1251,37 @@ impl Backend for RedbStore {
             (rewritten, dropped)
         };
         txn.commit().map_err(from_redb)?;
-        wal.checkpointed(lsn);
+        wal.lsn = lsn;
+        inner.mem_mut().durable_lsn = lsn;
         Ok(counts)
     }
 
     fn meta(&self) -> Result<Meta, StoreError> {
-        let txn = self.db.begin_read().map_err(from_redb)?;
-        let meta = txn.open_table(META).map_err(from_redb)?;
-        Ok(load_meta(&meta)?.meta)
+        Ok(self.inner.mem().stored.meta.clone())
     }
 
     fn size_bytes(&self) -> Result<u64, StoreError> {
-        let file = std::fs::metadata(&self.path)
+        let path = &self.inner.path;
+        let file = std::fs::metadata(path)
             .map(|m| m.len())
-            .map_err(|e| StoreError::Io(format!("{}: {e}", self.path.display())))?;
-        Ok(file + self.wal()?.len())
+            .map_err(|e| StoreError::Io(format!("{}: {e}", path.display())))?;
+        Ok(file + self.log_stats().map_or(0, |s| s.log_bytes))
     }
 
     fn log_stats(&self) -> Option<LogStats> {
-        let snapshot = self.checkpoint_seconds.snapshot();
+        let inner = &self.inner;
+        let snapshot = inner.checkpoint_seconds.snapshot();
+        let current_segment = inner.wal().map(|w| w.len()).unwrap_or(0);
+        let mem = inner.mem();
+        let frozen = mem.frozen.as_ref();
         Some(LogStats {
-            logged_commits: self
+            logged_commits: inner
                 .logged_commits
                 .load(std::sync::atomic::Ordering::Relaxed),
             checkpoints: snapshot.count,
             checkpoint_seconds: snapshot,
-            log_bytes: self.wal().map(|w| w.len()).unwrap_or(0),
+            log_bytes: current_segment + frozen.map_or(0, |f| f.log_bytes),
+            memtable_bytes: (mem.active.bytes + frozen.map_or(0, |f| f.table.bytes)) as u64,
         })
     }
 }

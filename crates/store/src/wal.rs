@@ -1,38 +1,41 @@
 //! The write-ahead log in front of [`crate::RedbStore`].
 //!
 //! A durable redb commit writes every B-tree page the commit changed, at
-//! random places in the file, and fsyncs it: 1–2 ms on our disks, and while
-//! it runs the writer thread cannot start the next group commit. Instead each
-//! commit appends one record to this log — the commit's rows, already
-//! encoded for redb — and fdatasyncs it (one small sequential write, about
-//! 0.2 ms), then commits to redb without fsync. Readers open redb read
-//! transactions, which see those commits, and only after the log record is
-//! durable: nothing is readable that a crash could take back.
+//! random places in the file, and fsyncs it: milliseconds to tens of
+//! milliseconds on our disks. Instead each commit appends one record to
+//! this log — the commit's rows, already encoded for redb — and
+//! fdatasyncs it (one small sequential write), then puts the rows in the
+//! store's memtable ([`crate::memtable`]), where readers find them. Nothing
+//! is readable before its record is durable, so nothing readable can be
+//! taken back by a crash.
 //!
-//! Every [`CHECKPOINT_INTERVAL`] or [`WAL_CHECKPOINT_BYTES`] of log, and for
-//! any commit over [`LOGGED_COMMIT_BYTES_MAX`] (large values would be
-//! written twice), a commit is made durable in redb itself (a
-//! *checkpoint*) instead, and the log
-//! starts again at offset 0, overwriting the old records in place so the
-//! file's blocks stay allocated and a later fdatasync has no metadata to
-//! write.
+//! The log has two segments, `<file>.wal` and `<file>.wal.1`. When the
+//! store freezes its memtable to checkpoint it into redb (once a second, or
+//! sooner when it grows), the log moves to the start of the other segment:
+//! the segment left behind logs exactly the frozen memtable, and is no
+//! longer needed once that checkpoint is durable — which the store waits
+//! for before it freezes again, so a segment is only ever overwritten when
+//! everything in it is in redb. Records are written over old ones in
+//! place, so a segment's blocks stay allocated and a later fdatasync has no
+//! metadata to write.
 //!
 //! # Records
 //! `[body length u32 LE][CRC-32 of body u32 LE][body]`; body =
 //! `[lsn u64 LE][rows]`. The log sequence number (lsn) counts every commit
-//! of the store, checkpoints included, and redb's `meta` holds the lsn of
-//! the last commit it contains. Rows: key states, log entries and the
-//! commit's metadata (see `Rows::to_record`).
+//! of the store, logged or not, and redb's `meta` holds the lsn of the last
+//! commit it contains. Rows: key states, log entries and the commit's
+//! metadata (see `Rows::to_record`).
 //!
 //! # Recovery
-//! Reading starts at offset 0 and follows records while each is whole, its
-//! CRC holds and its lsn is one more than the previous record's. The first
-//! record that breaks the chain ends the log: a torn tail (a crash during an
-//! append, never acknowledged) or a record left from before the last
-//! checkpoint (older lsn). Records above redb's durable lsn are written into
-//! redb again, in order, and made durable before the store opens. A log whose
-//! chain starts above the next lsn redb needs means records are missing:
-//! the store refuses to open ([`StoreError::Corrupt`]) rather than lose them.
+//! Each segment is read from offset 0 following records while each is
+//! whole, its CRC holds and its lsn is one more than the previous record's.
+//! The first record that breaks the chain ends that segment: a torn tail (a
+//! crash during an append, never acknowledged) or a record left from before
+//! the segment was reused (older lsn). The records of both segments above
+//! redb's durable lsn must continue it without a gap; they are written into
+//! redb again, in order, and made durable before the store opens. A gap
+//! means records are missing: the store refuses to open
+//! ([`StoreError::Corrupt`]) rather than lose them.
 //!
 //! Limits: a record holds at most [`RECORD_BYTES_MAX`] (a group commit is
 //! bounded well below it by the writer's batch limits); a failed fdatasync
@@ -43,34 +46,21 @@
 //! commits its lsn durably to redb (without its rows): recovery skips it
 //! rather than replay a write that was refused.
 //!
-//! Not detected: damage inside the log that breaks the chain looks like its
-//! end, so acknowledged commits after it would be lost silently (a per-epoch
-//! salt in each record would let recovery tell the two apart).
+//! Not detected: damage inside the newer segment that breaks its chain
+//! looks like its end, so acknowledged commits after it would be lost
+//! silently (a per-segment salt in each record would let recovery tell the
+//! two apart). Damage inside the older segment is detected: the newer
+//! segment's records then do not continue the chain.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use meridian_core::{Hlc, RegionName, VersionVector};
 
 use crate::backend::StoreError;
-
-/// Time between checkpoints under a steady stream of commits. Bounds how
-/// much log a restart replays and how many pages a checkpoint writes.
-pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Log bytes after which the next commit is a checkpoint, whatever the time.
-/// Bounds how much a checkpoint writes at once (and stalls the writer).
-pub const WAL_CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
-
-/// A commit whose rows are larger than this is a checkpoint itself rather
-/// than logged: its bytes would otherwise be written twice (log, then
-/// redb), and one large durable redb commit costs about what its log
-/// record would.
-pub const LOGGED_COMMIT_BYTES_MAX: usize = 1024 * 1024;
 
 /// The largest record the log writes or reads: a body longer than this is
 /// refused when written and ends the chain when read.
@@ -150,6 +140,13 @@ impl Rows {
                 .sum::<usize>()
     }
 
+    /// The largest encoded key state or log entry.
+    pub fn largest_row(&self) -> usize {
+        let states = self.states.iter().map(|(_, v)| v.len());
+        let entries = self.log.iter().map(|(_, _, e)| e.len());
+        states.chain(entries).max().unwrap_or(0)
+    }
+
     /// Decodes a record body written by [`Rows::to_record`].
     pub fn from_body(body: &[u8]) -> Result<(u64, Rows), String> {
         let mut r = Reader { buf: body, at: 0 };
@@ -223,94 +220,97 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The log file and where the next record goes.
+/// The two log segments and where the next record goes.
 pub(crate) struct Wal {
-    file: File,
-    path: PathBuf,
-    /// Where the next record is written.
+    files: [File; 2],
+    paths: [PathBuf; 2],
+    /// The segment records are appended to.
+    current: usize,
+    /// Where the next record is written in the current segment.
     end: u64,
-    /// The lsn of the store's last commit (logged or checkpoint).
+    /// The lsn of the store's last commit (logged, unlogged or written to
+    /// redb directly).
     pub lsn: u64,
-    /// When the last checkpoint finished.
-    last_checkpoint: Instant,
+    /// The highest lsn committed without a log record
+    /// (`Durability::None`): until a checkpoint holds it, the next fsync'd
+    /// commit must not be logged, or a crash would replay it on top of a
+    /// store that lost what it built on.
+    pub unlogged_lsn: u64,
     /// Set when an fdatasync failed: nothing more is written.
     poisoned: Option<String>,
-    /// A commit without fsync (`Durability::None`) reached redb since the
-    /// last checkpoint and is not in this log: the next fsync'd commit must
-    /// be a checkpoint, or a crash would keep it and lose what it built on.
-    pub unlogged: bool,
 }
 
 impl Wal {
-    /// Opens (creating) the log at `path` and reads its chain of records.
-    /// Returns the log, positioned at offset 0 with `lsn` = `durable_lsn`,
-    /// and the records above `durable_lsn` for the caller to replay; after
-    /// replaying them it calls [`Wal::checkpointed`].
-    pub fn open(path: &Path, durable_lsn: u64) -> Result<(Wal, Vec<Rows>), StoreError> {
-        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
-        let created = !path.exists();
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
-        if created {
-            // The new directory entry must survive a power loss too.
-            if let Some(dir) = path.parent() {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-            }
-        }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io)?;
-        let chain = read_chain(&bytes);
+    /// Opens (creating) the two segments and reads each one's chain of
+    /// records. Returns the log, positioned at the start of the first
+    /// segment with `lsn` = `durable_lsn`, and the records above
+    /// `durable_lsn` in lsn order for the caller to replay; they must
+    /// continue `durable_lsn` without a gap, or the store is
+    /// [`StoreError::Corrupt`] (commits in between are missing).
+    pub fn open(paths: [PathBuf; 2], durable_lsn: u64) -> Result<(Wal, Vec<Rows>), StoreError> {
+        let mut files = Vec::with_capacity(2);
         let mut replay = Vec::new();
-        let mut first = None;
-        for body in chain {
-            let lsn = u64::from_le_bytes(body[..8].try_into().expect("read_chain checks 8 bytes"));
-            first.get_or_insert(lsn);
-            // Records redb already holds are not decoded: only their place
-            // in the chain matters.
-            if lsn > durable_lsn {
-                let (_, rows) = Rows::from_body(body).map_err(|e| {
-                    StoreError::Corrupt(format!(
-                        "{}: commit {lsn} has a valid checksum but does not decode: {e}",
-                        path.display()
-                    ))
-                })?;
-                replay.push((lsn, rows));
+        for path in &paths {
+            let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+            let created = !path.exists();
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            if created {
+                // The new directory entry must survive a power loss too.
+                if let Some(dir) = path.parent() {
+                    File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+                }
             }
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes).map_err(io)?;
+            for body in read_chain(&bytes) {
+                let lsn =
+                    u64::from_le_bytes(body[..8].try_into().expect("read_chain checks 8 bytes"));
+                // Records redb already holds are not decoded: a segment
+                // reused after a checkpoint starts with newer ones.
+                if lsn > durable_lsn {
+                    let (_, rows) = Rows::from_body(body).map_err(|e| {
+                        StoreError::Corrupt(format!(
+                            "{}: commit {lsn} has a valid checksum but does not decode: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    replay.push((lsn, rows));
+                }
+            }
+            files.push(file);
         }
-        if let Some(first) = first {
-            if first > durable_lsn + 1 {
+        replay.sort_by_key(|(lsn, _)| *lsn);
+        for (expected, (lsn, _)) in (durable_lsn + 1..).zip(&replay) {
+            if *lsn != expected {
                 return Err(StoreError::Corrupt(format!(
-                    "{}: the write-ahead log starts at commit {first}, but the store holds commits only through {durable_lsn}: commits in between are missing",
-                    path.display()
+                    "{}: the write-ahead log holds commit {lsn} but not commit {expected}, and the store holds commits only through {durable_lsn}: commits in between are missing",
+                    paths[0].display()
                 )));
             }
         }
         tracing::info!(
-            path = %path.display(),
+            path = %paths[0].display(),
             durable_lsn,
             replay = replay.len(),
             "write-ahead log opened"
         );
+        let [a, b]: [File; 2] = files.try_into().expect("two segments");
         let wal = Wal {
-            file,
-            path: path.to_path_buf(),
+            files: [a, b],
+            paths,
+            current: 0,
             end: 0,
             lsn: durable_lsn,
-            last_checkpoint: Instant::now(),
+            unlogged_lsn: 0,
             poisoned: None,
-            unlogged: false,
         };
         Ok((wal, replay.into_iter().map(|(_, rows)| rows).collect()))
-    }
-
-    /// Whether the next commit should be a checkpoint.
-    pub fn checkpoint_due(&self) -> bool {
-        self.end >= WAL_CHECKPOINT_BYTES || self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
     }
 
     /// Refuses every commit, logged or not, once the log is poisoned.
@@ -321,22 +321,24 @@ impl Wal {
         }
     }
 
-    /// Whether an fdatasync (or taking a record back) failed.
+    /// Whether an fdatasync failed.
     pub fn poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
 
-    /// Appends `record` (from [`Rows::to_record`]) and fdatasyncs it. On
-    /// error nothing counts as written: the next append overwrites the
-    /// same place.
+    /// Appends `record` (from [`Rows::to_record`]) to the current segment
+    /// and fdatasyncs it. On error nothing counts as written: the next
+    /// append overwrites the same place.
     pub fn append(&mut self, record: &[u8]) -> Result<(), StoreError> {
         self.refuse_if_poisoned()?;
-        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", self.path.display()));
-        self.file.write_all_at(record, self.end).map_err(io)?;
-        if let Err(e) = self.file.sync_data() {
+        let path = &self.paths[self.current];
+        let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", path.display()));
+        let file = &self.files[self.current];
+        file.write_all_at(record, self.end).map_err(io)?;
+        if let Err(e) = file.sync_data() {
             let why = format!(
                 "{}: fdatasync failed ({e}); the write-ahead log refuses further commits until the node restarts",
-                self.path.display()
+                path.display()
             );
             self.poisoned = Some(why.clone());
             return Err(StoreError::Io(why));
@@ -345,42 +347,19 @@ impl Wal {
         Ok(())
     }
 
-    /// Takes back the record just appended (of `len` bytes), after redb
-    /// refused the commit it logs: its header is zeroed and synced, so
-    /// recovery stops before it.
-    pub fn void_last(&mut self, len: usize) -> Result<(), StoreError> {
-        self.end -= len as u64;
-        let result = self
-            .file
-            .write_all_at(&[0; HEADER_BYTES], self.end)
-            .and_then(|()| self.file.sync_data());
-        if let Err(e) = result {
-            let why = format!(
-                "{}: could not take back a logged commit that redb refused ({e}); the write-ahead log refuses further commits until the node restarts",
-                self.path.display()
-            );
-            self.poisoned = Some(why.clone());
-            return Err(StoreError::Io(why));
-        }
-        Ok(())
-    }
-
-    /// Commit `lsn` reached redb without a checkpoint, through a log record
-    /// (`logged`) or not at all (`Durability::None`).
-    pub fn committed(&mut self, lsn: u64, logged: bool) {
-        self.lsn = lsn;
-        self.unlogged |= !logged;
-    }
-
-    /// Everything through `lsn` is durable in redb: the log starts over.
-    pub fn checkpointed(&mut self, lsn: u64) {
-        self.lsn = lsn;
+    /// Later records go to the start of the other segment. The caller
+    /// guarantees that everything that segment holds is durable in redb
+    /// (its memtable was checkpointed), so overwriting it loses nothing;
+    /// the segment being left stays until the memtable it logs is
+    /// checkpointed too. Returns the bytes logged in the segment left.
+    pub fn rotate(&mut self) -> u64 {
+        let left = self.end;
+        self.current ^= 1;
         self.end = 0;
-        self.last_checkpoint = Instant::now();
-        self.unlogged = false;
+        left
     }
 
-    /// Bytes of log written since the last checkpoint.
+    /// Bytes logged in the current segment.
     pub fn len(&self) -> u64 {
         self.end
     }
@@ -471,6 +450,8 @@ const fn crc_tables() -> [[u32; 256]; 8] {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn rows(n: u8) -> Rows {
@@ -527,23 +508,60 @@ mod tests {
         assert_eq!(read_chain(&[a, b, old].concat()).len(), 2);
     }
 
+    fn segments(dir: &Path, a: &[u8], b: &[u8]) -> [PathBuf; 2] {
+        let paths = [dir.join("w.wal"), dir.join("w.wal.1")];
+        std::fs::write(&paths[0], a).unwrap();
+        std::fs::write(&paths[1], b).unwrap();
+        paths
+    }
+
     #[test]
     fn open_replays_only_records_above_the_durable_lsn_and_refuses_a_gap() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.wal");
         let log = [
             rows(1).to_record(5).unwrap(),
             rows(2).to_record(6).unwrap(),
             rows(3).to_record(7).unwrap(),
         ]
         .concat();
-        std::fs::write(&path, &log).unwrap();
-        let (_, replay) = Wal::open(&path, 5).unwrap();
+        let paths = segments(dir.path(), &log, &[]);
+        let (_, replay) = Wal::open(paths.clone(), 5).unwrap();
         assert_eq!(replay, vec![rows(2), rows(3)]);
-        let (_, replay) = Wal::open(&path, 9).unwrap();
+        let (_, replay) = Wal::open(paths.clone(), 9).unwrap();
         assert!(replay.is_empty());
-        match Wal::open(&path, 3) {
+        match Wal::open(paths, 3) {
             Err(StoreError::Corrupt(m)) => assert!(m.contains("missing"), "{m}"),
+            other => panic!("a gap must be refused, got {:?}", other.map(|(_, r)| r)),
+        }
+    }
+
+    #[test]
+    fn open_joins_both_segments_in_lsn_order_and_refuses_a_gap_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        // The older segment logs 5..=6 (its memtable not yet checkpointed),
+        // the newer one 7..=8 over two stale records from before.
+        let older = [rows(1).to_record(5).unwrap(), rows(2).to_record(6).unwrap()].concat();
+        let newer = [
+            rows(3).to_record(7).unwrap(),
+            rows(4).to_record(8).unwrap(),
+            rows(8).to_record(2).unwrap(),
+            rows(9).to_record(3).unwrap(),
+        ]
+        .concat();
+        let paths = segments(dir.path(), &newer, &older);
+        let (_, replay) = Wal::open(paths.clone(), 4).unwrap();
+        assert_eq!(replay, vec![rows(1), rows(2), rows(3), rows(4)]);
+        // The older segment checkpointed: only the newer one replays.
+        let (_, replay) = Wal::open(paths, 6).unwrap();
+        assert_eq!(replay, vec![rows(3), rows(4)]);
+        // Damage in the older segment is not taken for its end: the newer
+        // segment's records would not continue the chain.
+        let mut damaged = older.clone();
+        let second = older.len() - 10;
+        damaged[second] ^= 1;
+        let paths = segments(dir.path(), &newer, &damaged);
+        match Wal::open(paths, 4) {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("not commit 6"), "{m}"),
             other => panic!("a gap must be refused, got {:?}", other.map(|(_, r)| r)),
         }
     }

@@ -919,17 +919,38 @@ fn redb_empty_commit_survives_reopen() {
 /// Copies the store's file and its write-ahead log while it is open: what
 /// a crash at this moment leaves on disk (commits since the last checkpoint
 /// live only in the process and the log).
-fn crash_image(from: &std::path::Path, to: &std::path::Path, cut_log_bytes: u64) {
+/// Copies the store's file and both log segments while it is open: what a
+/// crash at this moment leaves on disk (commits since the last checkpoint
+/// live only in memory and the log). `cut_log_bytes` are cut from the end
+/// of `segment`, the one being appended to.
+fn crash_image(from: &std::path::Path, to: &std::path::Path, segment: usize, cut_log_bytes: u64) {
     std::fs::copy(from, to).unwrap();
-    let wal_from = meridian_store::redb_store::wal_path(from);
-    let wal_to = meridian_store::redb_store::wal_path(to);
-    std::fs::copy(&wal_from, &wal_to).unwrap();
-    let len = std::fs::metadata(&wal_to).unwrap().len();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&wal_to)
-        .unwrap();
+    copy_log(from, to);
+    let log = &meridian_store::redb_store::wal_paths(to)[segment];
+    let len = std::fs::metadata(log).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(log).unwrap();
     f.set_len(len - cut_log_bytes).unwrap();
+}
+
+fn copy_log(from: &std::path::Path, to: &std::path::Path) {
+    let segments_from = meridian_store::redb_store::wal_paths(from);
+    let segments_to = meridian_store::redb_store::wal_paths(to);
+    for (from, to) in segments_from.iter().zip(&segments_to) {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+/// A store whose background checkpoints wait an hour, so copying its files
+/// while it is open takes a consistent crash image, and checkpoints happen
+/// only when the test asks.
+fn open_without_checkpoints(path: &std::path::Path) -> RedbStore {
+    RedbStore::open_with(
+        path,
+        meridian_store::redb_store::RedbOptions {
+            checkpoint_interval: std::time::Duration::from_secs(3600),
+        },
+    )
+    .unwrap()
 }
 
 #[test]
@@ -937,11 +958,12 @@ fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let a = region("us-east");
-    let b = RedbStore::open(&path).unwrap();
-    // A checkpoint first (truncation is durable in redb itself), then three
-    // commits that are durable only through the log.
+    let b = open_without_checkpoints(&path);
+    // A checkpoint first (with the truncation), then three commits that are
+    // durable only through the log's second segment.
     append(&b, &a, 1..=3, Durability::Fsync).unwrap();
     b.truncate_log(&a, 1).unwrap();
+    b.checkpoint().unwrap();
     b.commit(
         &states_batch(&b, vec![("t", b"k1", state(1, 10))]),
         Durability::Fsync,
@@ -959,12 +981,14 @@ fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() 
 
     // The whole log: everything acknowledged is there.
     let image = dir.path().join("whole.redb");
-    crash_image(&path, &image, 0);
+    crash_image(&path, &image, 1, 0);
     let c = RedbStore::open(&image).unwrap();
     assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
     // And it is durable in redb now: reopening without the log keeps it.
     drop(c);
-    std::fs::remove_file(meridian_store::redb_store::wal_path(&image)).unwrap();
+    for segment in meridian_store::redb_store::wal_paths(&image) {
+        std::fs::remove_file(segment).unwrap();
+    }
     let c = RedbStore::open(&image).unwrap();
     assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
     drop(c);
@@ -973,7 +997,7 @@ fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() 
     // acknowledged): the commits before it survive, and the store goes on
     // from there.
     let image = dir.path().join("torn.redb");
-    crash_image(&path, &image, 3);
+    crash_image(&path, &image, 1, 3);
     let c = RedbStore::open(&image).unwrap();
     assert_eq!(snapshot(&c, &["t"], &[&a]), before_last);
     append(&c, &a, 7..=7, Durability::Fsync).unwrap();
@@ -984,15 +1008,46 @@ fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() 
 }
 
 #[test]
+fn redb_a_crash_during_a_checkpoint_replays_both_log_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    let b = open_without_checkpoints(&path);
+    append(&b, &a, 1..=2, Durability::Fsync).unwrap();
+    b.checkpoint().unwrap();
+    // redb as it is before a checkpoint of 3..=5 commits: the crash comes
+    // after the memtable was frozen and the log moved to its other
+    // segment, before redb committed.
+    let image = dir.path().join("image.redb");
+    std::fs::copy(&path, &image).unwrap();
+    append(&b, &a, 3..=5, Durability::Fsync).unwrap();
+    b.commit(
+        &states_batch(&b, vec![("t", b"k", state(1, 10))]),
+        Durability::Fsync,
+    )
+    .unwrap();
+    b.checkpoint().unwrap();
+    append(&b, &a, 6..=7, Durability::Fsync).unwrap();
+    let whole = snapshot(&b, &["t"], &[&a]);
+    copy_log(&path, &image);
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
+    assert_eq!(
+        seqs(&read_all(&c, &a, 1).unwrap()),
+        (1..=7).collect::<Vec<_>>()
+    );
+}
+
+#[test]
 fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let a = region("us-east");
-    let b = RedbStore::open(&path).unwrap();
+    let b = open_without_checkpoints(&path);
     append(&b, &a, 1..=3, Durability::None).unwrap();
     append(&b, &a, 4..=4, Durability::Fsync).unwrap();
     let image = dir.path().join("image.redb");
-    crash_image(&path, &image, 0);
+    crash_image(&path, &image, 0, 0);
     let c = RedbStore::open(&image).unwrap();
     assert_eq!(seqs(&read_all(&c, &a, 1).unwrap()), vec![1, 2, 3, 4]);
 }
@@ -1000,23 +1055,133 @@ fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
 #[test]
 fn redb_log_stats_count_logged_commits_and_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
-    let b = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+    let b = open_without_checkpoints(&dir.path().join("store.redb"));
     let a = region("us-east");
     append(&b, &a, 1..=1, Durability::Fsync).unwrap();
     append(&b, &a, 2..=2, Durability::Fsync).unwrap();
     let s = b.log_stats().expect("redb keeps a log");
     assert_eq!((s.logged_commits, s.checkpoints), (2, 0));
     assert!(s.log_bytes > 0);
-    // A commit over the logged-commit limit is a checkpoint instead, and
-    // the log starts over.
+    assert!(s.memtable_bytes > 0);
+    // A commit holding a row over the logged-row limit checkpoints the two before it,
+    // then goes to redb directly: two checkpoints, nothing left to replay.
     b.commit(
         &states_batch(&b, vec![("t", b"big", state(1, 2 * 1024 * 1024))]),
         Durability::Fsync,
     )
     .unwrap();
     let s = b.log_stats().unwrap();
-    assert_eq!((s.logged_commits, s.checkpoints, s.log_bytes), (2, 1, 0));
+    assert_eq!(
+        (
+            s.logged_commits,
+            s.checkpoints,
+            s.log_bytes,
+            s.memtable_bytes
+        ),
+        (2, 2, 0, 0)
+    );
     assert!(MemStore::new().log_stats().is_none());
+}
+
+/// Reads while the background checkpoint moves memtables into redb every
+/// few milliseconds: scans see whole commits, never older ones after newer
+/// ones, the log reads contiguously from its start, and truncations made
+/// meanwhile reach redb.
+#[test]
+fn redb_reads_stay_whole_while_checkpoints_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const KEYS: usize = 40;
+    const COMMITS: u64 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let a = region("us-east");
+    let b = RedbStore::open_with(
+        &path,
+        meridian_store::redb_store::RedbOptions {
+            checkpoint_interval: std::time::Duration::from_millis(2),
+        },
+    )
+    .unwrap();
+    let keys: Vec<Vec<u8>> = (0..KEYS).map(|i| format!("k{i:03}").into_bytes()).collect();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 1..=COMMITS {
+                let mut batch = states_batch(
+                    &b,
+                    keys.iter()
+                        .map(|k| ("t", k.as_slice(), state(i, 16)))
+                        .collect(),
+                );
+                batch.log.push(entry(&a, i));
+                batch.vv.advance(&a, i);
+                b.commit(&batch, Durability::Fsync).unwrap();
+                if i % 50 == 0 {
+                    b.truncate_log(&a, i - 20).unwrap();
+                }
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        let mut seen = 0u64;
+        let mut seen_many = 0u64;
+        let mut reads = 0u32;
+        while !done.load(Ordering::SeqCst) || reads < 10 {
+            reads += 1;
+            let page = b.scan("t", None, usize::MAX).unwrap();
+            assert!(page.is_empty() || page.len() == KEYS, "half a commit");
+            if let Some((_, first)) = page.first() {
+                assert!(
+                    page.iter().all(|(_, s)| s == first),
+                    "keys from different commits"
+                );
+                assert!(first.last.hlc.as_u64() >= seen, "went back in time");
+                seen = first.last.hlc.as_u64();
+            }
+            let wanted: Vec<(&str, &[u8])> = keys.iter().map(|k| ("t", k.as_slice())).collect();
+            let states = b.get_many(&wanted).unwrap();
+            if let Some(Some(first)) = states.first() {
+                assert!(
+                    states.iter().all(|s| s.as_ref() == Some(first)),
+                    "get_many mixed commits"
+                );
+                assert!(
+                    first.last.hlc.as_u64() >= seen_many,
+                    "get_many went back in time"
+                );
+                seen_many = first.last.hlc.as_u64();
+            }
+            let meta = b.meta().unwrap();
+            let start = meta.log_start.get(&a).copied().unwrap_or(1);
+            match read_all(&b, &a, start) {
+                Ok(entries) => {
+                    let got = seqs(&entries);
+                    let expected: Vec<u64> = (start..start + got.len() as u64).collect();
+                    assert_eq!(
+                        got, expected,
+                        "the log must read contiguously from its start"
+                    );
+                    assert!(
+                        start + got.len() as u64 > meta.vv.get(&a),
+                        "entries missing"
+                    );
+                }
+                // A truncation between meta and the read.
+                Err(StoreError::LogTruncated { .. }) => {}
+                Err(e) => panic!("read_log failed: {e}"),
+            }
+        }
+    });
+    let stats = b.log_stats().unwrap();
+    assert!(stats.checkpoints > 0, "no checkpoint ran");
+    let whole = snapshot(&b, &["t"], &[&a]);
+    assert_eq!(whole.meta.log_start.get(&a), Some(&(COMMITS - 20 + 1)));
+    drop(b);
+    // Closing checkpointed everything, truncations included.
+    for segment in meridian_store::redb_store::wal_paths(&path) {
+        std::fs::remove_file(segment).unwrap();
+    }
+    let c = RedbStore::open(&path).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
 }
 
 fn set_layout(path: &std::path::Path, layout: u32) {
@@ -1047,7 +1212,7 @@ fn redb_upgrades_layout_1_and_refuses_a_newer_one() {
     )
     .unwrap();
     // A file from before the write-ahead log opens, keeps its data, and is
-    // marked layout 2 so an old build cannot open it and miss the log.
+    // marked layout 3 so an old build cannot open it and miss the log.
     set_layout(&path, 1);
     let b = RedbStore::open(&path).unwrap();
     assert_eq!(seqs(&read_all(&b, &a, 1).unwrap()), vec![1, 2]);
@@ -1058,11 +1223,11 @@ fn redb_upgrades_layout_1_and_refuses_a_newer_one() {
     let t = txn.open_table(meta).unwrap();
     let layout: u32 =
         postcard::from_bytes(t.get("layout_version").unwrap().unwrap().value()).unwrap();
-    assert_eq!(layout, 2);
+    assert_eq!(layout, 3);
     drop((t, txn, db));
-    set_layout(&path, 3);
+    set_layout(&path, 4);
     match RedbStore::open(&path) {
-        Err(StoreError::Corrupt(m)) => assert!(m.contains("layout 3"), "{m}"),
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("layout 4"), "{m}"),
         other => panic!("a newer layout must be refused, got {other:?}"),
     }
 }
