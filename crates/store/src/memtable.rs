@@ -26,13 +26,12 @@ use crate::wal::Rows;
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Memtable bytes at which a checkpoint starts without waiting for
-/// [`CHECKPOINT_INTERVAL`]: bounds how much one checkpoint writes.
+/// [`CHECKPOINT_INTERVAL`]: bounds how much one checkpoint writes. At most
+/// two memtables exist — one being checkpointed, one filling — so a commit
+/// that finds the filling one this full while the other is still being
+/// written waits for that checkpoint: memory and log outside redb stay
+/// under about twice this.
 pub const MEMTABLE_FLUSH_BYTES: usize = 16 * 1024 * 1024;
-
-/// Memtable bytes at which a commit waits for a checkpoint before it is
-/// taken (the checkpoints fall behind the commits): bounds the memory and
-/// the log the store keeps outside redb.
-pub const MEMTABLE_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// A commit holding a row (key state or log entry) larger than this is
 /// written to redb directly, durably, rather than logged and kept here:

@@ -55,9 +55,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, CommitBatch, Durability, LogStats, Meta, StoreError};
 use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
-use crate::memtable::{
-    Memtable, CHECKPOINT_INTERVAL, LOGGED_ROW_BYTES_MAX, MEMTABLE_BYTES_MAX, MEMTABLE_FLUSH_BYTES,
-};
+use crate::memtable::{Memtable, CHECKPOINT_INTERVAL, LOGGED_ROW_BYTES_MAX, MEMTABLE_FLUSH_BYTES};
 use crate::wal::{Rows, Wal};
 
 /// Log entries per bucket table. Truncation works in whole buckets, so this
@@ -402,7 +400,6 @@ impl Inner {
     /// [`MEMTABLE_FLUSH_BYTES`]; retries a failed checkpoint a full
     /// interval later.
     fn run_checkpoints(&self) {
-        lower_thread_priority();
         let interval = self.options.checkpoint_interval;
         let mut failed = false;
         loop {
@@ -628,24 +625,6 @@ impl Inner {
         mem.stored = stored;
         mem.durable_lsn = lsn;
         Ok(())
-    }
-}
-
-/// Nice value of the checkpoint thread: on a busy machine the writer and
-/// the network threads, whose delays clients see, run before it.
-const CHECKPOINT_THREAD_NICE: libc::c_int = 10;
-
-/// Lowers the calling thread's scheduling priority (Linux nice values are
-/// per thread). Failure only costs latency, so it is logged and ignored.
-fn lower_thread_priority() {
-    // SAFETY: plain system calls on the calling thread with no memory
-    // passed.
-    let result = unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, CHECKPOINT_THREAD_NICE)
-    };
-    if result != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the checkpoint thread's priority");
     }
 }
 
@@ -1102,7 +1081,7 @@ impl Backend for RedbStore {
 
         let mut wal = inner.wal()?;
         wal.refuse_if_poisoned()?;
-        let (new_ends, overfull, durable_lsn) = {
+        let (new_ends, full, frozen, durable_lsn) = {
             let mem = inner.mem();
             // On error nothing has changed.
             let new_ends = contract::check_commit(
@@ -1115,18 +1094,28 @@ impl Backend for RedbStore {
             )?;
             (
                 new_ends,
-                mem.active.bytes >= MEMTABLE_BYTES_MAX,
+                mem.active.bytes >= MEMTABLE_FLUSH_BYTES,
+                mem.frozen.is_some(),
                 mem.durable_lsn,
             )
         };
         let large = rows.largest_row() > LOGGED_ROW_BYTES_MAX;
         // A logged commit must not follow unlogged ones a crash would lose
-        // (it would be replayed over a store without what it built on); a
-        // large one goes to redb, which must hold everything before it;
-        // and checkpoints that fall behind hold up the writer here.
-        if overfull || large || (durability == Durability::Fsync && wal.unlogged_lsn > durable_lsn)
-        {
+        // (it would be replayed over a store without what it built on), and
+        // a large one goes to redb, which must hold everything before it.
+        if large || (durability == Durability::Fsync && wal.unlogged_lsn > durable_lsn) {
             inner.checkpoint_all(&mut wal)?;
+        } else if full {
+            // The active memtable is full. If the one before it is still
+            // being written, the writer waits for that checkpoint (a write
+            // stall: memory stays bounded by two memtables); then it
+            // freezes the full one itself rather than wait for the
+            // checkpoint thread to be scheduled.
+            if frozen {
+                inner.checkpoint()?;
+            }
+            inner.freeze(&mut wal);
+            inner.kick();
         }
         let lsn = wal.lsn + 1;
         if large {

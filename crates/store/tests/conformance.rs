@@ -1184,6 +1184,56 @@ fn redb_reads_stay_whole_while_checkpoints_run() {
     assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
 }
 
+/// Commits as fast as the writer can make them, with the checkpoint thread
+/// woken only by full memtables: a full memtable is frozen and the writer
+/// waits for the previous checkpoint if it is still running, so memory
+/// stays under two memtables, and nothing is lost.
+#[test]
+fn redb_a_writer_ahead_of_checkpoints_stalls_at_two_memtables() {
+    use meridian_store::memtable::MEMTABLE_FLUSH_BYTES;
+    const KEYS_PER_COMMIT: u32 = 4096;
+    const COMMITS: u32 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let b = open_without_checkpoints(&path);
+    let mut most = 0;
+    for c in 0..COMMITS {
+        let keys: Vec<Vec<u8>> = (0..KEYS_PER_COMMIT)
+            .map(|i| (c * KEYS_PER_COMMIT + i).to_be_bytes().to_vec())
+            .collect();
+        let batch = states_batch(
+            &b,
+            keys.iter()
+                .map(|k| ("t", k.as_slice(), state(u64::from(c) + 1, 256)))
+                .collect(),
+        );
+        b.commit(&batch, Durability::Fsync).unwrap();
+        most = most.max(b.log_stats().unwrap().memtable_bytes);
+    }
+    let stats = b.log_stats().unwrap();
+    let written = u64::from(COMMITS * KEYS_PER_COMMIT) * 256;
+    assert!(
+        written > 2 * MEMTABLE_FLUSH_BYTES as u64,
+        "the test must outrun two memtables"
+    );
+    assert!(
+        stats.checkpoints >= 1,
+        "the writer never waited for a checkpoint"
+    );
+    assert!(
+        most <= 2 * MEMTABLE_FLUSH_BYTES as u64 + 4 * 1024 * 1024,
+        "memtables grew to {most} bytes"
+    );
+    let all = b.scan("t", None, usize::MAX).unwrap();
+    assert_eq!(all.len() as u32, COMMITS * KEYS_PER_COMMIT);
+    drop(b);
+    let c = RedbStore::open(&path).unwrap();
+    assert_eq!(
+        c.scan("t", None, usize::MAX).unwrap().len() as u32,
+        COMMITS * KEYS_PER_COMMIT
+    );
+}
+
 fn set_layout(path: &std::path::Path, layout: u32) {
     let db = ::redb::Database::create(path).unwrap();
     let txn = db.begin_write().unwrap();

@@ -116,21 +116,31 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    /// Precision is measured by `cargo bench -p meridian-wan --bench link`;
+    /// this checks behaviour, with a bound loose enough for a loaded CI
+    /// machine: never early, woken in deadline order, not grossly late.
     #[tokio::test]
-    async fn wakes_close_to_the_deadline_and_in_order() {
+    async fn wakes_after_the_deadline_and_in_order() {
         let start = Instant::now();
         let mut handles = Vec::new();
         for ms in [30u64, 10, 20] {
             handles.push(tokio::spawn(async move {
                 let deadline = start + Duration::from_millis(ms);
                 sleep_until(deadline).await;
-                Instant::now().duration_since(deadline)
+                (ms, deadline, Instant::now())
             }));
         }
+        let mut woke = Vec::new();
         for h in handles {
-            let late = h.await.unwrap();
-            assert!(late < Duration::from_millis(2), "woke {late:?} late");
+            let (ms, deadline, at) = h.await.unwrap();
+            assert!(at >= deadline, "woke before its deadline");
+            let late = at.duration_since(deadline);
+            assert!(late < Duration::from_millis(25), "woke {late:?} late");
+            woke.push((at, ms));
         }
+        woke.sort();
+        let order: Vec<u64> = woke.iter().map(|(_, ms)| *ms).collect();
+        assert_eq!(order, vec![10, 20, 30], "woken out of deadline order");
         // A passed deadline returns at once.
         sleep_until(start).await;
     }
