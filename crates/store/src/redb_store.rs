@@ -403,12 +403,14 @@ impl Inner {
         let interval = self.options.checkpoint_interval;
         let mut failed = false;
         loop {
-            let wait = if failed {
+            // Until the next freeze is due; a full interval after a failure,
+            // or when one was due but there was nothing to checkpoint (an
+            // idle store polls once an interval, it does not spin).
+            let until_due = interval.saturating_sub(self.mem().last_freeze.elapsed());
+            let wait = if failed || until_due.is_zero() {
                 interval
             } else {
-                interval
-                    .saturating_sub(self.mem().last_freeze.elapsed())
-                    .max(Duration::from_millis(1))
+                until_due
             };
             {
                 let mut wake = self.wake.lock().unwrap_or_else(PoisonError::into_inner);
