@@ -154,8 +154,9 @@ pub trait Backend: Send + Sync + 'static {
 pub struct LogStats {
     /// Commits made durable through a log record.
     pub logged_commits: u64,
-    /// Checkpoints: commits made durable in the database file itself
-    /// (truncations and table withdrawals are durable too, not counted).
+    /// Checkpoints: memtables (and commits holding a row too large to
+    /// log) made durable in the database file itself. Table withdrawals are
+    /// durable too, not counted; truncations ride on checkpoints.
     pub checkpoints: u64,
     /// Time each checkpoint's durable redb commit took (in the
     /// background, except for commits holding a row too large to log).

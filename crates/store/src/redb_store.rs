@@ -172,6 +172,14 @@ struct Mem {
     last_freeze: Instant,
 }
 
+impl Mem {
+    /// Whether anything is not yet in redb besides a frozen memtable:
+    /// commits in the active one, or truncations.
+    fn pending(&self) -> bool {
+        !self.active.is_empty() || self.stored.meta.log_start != self.redb_log_start
+    }
+}
+
 /// A memtable on its way into redb.
 struct Frozen {
     table: Memtable,
@@ -240,7 +248,7 @@ impl RedbStore {
             .create(path)
             .map_err(from_redb)?;
         let txn = db.begin_write().map_err(from_redb)?;
-        let durable_lsn = {
+        let (durable_lsn, mut stored) = {
             // Opening creates the tables, so readers can rely on them.
             txn.open_table(DATA).map_err(from_redb)?;
             let mut meta = txn.open_table(META).map_err(from_redb)?;
@@ -269,7 +277,7 @@ impl RedbStore {
             let lsn = get_decoded::<u64>(&meta, META_LSN)?.unwrap_or(0);
             drop(meta);
             check_log_ends(&txn, &stored)?;
-            lsn
+            (lsn, stored)
         };
         txn.commit().map_err(from_redb)?;
 
@@ -279,22 +287,19 @@ impl RedbStore {
             // One durable transaction: either every logged commit is back
             // in redb, or none is and the next open replays them again.
             let txn = db.begin_write().map_err(from_redb)?;
-            let mut stored = load_meta(&txn.open_table(META).map_err(from_redb)?)?;
-            for (rows, lsn) in replay.iter().zip(durable_lsn + 1..) {
+            for rows in &replay {
                 let mut new_ends = BTreeMap::new();
                 for (origin, seq, _) in &rows.log {
                     new_ends.insert(origin.clone(), *seq);
                 }
-                write_rows(&txn, rows, &mut stored, new_ends, lsn)?;
+                insert_rows(&txn, rows)?;
+                stored.apply(rows, new_ends);
             }
+            put_meta(&txn, &stored, lsn)?;
             txn.commit().map_err(from_redb)?;
             tracing::info!(path = %path.display(), commits = replay.len(), through_lsn = lsn, "replayed the write-ahead log");
         }
         wal.lsn = lsn;
-        let stored = {
-            let txn = db.begin_read().map_err(from_redb)?;
-            load_meta(&txn.open_table(META).map_err(from_redb)?)?
-        };
         let inner = Arc::new(Inner {
             db,
             path: path.to_path_buf(),
@@ -447,11 +452,11 @@ impl Inner {
     fn checkpoint_if_due(&self) -> Result<(), StoreError> {
         let (frozen, due) = {
             let mem = self.mem();
-            let pending = !mem.active.is_empty() || mem.stored.meta.log_start != mem.redb_log_start;
             (
                 mem.frozen.is_some(),
                 mem.active.bytes >= MEMTABLE_FLUSH_BYTES
-                    || (pending && mem.last_freeze.elapsed() >= self.options.checkpoint_interval),
+                    || (mem.pending()
+                        && mem.last_freeze.elapsed() >= self.options.checkpoint_interval),
             )
         };
         if !frozen && !due {
@@ -539,16 +544,12 @@ impl Inner {
                 bucket += 1;
             }
         }
-        {
-            let mut meta = txn.open_table(META).map_err(from_redb)?;
-            let m = &frozen.meta;
-            put_encoded(&mut meta, META_VV, &m.meta.vv)?;
-            put_encoded(&mut meta, META_HLC_FLOOR, &m.meta.hlc_floor)?;
-            put_encoded(&mut meta, META_PEER_VVS, &m.meta.peer_vvs)?;
-            put_encoded(&mut meta, META_LOG_END, &m.log_end)?;
-            put_encoded(&mut meta, META_LOG_START, &log_start)?;
-            put_encoded(&mut meta, META_LSN, &frozen.lsn)?;
-        }
+        put_meta(&txn, &frozen.meta, frozen.lsn)?;
+        put_encoded(
+            &mut txn.open_table(META).map_err(from_redb)?,
+            META_LOG_START,
+            &log_start,
+        )?;
         txn.commit().map_err(from_redb)?;
         self.checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
@@ -564,10 +565,7 @@ impl Inner {
     /// both are empty until the caller releases the log.
     fn checkpoint_all(&self, wal: &mut Wal) -> Result<(), StoreError> {
         self.checkpoint()?;
-        let pending = {
-            let mem = self.mem();
-            !mem.active.is_empty() || mem.stored.meta.log_start != mem.redb_log_start
-        };
+        let pending = self.mem().pending();
         if pending {
             self.freeze(wal);
             self.checkpoint()?;
@@ -615,16 +613,20 @@ impl Inner {
         new_ends: BTreeMap<RegionName, u64>,
         lsn: u64,
     ) -> Result<(), StoreError> {
-        let mut stored = self.mem().stored.clone();
+        let mut after = self.mem().stored.clone();
+        after.apply(rows, new_ends.clone());
         let started = Instant::now();
         let txn = self.db.begin_write().map_err(from_redb)?;
-        write_rows(&txn, rows, &mut stored, new_ends, lsn)?;
+        insert_rows(&txn, rows)?;
+        put_meta(&txn, &after, lsn)?;
         txn.commit().map_err(from_redb)?;
         self.checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
         wal.lsn = lsn;
         let mut mem = self.mem_mut();
-        mem.stored = stored;
+        // Applied to the live metadata, not replaced by `after`: a
+        // truncation may have moved `log_start` meanwhile.
+        mem.stored.apply(rows, new_ends);
         mem.durable_lsn = lsn;
         Ok(())
     }
@@ -659,33 +661,19 @@ fn check_log_ends(txn: &WriteTransaction, stored: &StoredMeta) -> Result<(), Sto
     Ok(())
 }
 
-/// The first segment of the write-ahead log of the store at `path`:
-/// `<path>.wal`.
-pub fn wal_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".wal");
-    PathBuf::from(name)
-}
-
 /// Both segments of the write-ahead log of the store at `path`:
 /// `<path>.wal` and `<path>.wal.1`.
 pub fn wal_paths(path: &Path) -> [PathBuf; 2] {
-    let first = wal_path(path);
-    let mut second = first.clone().into_os_string();
+    let mut first = path.as_os_str().to_owned();
+    first.push(".wal");
+    let mut second = first.clone();
     second.push(".1");
-    [first, PathBuf::from(second)]
+    [PathBuf::from(first), PathBuf::from(second)]
 }
 
-/// Writes one commit's encoded rows into `txn`, with `stored` as `meta`
-/// holds it before: states, log entries, the vector, floor, peers'
-/// vectors, the log ends and the commit's lsn.
-fn write_rows(
-    txn: &WriteTransaction,
-    rows: &Rows,
-    stored: &mut StoredMeta,
-    new_ends: BTreeMap<RegionName, u64>,
-    lsn: u64,
-) -> Result<(), StoreError> {
+/// Writes one commit's encoded rows into `txn`: key states and log
+/// entries (the metadata is [`put_meta`]'s).
+fn insert_rows(txn: &WriteTransaction, rows: &Rows) -> Result<(), StoreError> {
     let mut data = txn.open_table(DATA).map_err(from_redb)?;
     for (key, value) in &rows.states {
         data.insert(key.as_slice(), value.as_slice())
@@ -709,19 +697,18 @@ fn write_rows(
         )?;
         i += run;
     }
+    Ok(())
+}
 
-    let peers_changed = !rows.peer_vvs.is_empty();
-    let ends_changed = !new_ends.is_empty();
-    stored.apply(rows, new_ends);
+/// Writes the metadata after commit `lsn` into `txn`: the vector, floor,
+/// peers' vectors, log ends and the lsn (`log_start` only changes with
+/// truncations, which checkpoints write).
+fn put_meta(txn: &WriteTransaction, stored: &StoredMeta, lsn: u64) -> Result<(), StoreError> {
     let mut meta = txn.open_table(META).map_err(from_redb)?;
     put_encoded(&mut meta, META_VV, &stored.meta.vv)?;
     put_encoded(&mut meta, META_HLC_FLOOR, &stored.meta.hlc_floor)?;
-    if peers_changed {
-        put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
-    }
-    if ends_changed {
-        put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
-    }
+    put_encoded(&mut meta, META_PEER_VVS, &stored.meta.peer_vvs)?;
+    put_encoded(&mut meta, META_LOG_END, &stored.log_end)?;
     put_encoded(&mut meta, META_LSN, &lsn)?;
     Ok(())
 }

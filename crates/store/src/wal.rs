@@ -125,7 +125,7 @@ impl Rows {
     }
 
     /// Bytes of the record body before the metadata.
-    pub fn rows_len(&self) -> usize {
+    fn rows_len(&self) -> usize {
         8 + 4
             + self
                 .states
