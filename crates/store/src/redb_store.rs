@@ -55,7 +55,10 @@ use serde::Serialize;
 
 use crate::backend::{Backend, CommitBatch, Durability, LogStats, Meta, StoreError};
 use crate::contract::{self, CommitBase, LogReadBudget, TABLE_NAME_BYTES_MAX};
-use crate::memtable::{Memtable, CHECKPOINT_INTERVAL, LOGGED_ROW_BYTES_MAX, MEMTABLE_FLUSH_BYTES};
+use crate::memtable::{
+    Memtable, CHECKPOINT_BEHIND_BYTES, CHECKPOINT_INTERVAL, CHECKPOINT_TXN_PAGES,
+    LOGGED_ROW_BYTES_MAX, MEMTABLE_FLUSH_BYTES, PAGE_BYTES,
+};
 use crate::wal::{Rows, Wal};
 
 /// Log entries per bucket table. Truncation works in whole buckets, so this
@@ -97,19 +100,41 @@ const META_LOG_END: &str = "log_end";
 const META_LSN: &str = "lsn";
 
 /// How a [`RedbStore`] checkpoints.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RedbOptions {
     /// Time between checkpoints under a steady stream of commits
     /// ([`CHECKPOINT_INTERVAL`]). Tests stretch it so that a copy of the
     /// files taken while the store is open is a crash image.
     pub checkpoint_interval: Duration,
+    /// Estimated pages one checkpoint transaction may change
+    /// ([`CHECKPOINT_TXN_PAGES`]); at least 1.
+    pub checkpoint_txn_pages: usize,
+    /// Called after each durable transaction of a checkpoint but its last
+    /// (redb then holds part of the frozen memtable, and its metadata still
+    /// points the replay before it): crash tests copy the files there.
+    pub after_partial_checkpoint: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl Default for RedbOptions {
     fn default() -> Self {
         RedbOptions {
             checkpoint_interval: CHECKPOINT_INTERVAL,
+            checkpoint_txn_pages: CHECKPOINT_TXN_PAGES,
+            after_partial_checkpoint: None,
         }
+    }
+}
+
+impl fmt::Debug for RedbOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedbOptions")
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("checkpoint_txn_pages", &self.checkpoint_txn_pages)
+            .field(
+                "after_partial_checkpoint",
+                &self.after_partial_checkpoint.is_some(),
+            )
+            .finish()
     }
 }
 
@@ -189,6 +214,10 @@ struct Frozen {
     lsn: u64,
     /// The log bytes that hold it (the segment left at the freeze).
     log_bytes: u64,
+    /// Whether it holds commits that were not logged
+    /// (`Durability::None`): a crash must lose all of them or none, so
+    /// it is checkpointed in one transaction.
+    unlogged: bool,
 }
 
 impl fmt::Debug for RedbStore {
@@ -484,12 +513,27 @@ impl Inner {
             meta: mem.stored.clone(),
             lsn: wal.lsn,
             log_bytes,
+            unlogged: wal.unlogged_lsn > mem.durable_lsn,
         }));
         mem.last_freeze = Instant::now();
     }
 
-    /// Writes the frozen memtable (if any) to redb in one durable
-    /// transaction, with the truncations made since, and drops it.
+    /// Writes the frozen memtable (if any) to redb, with the truncations
+    /// made since, and drops it.
+    ///
+    /// Its key states go in durable transactions of at most
+    /// `checkpoint_txn_pages` estimated pages each, so the log's fdatasyncs
+    /// never wait behind one large flush (see [`CHECKPOINT_TXN_PAGES`]) —
+    /// unless the checkpoints fall behind the writers (the next memtable
+    /// holds [`CHECKPOINT_BEHIND_BYTES`]), when the rest goes in one
+    /// transaction.
+    /// The last transaction also takes the log entries and the metadata,
+    /// lsn included. A crash before it leaves redb with some of the frozen
+    /// states but an lsn from before them: the open replays every logged
+    /// commit since that lsn, in order, so each key ends at its newest state
+    /// whatever the earlier transactions wrote; readers meanwhile find the
+    /// same states in the frozen memtable first. A memtable holding unlogged
+    /// commits goes in one transaction, since none of them can be replayed.
     fn checkpoint(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self
             .checkpointing
@@ -515,14 +559,40 @@ impl Inner {
             })
             .collect();
         let started = Instant::now();
-        let txn = self.db.begin_write().map_err(from_redb)?;
-        {
-            let mut data = txn.open_table(DATA).map_err(from_redb)?;
-            for (key, state) in &frozen.table.states {
-                data.insert(key.as_slice(), state.as_slice())
-                    .map_err(from_redb)?;
+        let mut pages_max = if frozen.unlogged {
+            usize::MAX
+        } else {
+            self.options.checkpoint_txn_pages.max(1)
+        };
+        let mut states = frozen.table.states.iter().peekable();
+        let txn = loop {
+            if self.mem().active.bytes >= CHECKPOINT_BEHIND_BYTES {
+                // Falling behind: the rest goes in one transaction, whose
+                // single large flush is the disk's fastest way to write it;
+                // small ones would stall the writer later, and longer.
+                pages_max = usize::MAX;
             }
-        }
+            let txn = self.db.begin_write().map_err(from_redb)?;
+            {
+                let mut data = txn.open_table(DATA).map_err(from_redb)?;
+                let mut pages = 0;
+                while pages < pages_max {
+                    let Some((key, state)) = states.next() else {
+                        break;
+                    };
+                    data.insert(key.as_slice(), state.as_slice())
+                        .map_err(from_redb)?;
+                    pages += 1 + (key.len() + state.len()) / PAGE_BYTES;
+                }
+            }
+            if states.peek().is_none() {
+                break txn;
+            }
+            txn.commit().map_err(from_redb)?;
+            if let Some(hook) = &self.options.after_partial_checkpoint {
+                hook();
+            }
+        };
         for (origin, entries) in &frozen.table.log {
             let start = log_start.get(origin).copied().unwrap_or(1);
             insert_entries(

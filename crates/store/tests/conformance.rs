@@ -948,6 +948,7 @@ fn open_without_checkpoints(path: &std::path::Path) -> RedbStore {
         path,
         meridian_store::redb_store::RedbOptions {
             checkpoint_interval: std::time::Duration::from_secs(3600),
+            ..Default::default()
         },
     )
     .unwrap()
@@ -1038,6 +1039,95 @@ fn redb_a_crash_during_a_checkpoint_replays_both_log_segments() {
     );
 }
 
+/// A checkpoint writes its states in several durable transactions and
+/// the metadata in the last. A crash after one of the others — here while
+/// newer states of the same keys sit in the active memtable — still opens
+/// to every commit, each key at its newest state.
+#[test]
+fn redb_a_crash_part_way_through_a_checkpoint_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::time::Duration;
+    const WAIT: Duration = Duration::from_secs(20);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let image = dir.path().join("image.redb");
+    let a = region("us-east");
+    // The hook, once armed, stops the checkpoint after its first partial
+    // transaction until the test says "copy", then copies the files.
+    let armed = Arc::new(AtomicBool::new(false));
+    let (reached_tx, reached) = mpsc::channel::<()>();
+    let (copy, copy_rx) = mpsc::channel::<()>();
+    let (copied_tx, copied) = mpsc::channel::<()>();
+    let hook = {
+        let (armed, path, image) = (armed.clone(), path.clone(), image.clone());
+        let (reached_tx, copy_rx, copied_tx) = (
+            Mutex::new(reached_tx),
+            Mutex::new(copy_rx),
+            Mutex::new(copied_tx),
+        );
+        move || {
+            if !armed.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            reached_tx.lock().unwrap().send(()).unwrap();
+            copy_rx.lock().unwrap().recv_timeout(WAIT).unwrap();
+            std::fs::copy(&path, &image).unwrap();
+            copy_log(&path, &image);
+            copied_tx.lock().unwrap().send(()).unwrap();
+        }
+    };
+    let b = RedbStore::open_with(
+        &path,
+        meridian_store::redb_store::RedbOptions {
+            checkpoint_interval: Duration::from_millis(20),
+            checkpoint_txn_pages: 2,
+            after_partial_checkpoint: Some(Arc::new(hook)),
+        },
+    )
+    .unwrap();
+    let keys: Vec<String> = (0..10).map(|i| format!("k{i}")).collect();
+    let batch_of = |b: &RedbStore, n: u64, which: &[usize]| {
+        states_batch(
+            b,
+            which
+                .iter()
+                .map(|&i| ("t", keys[i].as_bytes(), state(n * 100 + i as u64, 10)))
+                .collect(),
+        )
+    };
+    let all: Vec<usize> = (0..10).collect();
+    b.commit(&batch_of(&b, 1, &all), Durability::Fsync).unwrap();
+    append(&b, &a, 1..=3, Durability::Fsync).unwrap();
+    armed.store(true, Ordering::SeqCst);
+    // Ten states in one commit: whatever memtable holds it is checkpointed
+    // in five transactions.
+    b.commit(&batch_of(&b, 2, &all), Durability::Fsync).unwrap();
+    reached
+        .recv_timeout(WAIT)
+        .expect("a checkpoint ran part-way");
+    // Newer states of some keys, after the freeze: in the active memtable
+    // and the log's other segment.
+    b.commit(&batch_of(&b, 3, &[0, 3, 4, 9]), Durability::Fsync)
+        .unwrap();
+    append(&b, &a, 4..=5, Durability::Fsync).unwrap();
+    let want = snapshot(&b, &["t"], &[&a]);
+    assert_eq!(want.tables[0].len(), 10);
+    copy.send(()).unwrap();
+    copied.recv_timeout(WAIT).unwrap();
+    drop(b);
+
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), want);
+    drop(c);
+    // The replay is durable in redb: without the log it opens the same.
+    for segment in meridian_store::redb_store::wal_paths(&image) {
+        std::fs::remove_file(segment).unwrap();
+    }
+    let c = RedbStore::open(&image).unwrap();
+    assert_eq!(snapshot(&c, &["t"], &[&a]), want);
+}
+
 #[test]
 fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
     let dir = tempfile::tempdir().unwrap();
@@ -1099,6 +1189,10 @@ fn redb_reads_stay_whole_while_checkpoints_run() {
         &path,
         meridian_store::redb_store::RedbOptions {
             checkpoint_interval: std::time::Duration::from_millis(2),
+            // Every state its own transaction: readers also meet
+            // checkpoints that are part-way through.
+            checkpoint_txn_pages: 1,
+            ..Default::default()
         },
     )
     .unwrap();
