@@ -12,7 +12,7 @@
 //! - [`wal`]: the write-ahead log that makes [`RedbStore`]'s commits durable
 //!   with one small sequential fdatasync.
 //! - [`memtable`]: the last second's commits in memory; a background thread
-//!   writes them to redb in one durable transaction (a checkpoint).
+//!   writes them to redb in a few durable transactions (a checkpoint).
 //! - [`db`]: [`db::Db`], the single writer (group commit, HLC, merge) over a
 //!   backend, and [`db::Engine`], its synchronous core.
 //! - [`digest`]: convergence digests of what a table shows readers.

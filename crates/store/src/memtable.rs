@@ -6,8 +6,9 @@
 //! writer thread, and the once-a-second durable commit held the writer up
 //! for its whole fsync. Now a commit is one log record ([`crate::wal`]) and
 //! an insert here; a background thread writes a frozen memtable to redb in
-//! one durable transaction, copying each page once per checkpoint instead
-//! of once per commit, while the writer fills the next memtable.
+//! a few durable transactions ([`CHECKPOINT_TXN_PAGES`]), copying each page
+//! about once per checkpoint instead of once per commit, while the writer
+//! fills the next memtable.
 //!
 //! Readers look in the active memtable, then the frozen one, then redb —
 //! all three taken under one lock, so what they see is one moment of the

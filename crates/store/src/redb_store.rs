@@ -19,16 +19,19 @@
 //! (`<file>.wal` and `<file>.wal.1`, [`crate::wal`]): a commit's rows are
 //! appended and fdatasynced there, then kept in a memtable
 //! ([`crate::memtable`]) that readers consult before redb. A background
-//! thread writes the memtable to redb in one durable transaction (a
-//! checkpoint) every second, or sooner when it grows; `meta` holds `lsn`,
+//! thread writes the memtable to redb (a checkpoint: its key states in
+//! durable transactions of a bounded size, the rest and `meta` in the
+//! last) every second, or sooner when it grows; `meta` holds `lsn`,
 //! the number of the last commit redb contains, so opening replays exactly
 //! the logged commits a crash took from memory. Truncations reach redb with
 //! the next checkpoint; table withdrawals and commits holding a row too large to log are
 //! written to redb directly, after a checkpoint of everything before them.
 //!
-//! Every checkpoint and direct write is one redb write transaction, and
-//! every read takes the memtables and one read transaction under one lock,
-//! so readers see a commit entirely or not at all.
+//! Every read takes the memtables and one redb read transaction under one
+//! lock, and a frozen memtable is dropped only after its whole checkpoint
+//! committed: states a checkpoint has written part-way are still found in
+//! the frozen memtable first, so readers see a commit entirely or not at
+//! all. Direct writes are one redb transaction each.
 //!
 //! The contract checks are shared with [`crate::MemStore`] (`contract`).
 //!
@@ -147,8 +150,8 @@ impl fmt::Debug for RedbOptions {
 ///   log's order.
 /// - The checkpoint thread freezes the active memtable (under the log's
 ///   mutex, moving the log to its other segment) and writes the frozen one
-///   to redb in one durable transaction, then drops it. Only one memtable
-///   is frozen at a time.
+///   to redb in durable transactions, then drops it. Only one memtable is
+///   frozen at a time.
 /// - Readers take the memtables and begin their redb read transaction
 ///   under one read lock: redb then holds exactly what the memtables do
 ///   not (a frozen memtable is dropped only after its checkpoint

@@ -1128,6 +1128,61 @@ fn redb_a_crash_part_way_through_a_checkpoint_loses_nothing() {
     assert_eq!(snapshot(&c, &["t"], &[&a]), want);
 }
 
+/// Unlogged commits cannot be replayed, so a memtable holding any is
+/// checkpointed in one transaction (a crash keeps all of them or none);
+/// a memtable of logged commits alone is split.
+#[test]
+fn redb_a_memtable_with_unlogged_commits_is_checkpointed_at_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let partials = Arc::new(AtomicUsize::new(0));
+    let b = RedbStore::open_with(
+        &dir.path().join("store.redb"),
+        meridian_store::redb_store::RedbOptions {
+            checkpoint_interval: std::time::Duration::from_secs(3600),
+            checkpoint_txn_pages: 1,
+            after_partial_checkpoint: Some({
+                let partials = partials.clone();
+                Arc::new(move || {
+                    partials.fetch_add(1, Ordering::SeqCst);
+                })
+            }),
+        },
+    )
+    .unwrap();
+    let states = |n: u64| {
+        (0..5u64)
+            .map(|i| (format!("k{i}"), state(n * 10 + i, 10)))
+            .collect::<Vec<_>>()
+    };
+    let commit = |n: u64, durability: Durability| {
+        let states = states(n);
+        b.commit(
+            &states_batch(
+                &b,
+                states
+                    .iter()
+                    .map(|(k, s)| ("t", k.as_bytes(), s.clone()))
+                    .collect(),
+            ),
+            durability,
+        )
+        .unwrap();
+    };
+    commit(1, Durability::None);
+    b.checkpoint().unwrap();
+    assert_eq!(partials.load(Ordering::SeqCst), 0, "split unlogged commits");
+    commit(2, Durability::Fsync);
+    b.checkpoint().unwrap();
+    assert_eq!(
+        partials.load(Ordering::SeqCst),
+        4,
+        "five states, one a transaction"
+    );
+    assert_eq!(b.scan("t", None, 10).unwrap().len(), 5);
+}
+
 #[test]
 fn redb_an_fsync_commit_after_unsynced_ones_makes_them_durable() {
     let dir = tempfile::tempdir().unwrap();
