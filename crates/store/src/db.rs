@@ -761,8 +761,8 @@ struct Batch {
     vv: VersionVector,
     /// States this batch wrote; the commit stores them.
     overlay: Overlay,
-    /// States read ahead from the backend for replicated entries and local
-    /// writes, as of the batch's start (only this thread commits, so nothing changes them).
+    /// States read ahead from the backend for replicated entries, as of the
+    /// batch's start (only this thread commits, so nothing changes them).
     base: Overlay,
     log: Vec<LogEntry>,
     conflicts: Vec<(String, Vec<u8>, Conflict, Option<KeyState>)>,
@@ -838,18 +838,6 @@ impl<C: PhysicalClock> Engine<C> {
         let mut pending: Vec<Pending> = Vec::new();
         let mut latencies: Vec<(RegionName, f64)> = Vec::new();
         let floor_before = self.clock.last();
-        // The keys local writes will decide on, in one backend read.
-        let mut local_keys: Vec<(&str, &[u8])> = Vec::new();
-        for req in &batch {
-            match req {
-                Request::Local { table, key, .. } => local_keys.push((table, key)),
-                Request::LocalMany { keys, .. } => {
-                    local_keys.extend(keys.iter().map(|(t, k)| (t.as_str(), k.as_slice())))
-                }
-                _ => {}
-            }
-        }
-        self.read_ahead(&mut b, local_keys);
 
         for req in batch {
             match req {
@@ -956,16 +944,7 @@ impl<C: PhysicalClock> Engine<C> {
                         .read()
                         .expect("withheld lock is never poisoned")
                         .clone();
-                    let wanted = entries
-                        .iter()
-                        .filter(|e| {
-                            e.seq > b.vv.get(&e.origin)
-                                && e.op != meridian_core::record::Op::Withheld
-                                && !withheld.contains(&e.table)
-                        })
-                        .map(|e| (e.table.as_str(), e.key.as_slice()))
-                        .collect();
-                    self.read_ahead(&mut b, wanted);
+                    self.read_ahead(&mut b, &entries, &withheld);
                     for entry in entries {
                         let have = b.vv.get(&entry.origin);
                         if entry.seq <= have {
@@ -1253,12 +1232,18 @@ impl<C: PhysicalClock> Engine<C> {
         self.backend.get(table, key)
     }
 
-    /// Reads the states of `wanted` keys (replicated entries' or local
-    /// writes') in one backend call — one read transaction instead of one
-    /// per key — into the batch's `base`, which is as of the batch's start
-    /// whenever it is read (only this thread commits); the batch's own
-    /// writes in `overlay` still come first.
-    fn read_ahead(&self, b: &mut Batch, wanted: Vec<(&str, &[u8])>) {
+    /// Reads the states `entries` will merge into in one backend call (one
+    /// read transaction instead of one per entry).
+    fn read_ahead(&self, b: &mut Batch, entries: &[LogEntry], withheld: &BTreeSet<String>) {
+        let wanted: Vec<(&str, &[u8])> = entries
+            .iter()
+            .filter(|e| {
+                e.seq > b.vv.get(&e.origin)
+                    && e.op != meridian_core::record::Op::Withheld
+                    && !withheld.contains(&e.table)
+            })
+            .map(|e| (e.table.as_str(), e.key.as_slice()))
+            .collect();
         if wanted.len() < 2 {
             return;
         }
@@ -1268,9 +1253,9 @@ impl<C: PhysicalClock> Engine<C> {
                     b.base.insert((t.to_string(), k.to_vec()), state);
                 }
             }
-            // Not fatal here: each key is read again when it is used, and
-            // an error there refuses the batch.
-            Err(e) => tracing::warn!(error = %e, "reading ahead failed"),
+            // Not fatal here: each entry reads its key again, and an
+            // error there refuses the batch.
+            Err(e) => tracing::warn!(error = %e, "reading ahead for replicated entries failed"),
         }
     }
 
