@@ -916,9 +916,6 @@ fn redb_empty_commit_survives_reopen() {
     );
 }
 
-/// Copies the store's file and its write-ahead log while it is open: what
-/// a crash at this moment leaves on disk (commits since the last checkpoint
-/// live only in the process and the log).
 /// Copies the store's file and both log segments while it is open: what a
 /// crash at this moment leaves on disk (commits since the last checkpoint
 /// live only in memory and the log). `cut_log_bytes` are cut from the end
@@ -930,6 +927,25 @@ fn crash_image(from: &std::path::Path, to: &std::path::Path, segment: usize, cut
     let len = std::fs::metadata(log).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(log).unwrap();
     f.set_len(len - cut_log_bytes).unwrap();
+}
+
+/// Deletes both segments of the store's write-ahead log.
+fn remove_log(path: &std::path::Path) {
+    for segment in meridian_store::redb_store::wal_paths(path) {
+        std::fs::remove_file(segment).unwrap();
+    }
+}
+
+/// Opens the store at `path` (replaying its log) and checks that table `t`
+/// and `origin`'s log are as in `want`; then, the replay being durable in
+/// redb, checks that it opens the same without the log.
+fn assert_opens_to(path: &std::path::Path, origin: &RegionName, want: &Snapshot) {
+    let c = RedbStore::open(path).unwrap();
+    assert_eq!(&snapshot(&c, &["t"], &[origin]), want, "with the log");
+    drop(c);
+    remove_log(path);
+    let c = RedbStore::open(path).unwrap();
+    assert_eq!(&snapshot(&c, &["t"], &[origin]), want, "without the log");
 }
 
 fn copy_log(from: &std::path::Path, to: &std::path::Path) {
@@ -983,16 +999,7 @@ fn redb_a_crash_keeps_every_logged_commit_and_a_torn_tail_loses_only_the_last() 
     // The whole log: everything acknowledged is there.
     let image = dir.path().join("whole.redb");
     crash_image(&path, &image, 1, 0);
-    let c = RedbStore::open(&image).unwrap();
-    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
-    // And it is durable in redb now: reopening without the log keeps it.
-    drop(c);
-    for segment in meridian_store::redb_store::wal_paths(&image) {
-        std::fs::remove_file(segment).unwrap();
-    }
-    let c = RedbStore::open(&image).unwrap();
-    assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
-    drop(c);
+    assert_opens_to(&image, &a, &whole);
 
     // A torn last record (the crash came during its append, so it was never
     // acknowledged): the commits before it survive, and the store goes on
@@ -1116,16 +1123,7 @@ fn redb_a_crash_part_way_through_a_checkpoint_loses_nothing() {
     copy.send(()).unwrap();
     copied.recv_timeout(WAIT).unwrap();
     drop(b);
-
-    let c = RedbStore::open(&image).unwrap();
-    assert_eq!(snapshot(&c, &["t"], &[&a]), want);
-    drop(c);
-    // The replay is durable in redb: without the log it opens the same.
-    for segment in meridian_store::redb_store::wal_paths(&image) {
-        std::fs::remove_file(segment).unwrap();
-    }
-    let c = RedbStore::open(&image).unwrap();
-    assert_eq!(snapshot(&c, &["t"], &[&a]), want);
+    assert_opens_to(&image, &a, &want);
 }
 
 /// Unlogged commits cannot be replayed, so a memtable holding any is
@@ -1326,9 +1324,7 @@ fn redb_reads_stay_whole_while_checkpoints_run() {
     assert_eq!(whole.meta.log_start.get(&a), Some(&(COMMITS - 20 + 1)));
     drop(b);
     // Closing checkpointed everything, truncations included.
-    for segment in meridian_store::redb_store::wal_paths(&path) {
-        std::fs::remove_file(segment).unwrap();
-    }
+    remove_log(&path);
     let c = RedbStore::open(&path).unwrap();
     assert_eq!(snapshot(&c, &["t"], &[&a]), whole);
 }
