@@ -44,7 +44,7 @@ pub struct Running {
     rate_per_region: u64,
 }
 
-/// Starts probing `dir`'s disk for `duration`.
+/// Starts probing `dir`'s disk for `duration` (at least one write).
 pub fn start(dir: &Path, duration: Duration, rate_per_region: u64) -> Running {
     let path = dir.join("disk-probe.bin");
     let file_path = path.clone();
@@ -62,11 +62,16 @@ pub fn start(dir: &Path, duration: Duration, rate_per_region: u64) -> Running {
             file.sync_all()?;
             let end = Instant::now() + duration;
             let mut out = Vec::with_capacity((duration.as_millis() / 2) as usize + 1);
-            while Instant::now() < end {
+            // At least one write, however slow the disk (or the file's
+            // creation) was.
+            loop {
                 let t = Instant::now();
                 file.write_all_at(&block, 0)?;
                 file.sync_data()?;
                 out.push(t.elapsed().as_secs_f64() * 1e3);
+                if Instant::now() >= end {
+                    break;
+                }
                 std::thread::sleep(PROBE_INTERVAL);
             }
             Ok(out)
@@ -121,7 +126,9 @@ mod tests {
             .finish()
             .unwrap();
         assert_eq!(p.rate_per_region, 7);
-        assert!(p.samples >= 5, "{p:?}");
+        // How many fit in 100 ms is the disk's business (30 ms fdatasyncs
+        // were seen under a full test run); at least one always does.
+        assert!(p.samples >= 1, "{p:?}");
         assert!(
             p.p50_ms > 0.0 && p.p50_ms <= p.p99_ms && p.p99_ms <= p.max_ms,
             "{p:?}"
