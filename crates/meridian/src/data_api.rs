@@ -36,7 +36,7 @@ use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
 
 use meridian_resp::exec::Executed;
-use meridian_resp::session::{Consistency, ACK_TIMEOUT_MS_MAX};
+use meridian_resp::session::{Consistency, Token, ACK_TIMEOUT_MS_MAX};
 use meridian_resp::{Reply, Session, Shared};
 use serde::Deserialize;
 use serde_json::json;
@@ -90,7 +90,7 @@ fn session_for(shared: &Shared, table: &str, key: &str, p: &Params) -> Result<Se
     let unspecified = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let mut session = Session::new(0, unspecified, unspecified, true);
     if let Some(token) = &p.after {
-        session.token = VersionVector::parse_token(token).map_err(bad)?;
+        session.token = Token::new(VersionVector::parse_token(token).map_err(bad)?);
     }
     session.wait_ms = p
         .wait_ms
@@ -278,7 +278,7 @@ pub async fn get(
     let spec = meridian_resp::cmd::lookup(&session, &args).map_err(reply_error)?;
     let mut headers = HeaderMap::new();
     let bytes = match shared
-        .prepare(&session, spec, &args)
+        .prepare(&mut session, spec, &args)
         .await
         .map_err(reply_error)?
     {
@@ -326,7 +326,7 @@ pub async fn get(
                 headers.insert("x-meridian-expires-at-ms", HeaderValue::from(at));
             }
             if session.consistency != Consistency::Eventual {
-                shared.db.merge_applied_into(&mut session.token);
+                session.token.merge_applied(&shared.db);
             }
             bytes
         }

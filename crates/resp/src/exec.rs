@@ -65,7 +65,7 @@ impl Shared {
     /// `eventual` do not wait).
     pub async fn prepare(
         &self,
-        session: &Session,
+        session: &mut Session,
         spec: &Spec,
         args: &[Bytes],
     ) -> Result<Option<RegionName>, Reply> {
@@ -98,7 +98,7 @@ impl Shared {
         if session.consistency != Consistency::Eventual {
             // Monotonic reads: a client that carries its token to another
             // region never reads older data there.
-            self.db.merge_applied_into(&mut session.token);
+            session.token.merge_applied(&self.db);
         }
         reply
     }
@@ -119,7 +119,7 @@ impl Shared {
         };
         // Everything this region had applied when the write committed: a
         // reader elsewhere must wait for what the write may have built on.
-        self.db.merge_applied_into(&mut session.token);
+        session.token.merge_applied(&self.db);
         session.last_write.merge(&write);
         Executed {
             reply: self.acknowledge(session, &write, ack, reply).await,
@@ -211,7 +211,7 @@ impl Shared {
             .collect();
         let request = ForwardRequest {
             args: args.iter().map(|a| a.to_vec()).collect(),
-            after: session.token.clone(),
+            after: session.token.vv().clone(),
             epochs: self.modes.stamp(tables.iter().map(String::as_str)),
         };
         let sent = std::time::Instant::now();
@@ -348,12 +348,12 @@ impl Shared {
     }
 
     /// Waits until this region has applied the session's token.
-    pub async fn await_token(&self, session: &Session) -> Result<(), Reply> {
+    pub async fn await_token(&self, session: &mut Session) -> Result<(), Reply> {
         let db = &self.db;
-        let token = &session.token;
-        if db.covers(token) {
+        if session.token.applied_by(db) {
             return Ok(());
         }
+        let token = session.token.vv();
         let wait = Duration::from_millis(session.wait_ms);
         if db.wait_for(token, wait).await {
             return Ok(());

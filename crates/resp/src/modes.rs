@@ -42,7 +42,9 @@
 //! through anti-entropy. Bytes of the dropped data may stay in the store
 //! file's free pages until they are reused.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -200,6 +202,20 @@ impl View {
     pub fn epoch(&self, table: &str) -> u64 {
         self.epochs.get(table).copied().unwrap_or(0)
     }
+
+    /// Why region `here` may not decide writes to `table`, if it may not.
+    pub fn refuses_writes(&self, table: &str, here: &RegionName) -> Option<String> {
+        let t = self.topology.tables.iter().find(|t| t.name == table)?;
+        match &t.mode {
+            TableMode::SingleMaster { home } if home != here => Some(format!(
+                "TRYAGAIN table `{table}` is single_master with home {home} now; retry"
+            )),
+            TableMode::Pinned { regions, .. } if !regions.contains(here) => Some(format!(
+                "TRYAGAIN table `{table}` is no longer pinned to {here}; retry"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// What a finished change reports.
@@ -219,10 +235,37 @@ pub struct ChangeReport {
     pub unavailable_ms: Option<f64>,
 }
 
+/// How many `Modes` (nodes) one thread keeps a view of; more exist only
+/// in tests that run several nodes in one process.
+const THREAD_VIEWS_MAX: usize = 8;
+
+/// Distinguishes `Modes` instances in [`THREAD_VIEWS`].
+static NEXT_MODES_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A thread's copy of a view it read, and the generation it was read at.
+struct ThreadView {
+    modes: u64,
+    generation: u64,
+    view: Arc<View>,
+}
+
+thread_local! {
+    /// Each thread's copies of the newest views it read: every keyed
+    /// command looks its table up, and reading the shared view takes its
+    /// lock and bumps its count — one cache line written by every worker
+    /// thread, a few per cent of a pipelined `GET`. A copy is refreshed
+    /// when the generation moves.
+    static THREAD_VIEWS: RefCell<Vec<ThreadView>> = const { RefCell::new(Vec::new()) };
+}
+
 /// A region's table modes.
 pub struct Modes {
     base: Arc<Topology>,
     view: watch::Sender<Arc<View>>,
+    /// Bumped after each new view is published.
+    generation: AtomicU64,
+    /// This instance, for the threads' copies.
+    id: u64,
     /// Tables fenced for a change made here, with the epoch they were
     /// fenced at (a fence no longer counts once the view moved past it).
     fenced: Mutex<BTreeMap<String, u64>>,
@@ -246,6 +289,8 @@ impl Modes {
                 epochs: BTreeMap::new(),
             })),
             base,
+            generation: AtomicU64::new(0),
+            id: NEXT_MODES_ID.fetch_add(1, Ordering::Relaxed),
             fenced: Mutex::default(),
             refreshing: Mutex::default(),
             on_change: Mutex::default(),
@@ -273,6 +318,42 @@ impl Modes {
     /// The current topology.
     pub fn topology(&self) -> Arc<Topology> {
         self.view.borrow().topology.clone()
+    }
+
+    /// Runs `f` on the current topology without touching shared state
+    /// (this thread's copy, refreshed when a new view was published). A
+    /// view published while `f` runs elsewhere is seen by the next call.
+    pub fn with_topology<R>(&self, f: impl FnOnce(&Topology) -> R) -> R {
+        // Read before the view: a copy taken now is at least this new.
+        let generation = self.generation.load(Ordering::Acquire);
+        THREAD_VIEWS.with(|cell| {
+            // Busy only if `f` calls back in here: it reads the shared view.
+            let Ok(mut views) = cell.try_borrow_mut() else {
+                return f(&self.view.borrow().topology);
+            };
+            let i = match views.iter().position(|v| v.modes == self.id) {
+                Some(i) => i,
+                None => {
+                    if views.len() >= THREAD_VIEWS_MAX {
+                        views.remove(0);
+                    }
+                    views.push(ThreadView {
+                        modes: self.id,
+                        generation,
+                        view: self.view(),
+                    });
+                    views.len() - 1
+                }
+            };
+            if views[i].generation != generation {
+                views[i] = ThreadView {
+                    modes: self.id,
+                    generation,
+                    view: self.view(),
+                };
+            }
+            f(&views[i].view.topology)
+        })
     }
 
     /// Re-reads the control table and publishes a new view if it changed.
@@ -334,6 +415,7 @@ impl Modes {
             topology: Arc::new(topology),
             epochs,
         }));
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -370,8 +452,12 @@ impl Modes {
         out
     }
 
-    /// Why a write stamped `stamp` may not be decided now, if it may not.
-    pub fn refuse(&self, stamp: &[(String, u64)]) -> Option<String> {
+    /// Why a write stamped `stamp` may not be decided in region `here`
+    /// now, if it may not. The mode now in force decides, whatever view
+    /// the command was routed by: a view published between routing and
+    /// stamping moves the epoch before the stamp reads it, so the epoch
+    /// alone cannot tell.
+    pub fn refuse(&self, stamp: &[(String, u64)], here: &RegionName) -> Option<String> {
         if stamp.is_empty() {
             return None;
         }
@@ -391,6 +477,9 @@ impl Modes {
                 return Some(format!(
                     "TRYAGAIN table `{table}` changed mode (epoch {epoch} → {now}; writes now go to {home}); retry"
                 ));
+            }
+            if let Some(why) = view.refuses_writes(table, here) {
+                return Some(why);
             }
         }
         None
@@ -641,7 +730,8 @@ mode = { pinned = { regions = ["us-east"] } }
             vec![("ledger".to_string(), 0), ("vault".to_string(), 0)],
             "every configured table, not the default one"
         );
-        assert_eq!(modes.refuse(&stamp), None);
+        let us: RegionName = "us-east".parse().unwrap();
+        assert_eq!(modes.refuse(&stamp, &us), None);
         let eu: RegionName = "eu-west".parse().unwrap();
         let report = modes
             .change(&db, "ledger", ModeSpec::SingleMaster { home: eu.clone() })
@@ -655,14 +745,24 @@ mode = { pinned = { regions = ["us-east"] } }
         );
         assert_eq!(modes.view().epoch("ledger"), 1);
         assert_eq!(modes.coordinator("ledger"), eu);
-        let why = modes.refuse(&stamp).expect("the old stamp is refused");
+        let why = modes.refuse(&stamp, &us).expect("the old stamp is refused");
         assert!(
             why.contains("epoch 0 → 1") && why.contains("eu-west"),
             "{why}"
         );
-        // A fresh stamp is fine; this region is no longer the coordinator.
+        // A fresh stamp is fine at the new home, and refused at the old
+        // one (a command routed by the view before the change, stamped
+        // after it); this region is no longer the coordinator.
         let fresh = modes.stamp(["ledger"].into_iter());
-        assert_eq!(modes.refuse(&fresh), None);
+        assert_eq!(modes.refuse(&fresh, &eu), None);
+        let why = modes.refuse(&fresh, &us).expect("the old home is refused");
+        assert!(why.contains("home eu-west now"), "{why}");
+        let pinned = modes.stamp(["vault"].into_iter());
+        assert_eq!(modes.refuse(&pinned, &us), None);
+        let why = modes
+            .refuse(&pinned, &eu)
+            .expect("outside the pinned regions");
+        assert!(why.contains("no longer pinned to eu-west"), "{why}");
         let e = modes
             .change(&db, "ledger", ModeSpec::MultiMaster)
             .await
@@ -681,6 +781,49 @@ mode = { pinned = { regions = ["us-east"] } }
             .check("nope", &ModeSpec::MultiMaster)
             .unwrap_err()
             .contains("unknown table"));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn thread_copies_follow_every_published_view() {
+        let (modes, db) = setup();
+        let other = Modes::new(modes.base.clone());
+        let ledger_home = |m: &Modes| {
+            m.with_topology(
+                |t| match &t.tables.iter().find(|t| t.name == "ledger").unwrap().mode {
+                    TableMode::SingleMaster { home } => home.to_string(),
+                    mode => format!("{mode:?}"),
+                },
+            )
+        };
+        assert_eq!(ledger_home(&modes), "us-east");
+        assert_eq!(ledger_home(&other), "us-east");
+        let eu: RegionName = "eu-west".parse().unwrap();
+        // Committed here; only the new home's confirmation is missing.
+        let _ = modes
+            .change(&db, "ledger", ModeSpec::SingleMaster { home: eu })
+            .await;
+        assert_eq!(
+            ledger_home(&modes),
+            "eu-west",
+            "this thread's copy moved on"
+        );
+        assert_eq!(
+            ledger_home(&other),
+            "us-east",
+            "instances keep their own views"
+        );
+        // Called from inside itself: read from the shared view, no panic.
+        let nested = modes.with_topology(|_| ledger_home(&modes));
+        assert_eq!(nested, "eu-west");
+        // More instances than a thread keeps copies of.
+        let many: Vec<Modes> = (0..THREAD_VIEWS_MAX + 2)
+            .map(|_| Modes::new(modes.base.clone()))
+            .collect();
+        for m in many.iter().chain([&modes]) {
+            let _ = ledger_home(m);
+        }
+        assert_eq!(ledger_home(&modes), "eu-west");
+        assert_eq!(ledger_home(&many[0]), "us-east");
     }
 
     #[test]

@@ -262,9 +262,10 @@ impl Shared {
             .modes
             .stamp(plan.keys.iter().map(|(table, _)| table.as_str()));
         let modes = self.modes.clone();
+        let here = self.region.clone();
         let decide: DecideMany = Box::new(move |states, now| {
             // Decided under the mode it was planned in, or not at all.
-            if let Some(why) = modes.refuse(&stamp) {
+            if let Some(why) = modes.refuse(&stamp, &here) {
                 return Err(why);
             }
             let (ops, reply) = decide(states, now)?;
@@ -282,20 +283,21 @@ impl Shared {
     /// How writes to these tables are acknowledged by default: the
     /// strictest of their tables' settings.
     pub fn table_ack<'a>(&self, tables: impl Iterator<Item = &'a str>) -> WriteAck {
-        let mut ack = WriteAck::Local;
-        let topology = self.topology();
-        for name in tables {
-            if let Some(t) = topology.tables.iter().find(|t| t.name == name) {
-                ack = match (ack, t.write_ack) {
-                    (WriteAck::Global { regions: a }, WriteAck::Global { regions: b }) => {
-                        WriteAck::Global { regions: a.max(b) }
-                    }
-                    (WriteAck::Local, other) => other,
-                    (global, WriteAck::Local) => global,
-                };
+        self.modes.with_topology(|topology| {
+            let mut ack = WriteAck::Local;
+            for name in tables {
+                if let Some(t) = topology.tables.iter().find(|t| t.name == name) {
+                    ack = match (ack, t.write_ack) {
+                        (WriteAck::Global { regions: a }, WriteAck::Global { regions: b }) => {
+                            WriteAck::Global { regions: a.max(b) }
+                        }
+                        (WriteAck::Local, other) => other,
+                        (global, WriteAck::Local) => global,
+                    };
+                }
             }
-        }
-        ack
+            ack
+        })
     }
 
     /// Waits until `regions` regions — this one and peers — have applied
@@ -685,7 +687,7 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
         }
     };
     conn.session.last_command_name = spec.name;
-    match conn.shared.prepare(&conn.session, spec, args).await {
+    match conn.shared.prepare(&mut conn.session, spec, args).await {
         Ok(None) => {}
         Ok(Some(region)) => {
             // Forwarded commands go one at a time, in order.

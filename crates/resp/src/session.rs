@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
+use meridian_store::db::Db;
 
 use crate::server::GLOBAL_ACK_TIMEOUT_MS_DEFAULT;
 
@@ -69,7 +70,7 @@ pub struct Session {
     /// What this connection has written or been told about: every command
     /// that touches keys first waits until this region has applied it
     /// (read-your-writes, and `MERIDIAN.AFTER` for a client that moved).
-    pub token: VersionVector,
+    pub token: Token,
     /// How long such a wait may take before the command fails.
     pub wait_ms: u64,
     /// This connection's writes, `origin:seq` of the newest per origin
@@ -112,7 +113,7 @@ impl Session {
             proto: 2,
             authenticated,
             user: "default".to_string(),
-            token: VersionVector::new(),
+            token: Token::default(),
             wait_ms: SESSION_WAIT_MS_DEFAULT,
             last_write: VersionVector::new(),
             consistency: Consistency::default(),
@@ -122,5 +123,139 @@ impl Session {
             last_command: Instant::now(),
             last_command_name: "NULL",
         }
+    }
+}
+
+/// A session's causal token, and what this region is known to have
+/// applied of it. Every keyed command checks the token and every read
+/// raises it; both would read the engine's applied vector under its lock,
+/// a cache line every worker thread writes. This remembers the answers:
+/// the applied vector only grows, so a covered token stays covered until
+/// something from elsewhere is merged into it, and raising it again is a
+/// no-op until the engine publishes a newer vector.
+#[derive(Debug, Default)]
+pub struct Token {
+    vv: VersionVector,
+    /// [`Db::applied_generation`] when the applied vector was last merged
+    /// in (`None`: never).
+    merged_at: Option<u64>,
+    /// Whether `vv` is known to be covered by this region's applied
+    /// vector.
+    covered: bool,
+}
+
+impl Token {
+    /// A token carried in from elsewhere.
+    pub fn new(vv: VersionVector) -> Self {
+        Token {
+            vv,
+            merged_at: None,
+            covered: false,
+        }
+    }
+
+    /// The version vector.
+    pub fn vv(&self) -> &VersionVector {
+        &self.vv
+    }
+
+    /// The token's text form (`MERIDIAN.TOKEN`).
+    pub fn to_token(&self) -> String {
+        self.vv.to_token()
+    }
+
+    /// Raises the token with a vector from elsewhere (another region's
+    /// answer, a token the client carried, a write).
+    pub fn merge(&mut self, other: &VersionVector) {
+        if !self.vv.covers(other) {
+            self.vv.merge(other);
+            self.covered = false;
+        }
+    }
+
+    /// Raises the token to at least what `db` has applied.
+    pub fn merge_applied(&mut self, db: &Db) {
+        // Read first: the vector merged below is at least this new.
+        let generation = db.applied_generation();
+        if self.merged_at == Some(generation) {
+            return;
+        }
+        db.merge_applied_into(&mut self.vv);
+        self.merged_at = Some(generation);
+    }
+
+    /// Whether `db` has applied everything in the token.
+    pub fn applied_by(&mut self, db: &Db) -> bool {
+        if !self.covered {
+            self.covered = db.covers(&self.vv);
+        }
+        self.covered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meridian_core::{Op, RegionName};
+    use meridian_store::db::DbConfig;
+    use meridian_store::{Durability, MemStore};
+    use std::sync::Arc;
+
+    fn put() -> meridian_store::db::Decide {
+        Box::new(|_, _| {
+            Ok(Some(Op::Put {
+                value: b"v".to_vec(),
+                expires_at_ms: None,
+            }))
+        })
+    }
+
+    #[tokio::test]
+    async fn the_token_follows_the_applied_vector_and_what_came_from_elsewhere() {
+        let us: RegionName = "us-east".parse().unwrap();
+        let eu: RegionName = "eu-west".parse().unwrap();
+        let db = Db::start(
+            Arc::new(MemStore::new()),
+            DbConfig {
+                region: us.clone(),
+                durability: Durability::None,
+                max_offset_ms: 500,
+            },
+            meridian_core::SystemClock,
+        )
+        .unwrap();
+        let mut token = Token::default();
+        assert!(token.applied_by(&db), "an empty token is applied");
+        token.merge_applied(&db);
+        assert_eq!(token.vv().get(&us), 0);
+
+        // Each write publishes a newer vector; raising picks it up.
+        for seq in 1..=3 {
+            db.write("default", b"k", put()).await.unwrap();
+            token.merge_applied(&db);
+            assert_eq!(token.vv().get(&us), seq, "raised after write {seq}");
+            assert!(token.applied_by(&db));
+        }
+
+        // A token from another region is not applied here until it is.
+        let mut elsewhere = VersionVector::new();
+        elsewhere.advance(&eu, 1);
+        token.merge(&elsewhere);
+        assert!(!token.applied_by(&db), "eu-west:1 is not applied here");
+        token.merge_applied(&db);
+        assert!(!token.applied_by(&db), "raising does not make it applied");
+        assert_eq!(token.vv().get(&eu), 1);
+        assert_eq!(token.vv().get(&us), 3);
+
+        // Merging what it already has keeps a covered token covered.
+        let mut carried = Token::new(token.vv().clone());
+        let mut mine = VersionVector::new();
+        mine.advance(&us, 2);
+        let mut local = Token::new(mine.clone());
+        assert!(local.applied_by(&db));
+        local.merge(&mine);
+        assert!(local.applied_by(&db));
+        assert!(!carried.applied_by(&db));
+        assert_eq!(carried.to_token(), token.to_token());
     }
 }

@@ -267,6 +267,9 @@ pub struct Db {
     backend: Arc<dyn Backend>,
     requests: mpsc::SyncSender<(Request, Reply)>,
     applied: watch::Receiver<Applied>,
+    /// How many applied vectors were published (bumped after each): a
+    /// reader that saw the same count has nothing new to read.
+    published: Arc<AtomicU64>,
     stats: Arc<DbStats>,
     region: RegionName,
     /// Every peer's acknowledged vector as far as we know (merged, so
@@ -319,14 +322,17 @@ impl Db {
         let stats = engine.stats().clone();
         let peer_acks = Arc::new(watch::Sender::new(engine.known_peer_vvs.clone()));
         let withheld = engine.withheld.clone();
+        let published = Arc::new(AtomicU64::new(1));
+        let bump = published.clone();
         std::thread::Builder::new()
             .name(format!("meridian-writer-{}", config.region))
-            .spawn(move || writer_loop(engine, rx, vv_tx))
+            .spawn(move || writer_loop(engine, rx, vv_tx, bump))
             .map_err(|e| StoreError::Io(format!("cannot start the writer thread: {e}")))?;
         Ok(Db {
             backend,
             requests: tx,
             applied: vv_rx,
+            published,
             stats,
             region: config.region,
             peer_acks,
@@ -543,6 +549,15 @@ impl Db {
         self.applied.borrow().vv.clone()
     }
 
+    /// How many applied vectors have been published, starting at 1. Read
+    /// before [`Db::covers`] or [`Db::merge_applied_into`], it names a
+    /// vector those read at least: a caller that kept it knows an
+    /// unchanged count means there is nothing newer, without reading the
+    /// vector's lock (one cache line every reader would write).
+    pub fn applied_generation(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+
     /// Whether the applied vector covers `token` (no copy of the vector).
     pub fn covers(&self, token: &VersionVector) -> bool {
         self.applied.borrow().vv.covers(token)
@@ -678,6 +693,7 @@ fn writer_loop<C: PhysicalClock>(
     mut engine: Engine<C>,
     rx: mpsc::Receiver<(Request, Reply)>,
     applied: watch::Sender<Applied>,
+    published: Arc<AtomicU64>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut requests = vec![first.0];
@@ -694,7 +710,7 @@ fn writer_loop<C: PhysicalClock>(
         let responses = engine.process(requests);
         // Publish before answering: whoever is told "written" and then
         // waits on the vector must find it already covered.
-        applied.send_if_modified(|a| {
+        let changed = applied.send_if_modified(|a| {
             let changed = a.vv != *engine.vv() || a.hlc != engine.hlc_floor();
             if changed {
                 *a = Applied {
@@ -704,6 +720,9 @@ fn writer_loop<C: PhysicalClock>(
             }
             changed
         });
+        if changed {
+            published.fetch_add(1, Ordering::Release);
+        }
         for (reply, response) in replies.into_iter().zip(responses) {
             match (reply, response) {
                 (Reply::Local(tx), Response::Local(r)) => {

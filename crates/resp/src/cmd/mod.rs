@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 
 use meridian_core::config::{ConflictPolicy, PinnedOutside, TableMode};
 use meridian_core::record::{KeyState, Kind};
-use meridian_core::{Op, PhysicalClock, RegionName, SystemClock};
+use meridian_core::{Op, PhysicalClock, RegionName, SystemClock, Topology};
 
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -408,7 +408,17 @@ impl Shared {
     /// command `cmd` in this region: the table's mode must accept writes
     /// here and its conflict policy must allow the kind.
     pub fn table_for_write(&self, key: &[u8], kind: WriteKind, cmd: &str) -> Result<String, Reply> {
-        let topology = self.topology();
+        self.modes
+            .with_topology(|topology| self.write_table(topology, key, kind, cmd))
+    }
+
+    fn write_table(
+        &self,
+        topology: &Topology,
+        key: &[u8],
+        kind: WriteKind,
+        cmd: &str,
+    ) -> Result<String, Reply> {
         let Some(table) = topology.table_for_key(key) else {
             return Ok(DEFAULT_TABLE.to_string());
         };
@@ -447,10 +457,12 @@ impl Shared {
 
     /// The name of the table `key` belongs to.
     pub fn table_name_for(&self, key: &[u8]) -> String {
-        self.topology()
-            .table_for_key(key)
-            .map_or(DEFAULT_TABLE, |t| t.name.as_str())
-            .to_string()
+        self.modes.with_topology(|topology| {
+            topology
+                .table_for_key(key)
+                .map_or(DEFAULT_TABLE, |t| t.name.as_str())
+                .to_string()
+        })
     }
 
     /// Where a command on keys runs: here (`None`), or at another region
@@ -461,10 +473,19 @@ impl Shared {
     /// refuses is refused here, by name. A command whose keys need
     /// different regions is refused.
     pub fn route(&self, spec: &Spec, args: &[Bytes]) -> Result<Option<RegionName>, Reply> {
+        self.modes
+            .with_topology(|topology| self.route_in(topology, spec, args))
+    }
+
+    fn route_in(
+        &self,
+        topology: &Topology,
+        spec: &Spec,
+        args: &[Bytes],
+    ) -> Result<Option<RegionName>, Reply> {
         let write = matches!(spec.handler, Handler::Write(_));
         let mut target: Option<RegionName> = None;
         let mut here = false;
-        let topology = self.topology();
         for key in spec.keys(args) {
             let Some(table) = topology.table_for_key(key) else {
                 here = true;
@@ -509,16 +530,17 @@ impl Shared {
 
     /// The table `key` belongs to, checked for a read in this region.
     pub fn table_for_read(&self, key: &[u8]) -> Result<String, Reply> {
-        let topology = self.topology();
-        let Some(table) = topology.table_for_key(key) else {
-            return Ok(DEFAULT_TABLE.to_string());
-        };
-        match &table.mode {
-            TableMode::Pinned { regions, .. } if !regions.contains(&self.region) => {
-                Err(self.not_pinned_here(table))
+        self.modes.with_topology(|topology| {
+            let Some(table) = topology.table_for_key(key) else {
+                return Ok(DEFAULT_TABLE.to_string());
+            };
+            match &table.mode {
+                TableMode::Pinned { regions, .. } if !regions.contains(&self.region) => {
+                    Err(self.not_pinned_here(table))
+                }
+                _ => Ok(table.name.clone()),
             }
-            _ => Ok(table.name.clone()),
-        }
+        })
     }
 
     fn not_pinned_here(&self, table: &meridian_core::config::Table) -> Reply {
