@@ -673,12 +673,13 @@ async fn connection(
         if n == 0 {
             return Ok(());
         }
+        // Once per read, not per command (like Redis's cached clock).
+        conn.session.last_command = Instant::now();
     }
 }
 
 /// Runs one command; returns whether to close the connection after it.
 async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &CancellationToken) -> bool {
-    conn.session.last_command = Instant::now();
     let spec = match cmd::lookup(&conn.session, args) {
         Ok(s) => s,
         Err(reply) => {
@@ -686,7 +687,7 @@ async fn run(conn: &mut Conn<'_>, args: &[bytes::Bytes], shutdown: &Cancellation
             return false;
         }
     };
-    conn.session.last_command_name = spec.name;
+    conn.session.last_spec = Some(spec);
     match conn.shared.prepare(&mut conn.session, spec, args).await {
         Ok(None) => {}
         Ok(Some(region)) => {

@@ -85,10 +85,11 @@ pub struct Session {
     pub ack_timeout_ms: u64,
     /// When it connected.
     pub created: Instant,
-    /// When its last command arrived.
+    /// When its last command arrived (to the read that brought it).
     pub last_command: Instant,
-    /// Name of the last command (`CLIENT INFO cmd=`).
-    pub last_command_name: &'static str,
+    /// The last command looked up (`CLIENT INFO cmd=`); the next lookup
+    /// tries it first.
+    pub last_spec: Option<&'static crate::cmd::Spec>,
 }
 
 impl Session {
@@ -121,7 +122,7 @@ impl Session {
             ack_timeout_ms: GLOBAL_ACK_TIMEOUT_MS_DEFAULT,
             created: Instant::now(),
             last_command: Instant::now(),
-            last_command_name: "NULL",
+            last_spec: None,
         }
     }
 }

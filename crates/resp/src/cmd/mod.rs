@@ -309,7 +309,13 @@ pub static COMMANDS: &[Spec] = &[
 /// Finds the command for `args` and checks it may run now, in Redis's
 /// order: unknown command, arity, authentication.
 pub fn lookup(session: &Session, args: &[Bytes]) -> Result<&'static Spec, Reply> {
-    let spec = lookup_authenticated(args)?;
+    // Pipelines mostly repeat a command: try the last one first.
+    let spec = match session.last_spec {
+        Some(last) if last.name.as_bytes().eq_ignore_ascii_case(&args[0]) => {
+            check_arity(last, args)?
+        }
+        _ => lookup_authenticated(args)?,
+    };
     if !session.authenticated && !spec.no_auth() {
         return Err(Reply::Error("NOAUTH Authentication required.".into()));
     }
@@ -333,11 +339,21 @@ pub fn lookup_authenticated(args: &[Bytes]) -> Result<&'static Spec, Reply> {
             truncate(&String::from_utf8_lossy(&args[0]), 128)
         )));
     };
+    check_arity(spec, args)
+}
+
+fn check_arity(spec: &'static Spec, args: &[Bytes]) -> Result<&'static Spec, Reply> {
     let n = args.len() as i32;
     if (spec.arity > 0 && n != spec.arity) || n < -spec.arity {
         return Err(arity_error(spec.name));
     }
     Ok(spec)
+}
+
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spec").field("name", &self.name).finish()
+    }
 }
 
 impl Spec {
@@ -601,5 +617,52 @@ impl Shared {
                 Ok((vec![op], reply))
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn error(r: Result<&'static Spec, Reply>) -> String {
+        match r {
+            Err(Reply::Error(e)) => e,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_last_command_tried_first_is_checked_like_any_other() {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let mut session = Session::new(1, addr, addr, true);
+        let get = lookup(&session, &args(&["GET", "k"])).unwrap();
+        session.last_spec = Some(get);
+        assert_eq!(lookup(&session, &args(&["gEt", "k"])).unwrap().name, "get");
+        assert_eq!(
+            error(lookup(&session, &args(&["GET"]))),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            error(lookup(&session, &args(&["GET", "a", "b"]))),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            lookup(&session, &args(&["SET", "k", "v"])).unwrap().name,
+            "set"
+        );
+        assert!(error(lookup(&session, &args(&["GETX", "k"])))
+            .starts_with("ERR unknown command 'GETX'"));
+        session.authenticated = false;
+        assert_eq!(
+            error(lookup(&session, &args(&["GET", "k"]))),
+            "NOAUTH Authentication required."
+        );
     }
 }

@@ -236,7 +236,7 @@ pub fn client_line(s: &Session) -> String {
         s.proto,
         lossy(&s.lib_name),
         lossy(&s.lib_ver),
-        s.last_command_name,
+        s.last_spec.map_or("NULL", |spec| spec.name),
     )
 }
 
