@@ -204,11 +204,7 @@ impl Shared {
         let Some(remote) = self.remote.clone() else {
             return Reply::err("internal error: no route to other regions").into();
         };
-        let tables: Vec<String> = spec
-            .keys(args)
-            .into_iter()
-            .map(|k| self.table_name_for(k))
-            .collect();
+        let tables: Vec<String> = spec.keys(args).map(|k| self.table_name_for(k)).collect();
         let request = ForwardRequest {
             args: args.iter().map(|a| a.to_vec()).collect(),
             after: session.token.vv().clone(),

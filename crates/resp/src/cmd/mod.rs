@@ -12,6 +12,7 @@
 //! - `WAIT` and `QUIT`, which the connection runs itself.
 
 use bytes::Bytes;
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use meridian_core::config::{ConflictPolicy, PinnedOutside, TableMode};
@@ -358,19 +359,21 @@ impl std::fmt::Debug for Spec {
 
 impl Spec {
     /// The keys among `args`, by the command's key positions.
-    pub fn keys<'a>(&self, args: &'a [Bytes]) -> Vec<&'a [u8]> {
-        if self.first_key <= 0 || self.step <= 0 {
-            return Vec::new();
-        }
+    pub fn keys<'a>(&self, args: &'a [Bytes]) -> impl Iterator<Item = &'a [u8]> + 'a {
         let last = if self.last_key < 0 {
             args.len() as i32 + self.last_key
         } else {
             self.last_key
         };
-        (self.first_key..=last.min(args.len() as i32 - 1))
-            .step_by(self.step as usize)
-            .map(|i| &args[i as usize][..])
-            .collect()
+        // No keys: an empty range (a command without keys has step 0).
+        let (first, last) = if self.first_key <= 0 || self.step <= 0 {
+            (1, 0)
+        } else {
+            (self.first_key, last.min(args.len() as i32 - 1))
+        };
+        (first..=last)
+            .step_by(self.step.max(1) as usize)
+            .map(move |i| &args[i as usize][..])
     }
 }
 
@@ -545,16 +548,16 @@ impl Shared {
     }
 
     /// The table `key` belongs to, checked for a read in this region.
-    pub fn table_for_read(&self, key: &[u8]) -> Result<String, Reply> {
+    pub fn table_for_read(&self, key: &[u8]) -> Result<Cow<'static, str>, Reply> {
         self.modes.with_topology(|topology| {
             let Some(table) = topology.table_for_key(key) else {
-                return Ok(DEFAULT_TABLE.to_string());
+                return Ok(Cow::Borrowed(DEFAULT_TABLE));
             };
             match &table.mode {
                 TableMode::Pinned { regions, .. } if !regions.contains(&self.region) => {
                     Err(self.not_pinned_here(table))
                 }
-                _ => Ok(table.name.clone()),
+                _ => Ok(Cow::Owned(table.name.clone())),
             }
         })
     }
@@ -636,6 +639,28 @@ mod tests {
             Err(Reply::Error(e)) => e,
             other => panic!("expected an error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn keys_are_found_by_the_commands_positions() {
+        let session = Session::new(
+            1,
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+            true,
+        );
+        let keys = |words: &[&str]| -> Vec<Vec<u8>> {
+            let a = args(words);
+            let spec = lookup(&session, &a).unwrap();
+            spec.keys(&a).map(<[u8]>::to_vec).collect()
+        };
+        let b = |w: &[&str]| -> Vec<Vec<u8>> { w.iter().map(|k| k.as_bytes().to_vec()).collect() };
+        assert_eq!(keys(&["GET", "k"]), b(&["k"]));
+        assert_eq!(keys(&["MSET", "a", "1", "b", "2"]), b(&["a", "b"]));
+        assert_eq!(keys(&["DEL", "a", "b", "c"]), b(&["a", "b", "c"]));
+        assert_eq!(keys(&["HSET", "h", "f", "v", "g", "w"]), b(&["h"]));
+        assert!(keys(&["PING"]).is_empty());
+        assert!(keys(&["DBSIZE"]).is_empty());
     }
 
     #[test]
