@@ -444,6 +444,15 @@ impl Shared {
         match &table.mode {
             TableMode::MultiMaster => {}
             TableMode::SingleMaster { home } if *home == self.region => {}
+            // A node that forwards sent this command here because the view
+            // it was routed by had this region as home: the table moved
+            // since, and a retry is routed to the new home.
+            TableMode::SingleMaster { home } if self.remote.is_some() => {
+                return Err(Reply::Error(format!(
+                    "TRYAGAIN table `{}` moved to home {home} while this command was routed; retry",
+                    table.name
+                )))
+            }
             TableMode::SingleMaster { home } => {
                 return Err(Reply::Error(format!(
                     "READONLY table `{}` is single_master with home {home}; this region ({}) does not accept its writes",
