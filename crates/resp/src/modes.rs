@@ -331,27 +331,25 @@ impl Modes {
             let Ok(mut views) = cell.try_borrow_mut() else {
                 return f(&self.view.borrow().topology);
             };
+            let fresh = || ThreadView {
+                modes: self.id,
+                generation,
+                view: self.view(),
+            };
             let i = match views.iter().position(|v| v.modes == self.id) {
-                Some(i) => i,
+                Some(i) if views[i].generation == generation => i,
+                Some(i) => {
+                    views[i] = fresh();
+                    i
+                }
                 None => {
                     if views.len() >= THREAD_VIEWS_MAX {
                         views.remove(0);
                     }
-                    views.push(ThreadView {
-                        modes: self.id,
-                        generation,
-                        view: self.view(),
-                    });
+                    views.push(fresh());
                     views.len() - 1
                 }
             };
-            if views[i].generation != generation {
-                views[i] = ThreadView {
-                    modes: self.id,
-                    generation,
-                    view: self.view(),
-                };
-            }
             f(&views[i].view.topology)
         })
     }

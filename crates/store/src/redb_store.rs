@@ -452,6 +452,17 @@ impl Inner {
         self.mem.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The memtables' lock after a redb commit that wrote key states, with
+    /// the readers' data table replaced by one as of that commit: the
+    /// caller makes the memtable change that goes with the commit under
+    /// the same lock.
+    fn mem_after_commit(&self) -> RwLockWriteGuard<'_, Mem> {
+        let data = open_data(&self.db).ok();
+        let mut mem = self.mem_mut();
+        mem.data = data;
+        mem
+    }
+
     /// redb's data table as of the memtables `mem` holds.
     fn data(&self, mem: &Mem) -> Result<Arc<DataTable>, StoreError> {
         match &mem.data {
@@ -654,9 +665,7 @@ impl Inner {
         txn.commit().map_err(from_redb)?;
         self.checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
-        let data = open_data(&self.db).ok();
-        let mut mem = self.mem_mut();
-        mem.data = data;
+        let mut mem = self.mem_after_commit();
         mem.frozen = None;
         mem.redb_log_start = log_start;
         mem.durable_lsn = mem.durable_lsn.max(frozen.lsn);
@@ -726,9 +735,7 @@ impl Inner {
         self.checkpoint_seconds
             .observe(started.elapsed().as_secs_f64());
         wal.lsn = lsn;
-        let data = open_data(&self.db).ok();
-        let mut mem = self.mem_mut();
-        mem.data = data;
+        let mut mem = self.mem_after_commit();
         // Applied to the live metadata, not replaced by `after`: a
         // truncation may have moved `log_start` meanwhile.
         mem.stored.apply(rows, new_ends);
@@ -1333,10 +1340,7 @@ impl Backend for RedbStore {
         };
         txn.commit().map_err(from_redb)?;
         wal.lsn = lsn;
-        let data = open_data(&inner.db).ok();
-        let mut mem = inner.mem_mut();
-        mem.data = data;
-        mem.durable_lsn = lsn;
+        inner.mem_after_commit().durable_lsn = lsn;
         Ok(counts)
     }
 
