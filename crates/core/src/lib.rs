@@ -19,14 +19,18 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod durability;
 pub mod geo;
 pub mod hlc;
+pub mod mode;
 pub mod record;
 pub mod region;
 
 pub use config::{
     ConfigError, ConfigErrors, LinkConditions, LinkFigures, Topology, TopologyConfig,
 };
+pub use durability::Durability;
 pub use hlc::{Hlc, HlcClock, PhysicalClock, SystemClock};
 pub use record::{LogEntry, Op, Version, VersionVector};
+pub use mode::ModeSpec;
 pub use region::RegionName;

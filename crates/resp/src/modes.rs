@@ -43,12 +43,12 @@
 //! file's free pages until they are reused.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use meridian_core::config::{PinnedOutside, TableMode};
+use meridian_core::config::TableMode;
 use meridian_core::{Op, RegionName, Topology, VersionVector};
 use meridian_store::db::Db;
 use meridian_store::StoreError;
@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 pub use meridian_core::config::CONTROL_TABLE;
+pub use meridian_core::ModeSpec;
 
 /// How long a switchover waits for the new home to apply the change (it
 /// is committed either way; this only bounds how long the caller waits to
@@ -72,27 +73,6 @@ pub const CONTROL_RECORDS_MAX: usize = 4096;
 
 /// Told of each new topology before it is published ([`Modes::on_change`]).
 pub type ModesHook = Box<dyn Fn(&Topology) + Send + Sync>;
-
-/// A table mode that can be set at run time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModeSpec {
-    /// Writes accepted in every region.
-    MultiMaster,
-    /// Writes owned by `home`.
-    SingleMaster {
-        /// The home region.
-        home: RegionName,
-    },
-    /// Data residency: entries only in `regions`.
-    Pinned {
-        /// The allowed regions, at least one.
-        regions: BTreeSet<RegionName>,
-        /// What other regions do with requests for the table's keys.
-        #[serde(default)]
-        outside: PinnedOutside,
-    },
-}
 
 /// One table's mode change, as stored in [`CONTROL_TABLE`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,62 +97,6 @@ impl ModeRecord {
             mode: mode.parse().ok()?,
             epoch: epoch.parse().ok()?,
         })
-    }
-}
-
-impl std::fmt::Display for ModeSpec {
-    /// `multi_master`, `single_master:HOME` or `pinned:refuse|forward:R1,R2`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ModeSpec::MultiMaster => write!(f, "multi_master"),
-            ModeSpec::SingleMaster { home } => write!(f, "single_master:{home}"),
-            ModeSpec::Pinned { regions, outside } => {
-                let regions: Vec<&str> = regions.iter().map(|r| r.as_str()).collect();
-                let outside = match outside {
-                    PinnedOutside::Refuse => "refuse",
-                    PinnedOutside::Forward => "forward",
-                };
-                write!(f, "pinned:{outside}:{}", regions.join(","))
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for ModeSpec {
-    type Err = String;
-
-    /// The inverse of `Display`; `pinned:R1,R2` means `outside = refuse`.
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "unknown mode `{text}`; use multi_master, single_master:REGION or pinned[:refuse|:forward]:REGION[,REGION...]"
-            )
-        };
-        match text.split_once(':') {
-            None if text == "multi_master" => Ok(ModeSpec::MultiMaster),
-            Some(("single_master", home)) => Ok(ModeSpec::SingleMaster {
-                home: home
-                    .parse()
-                    .map_err(|e| format!("bad region `{home}`: {e}"))?,
-            }),
-            Some(("pinned", rest)) => {
-                let (outside, list) = match rest.split_once(':') {
-                    Some(("refuse", list)) => (PinnedOutside::Refuse, list),
-                    Some(("forward", list)) => (PinnedOutside::Forward, list),
-                    Some(_) => return Err(bad()),
-                    None => (PinnedOutside::Refuse, rest),
-                };
-                let regions = list
-                    .split(',')
-                    .map(|r| {
-                        r.parse::<RegionName>()
-                            .map_err(|e| format!("bad region `{r}`: {e}"))
-                    })
-                    .collect::<Result<BTreeSet<_>, _>>()?;
-                Ok(ModeSpec::Pinned { regions, outside })
-            }
-            _ => Err(bad()),
-        }
     }
 }
 
@@ -637,31 +561,6 @@ pub fn spawn_watcher(modes: Arc<Modes>, db: Db, shutdown: tokio_util::sync::Canc
     });
 }
 
-impl From<&TableMode> for ModeSpec {
-    fn from(mode: &TableMode) -> Self {
-        match mode {
-            TableMode::MultiMaster => ModeSpec::MultiMaster,
-            TableMode::SingleMaster { home } => ModeSpec::SingleMaster { home: home.clone() },
-            TableMode::Pinned { regions, outside } => ModeSpec::Pinned {
-                regions: regions.clone(),
-                outside: *outside,
-            },
-        }
-    }
-}
-
-impl From<&ModeSpec> for TableMode {
-    fn from(mode: &ModeSpec) -> Self {
-        match mode {
-            ModeSpec::MultiMaster => TableMode::MultiMaster,
-            ModeSpec::SingleMaster { home } => TableMode::SingleMaster { home: home.clone() },
-            ModeSpec::Pinned { regions, outside } => TableMode::Pinned {
-                regions: regions.clone(),
-                outside: *outside,
-            },
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -11,16 +11,7 @@ use std::collections::BTreeMap;
 use meridian_core::record::KeyState;
 use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
 
-/// How hard a commit tries to reach the disk before it returns.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// fsync before returning: nothing acknowledged is lost on a crash.
-    #[default]
-    Fsync,
-    /// No fsync: for benchmarks only; a crash loses recent commits.
-    None,
-}
+pub use meridian_core::Durability;
 
 /// Everything one commit writes, atomically.
 #[derive(Clone, Debug, Default)]
