@@ -31,6 +31,6 @@ pub use config::{
 };
 pub use durability::Durability;
 pub use hlc::{Hlc, HlcClock, PhysicalClock, SystemClock};
-pub use record::{LogEntry, Op, Version, VersionVector};
 pub use mode::ModeSpec;
+pub use record::{LogEntry, Op, Version, VersionVector};
 pub use region::RegionName;

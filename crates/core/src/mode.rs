@@ -100,7 +100,8 @@ impl From<&TableMode> for ModeSpec {
     }
 }
 
-impl From<&ModeSpec> for TableMode {    fn from(mode: &ModeSpec) -> Self {
+impl From<&ModeSpec> for TableMode {
+    fn from(mode: &ModeSpec) -> Self {
         match mode {
             ModeSpec::MultiMaster => TableMode::MultiMaster,
             ModeSpec::SingleMaster { home } => TableMode::SingleMaster { home: home.clone() },

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use meridian::chaos::ChaosCommand;
-use meridian::logging::{self, LogFormat};
-use meridian::node::NodeOptions;
-use meridian::up::{self, UpOptions};
-use meridian_core::{RegionName, Topology, TopologyConfig};
+mod logging;
+
+use logging::LogFormat;
+use meridian_core::{Durability, RegionName, Topology, TopologyConfig};
+use meridian_lab::chaos::ChaosCommand;
+use meridian_lab::up::{self, UpOptions};
+use meridian_node::NodeOptions;
 
 /// mimalloc instead of glibc's malloc: under load the endpoint and the
 /// writer allocate per request, and glibc's arenas spent about 15 % of a
@@ -19,7 +21,6 @@ use meridian_core::{RegionName, Topology, TopologyConfig};
 /// time applying a catch-up.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use meridian_store::Durability;
 use tokio_util::sync::CancellationToken;
 
 /// Meridian: a self-hosted multi-region platform in one binary.
@@ -37,6 +38,15 @@ struct Cli {
 enum DurabilityArg {
     Fsync,
     None,
+}
+
+impl From<DurabilityArg> for Durability {
+    fn from(d: DurabilityArg) -> Durability {
+        match d {
+            DurabilityArg::Fsync => Durability::Fsync,
+            DurabilityArg::None => Durability::None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -104,7 +114,7 @@ enum Command {
         #[arg(long, default_value = ".meridian")]
         dir: PathBuf,
         #[command(subcommand)]
-        command: meridian::tables_api::TableCommand,
+        command: meridian_lab::tables::TableCommand,
     },
     /// Show regions, links and replication of a running local cluster.
     Status {
@@ -191,19 +201,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let topology = load_topology(&config)?;
             let region = RegionName::new(region)?;
-            let durability = match durability {
-                DurabilityArg::Fsync => Durability::Fsync,
-                DurabilityArg::None => Durability::None,
-            };
             let storage = NodeOptions {
                 data_dir,
-                durability,
+                durability: durability.into(),
                 anti_entropy_interval: std::time::Duration::from_millis(
                     anti_entropy_interval_ms.max(100),
                 ),
                 capture_links,
             };
-            meridian::node::run(topology, region, storage, shutdown_on_signals()).await
+            meridian_node::run(topology, region, storage, shutdown_on_signals()).await
         }
         Command::Up {
             regions,
@@ -221,11 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dir,
                     base_port,
                     anti_entropy_ms,
-                    durability: match durability {
-                        DurabilityArg::Fsync => "fsync",
-                        DurabilityArg::None => "none",
-                    }
-                    .to_string(),
+                    durability: durability.into(),
                     extra_config,
                     capture_links,
                 },
@@ -233,12 +235,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
-        Command::Chaos { dir, command } => meridian::chaos::run(&dir, command).await,
-        Command::Table { dir, command } => meridian::tables_api::run(&dir, command).await,
-        Command::Status { dir, json } => meridian::status::run(&dir, json).await,
+        Command::Chaos { dir, command } => meridian_lab::chaos::run(&dir, command).await,
+        Command::Table { dir, command } => meridian_lab::tables::run(&dir, command).await,
+        Command::Status { dir, json } => meridian_lab::status::run(&dir, json).await,
         Command::Bench { quick, out, suites } => {
-            let suites = meridian::bench::parse_suites(&suites)?;
-            meridian::bench::run(meridian::bench::BenchOptions { quick, out, suites }).await
+            let suites = meridian_lab::bench::parse_suites(&suites)?;
+            meridian_lab::bench::run(meridian_lab::bench::BenchOptions { quick, out, suites }).await
         }
         Command::CheckConfig { config } => {
             let t = load_topology(&config)?;

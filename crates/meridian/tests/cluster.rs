@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{eventually, wait_gone, Cluster};
 use hyper::{Method, StatusCode};
-use meridian::http_client::AdminClient;
+use meridian_api::client::AdminClient;
 use serde_json::json;
 
 use common::parse_metric as metric;
@@ -189,7 +189,7 @@ async fn fault_endpoints_refuse_requests_without_the_admin_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_partitions_heals_kills_and_restarts_regions() {
     let mut c = Cluster::start("us-east,eu-west,ap-south").await;
-    let link_up = |s: &meridian::report::NodeStatus, peer: &str| {
+    let link_up = |s: &meridian_api::status::NodeStatus, peer: &str| {
         s.peers
             .iter()
             .find(|p| p.link.region.as_str() == peer)
@@ -438,7 +438,7 @@ fn up_refuses_unknown_or_repeated_regions() {
 
 /// A pseudo-random port in `up`'s free range (time-seeded; no extra crate).
 fn fastrand_port() -> u16 {
-    let r = meridian::up::FREE_PORTS;
+    let r = meridian_lab::up::FREE_PORTS;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -408,7 +408,7 @@ impl RedisServer {
     fn start() -> RedisServer {
         // A port below the ephemeral range, where no outgoing connection
         // of a parallel test can take it between our check and its bind.
-        let r = meridian::up::FREE_PORTS;
+        let r = meridian_lab::up::FREE_PORTS;
         let port = (0..1000u32)
             .map(|i| {
                 let seed = std::process::id()

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{eventually, Cluster};
-use meridian::http_client::AdminClient;
-use meridian_store::digest::TableDigest;
+use meridian_api::client::AdminClient;
+use meridian_api::data::TableDigest;
 use redis::Commands;
 
 const TABLES: &str = r#"
@@ -173,7 +173,7 @@ async fn pinned_data_never_reaches_other_regions_on_disk_or_on_the_wire() {
     .await;
     // …but it holds only placeholders of gdpr writes, which it must not
     // pass on: us-east's position in eu-west's log stops before them.
-    let eu_seq_at_us = |s: meridian::report::NodeStatus| {
+    let eu_seq_at_us = |s: meridian_api::status::NodeStatus| {
         s.replication
             .unwrap()
             .applied

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{eventually, Cluster};
-use meridian::tables_api::TableInfo;
+use meridian_api::tables::TableInfo;
 use redis::Commands;
 
 const TABLES: &str = r#"
@@ -27,7 +27,7 @@ mode = { pinned = { regions = ["eu-west"] } }
 "#;
 
 async fn tables(c: &Cluster, region: &str) -> Vec<TableInfo> {
-    meridian::http_client::AdminClient::new(None)
+    meridian_api::client::AdminClient::new(None)
         .get(&format!("{}/tables", c.admin(region)))
         .await
         .unwrap()

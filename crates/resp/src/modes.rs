@@ -561,7 +561,6 @@ pub fn spawn_watcher(modes: Arc<Modes>, db: Db, shutdown: tokio_util::sync::Canc
     });
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meridian::cluster_file::ClusterFile;
-use meridian::http_client::AdminClient;
-use meridian::report::NodeStatus;
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
+use meridian_api::status::NodeStatus;
 
 /// The binary under test.
 pub fn exe() -> &'static str {
@@ -268,15 +268,13 @@ impl Cluster {
     /// Each answering region's digest of the default table.
     pub async fn digests(
         &self,
-    ) -> std::collections::BTreeMap<String, meridian_store::digest::TableDigest> {
+    ) -> std::collections::BTreeMap<String, meridian_api::data::TableDigest> {
         let mut out = std::collections::BTreeMap::new();
         for (name, r) in &self.file.regions {
-            let d: Result<
-                std::collections::BTreeMap<String, meridian_store::digest::TableDigest>,
-                _,
-            > = AdminClient::new(None)
-                .get(&format!("{}/digest", r.admin))
-                .await;
+            let d: Result<std::collections::BTreeMap<String, meridian_api::data::TableDigest>, _> =
+                AdminClient::new(None)
+                    .get(&format!("{}/digest", r.admin))
+                    .await;
             if let Ok(mut d) = d {
                 out.insert(name.clone(), d.remove("default").unwrap());
             }

@@ -10,9 +10,9 @@ use anyhow::{bail, Context};
 use hyper::Method;
 use serde_json::json;
 
-use crate::cluster_file::ClusterFile;
-use crate::http_client::AdminClient;
-use crate::report::{LinkPatch, PeerReport};
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
+use meridian_api::status::{LinkPatch, PeerReport};
 
 /// One fault to inject.
 #[derive(Clone, Debug, clap::Subcommand)]

@@ -21,15 +21,15 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use meridian_core::config::{ClusterConfig, RegionConfig, WanConfig};
-use meridian_core::{geo, RegionName, Topology, TopologyConfig};
+use meridian_core::{geo, Durability, RegionName, Topology, TopologyConfig};
 use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster_file::{write_private, ClusterFile, RegionEndpoints};
-use crate::http_client::AdminClient;
-use crate::report::NodeStatus;
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::{write_private, ClusterFile, RegionEndpoints};
+use meridian_api::status::NodeStatus;
 
 /// Regions `up` starts when none are named.
 pub const DEFAULT_REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
@@ -62,8 +62,8 @@ pub struct UpOptions {
     pub base_port: Option<u16>,
     /// Anti-entropy interval passed to every node, ms.
     pub anti_entropy_ms: u64,
-    /// `fsync` or `none`, passed to every node.
-    pub durability: String,
+    /// Passed to every node.
+    pub durability: Durability,
     /// A TOML file whose `[[tables]]` and `[resp]` are added to the
     /// generated topology.
     pub extra_config: Option<PathBuf>,
@@ -236,7 +236,7 @@ struct RegionProcess {
 pub struct Supervisor {
     exe: PathBuf,
     anti_entropy_ms: u64,
-    durability: String,
+    durability: Durability,
     capture_links: bool,
     config: PathBuf,
     dir: PathBuf,
@@ -271,7 +271,7 @@ impl Supervisor {
             .arg("--anti-entropy-interval-ms")
             .arg(self.anti_entropy_ms.to_string())
             .arg("--durability")
-            .arg(&self.durability);
+            .arg(self.durability.as_str());
         if self.capture_links {
             cmd.arg("--capture-links").arg(self.dir.join(CAPTURE_DIR));
         }
@@ -353,7 +353,7 @@ impl Supervisor {
         for (name, endpoints) in file.regions.iter_mut() {
             endpoints.pid = self.pid(&RegionName::new(name.clone())?).await;
         }
-        file.store(&self.dir)
+        Ok(file.store(&self.dir)?)
     }
 
     /// SIGTERMs every node first, then waits for each (SIGKILL after the
@@ -457,7 +457,7 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
     let sup = Arc::new(Supervisor {
         exe: std::env::current_exe()?,
         anti_entropy_ms: opts.anti_entropy_ms,
-        durability: opts.durability.clone(),
+        durability: opts.durability,
         capture_links: opts.capture_links,
         config: config_path.clone(),
         dir: dir.clone(),
@@ -468,7 +468,7 @@ pub async fn run(opts: UpOptions, shutdown: CancellationToken) -> anyhow::Result
 
     let result = start_and_serve(&sup, &opts, &admin_token, shutdown).await;
     sup.stop_all().await;
-    let _ = std::fs::remove_file(dir.join(crate::cluster_file::CLUSTER_FILE));
+    let _ = std::fs::remove_file(dir.join(meridian_api::cluster::CLUSTER_FILE));
     if result.is_ok() {
         println!("all nodes stopped");
     }
@@ -566,7 +566,7 @@ fn print_endpoints(file: &ClusterFile, topology: &Topology, dir: &Path, ready_af
     println!();
     println!(
         "endpoints: {}",
-        dir.join(crate::cluster_file::CLUSTER_FILE).display()
+        dir.join(meridian_api::cluster::CLUSTER_FILE).display()
     );
     println!("status:    meridian status --dir {}", dir.display());
     println!(
@@ -592,7 +592,9 @@ fn authorize(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| crate::admin::constant_time_eq(t.as_bytes(), state.token.as_bytes()));
+        .is_some_and(|t| {
+            meridian_api::auth::constant_time_eq(t.as_bytes(), state.token.as_bytes())
+        });
     if ok {
         Ok(())
     } else {

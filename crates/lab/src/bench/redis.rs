@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::cluster_file::ClusterFile;
+use meridian_api::cluster::ClusterFile;
 
 /// Tests run, as `redis-benchmark -t` names them.
 pub const TESTS: &str = "set,get,incr,hset";

@@ -20,9 +20,9 @@ use serde::Serialize;
 
 use crate::bench::{measure_lag, LagRow};
 use crate::chaos::{self, ChaosCommand};
-use crate::cluster_file::ClusterFile;
-use crate::http_client::AdminClient;
 use crate::plot::{line_chart, Chart, Scale, Series};
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
 
 /// Regions of the scale curve, in the order clusters grow.
 pub const SCALE_REGIONS: [&str; 7] = [
@@ -183,23 +183,26 @@ pub async fn restart(
         },
     )
     .await?;
-    let spec = crate::load::LoadSpec {
+    let spec = meridian_api::load::LoadSpec {
         rate_per_s: 1000,
         duration_ms: 2000,
         value_bytes: 100,
         keys: 10_000,
         key_prefix: "restart:".into(),
-        table: crate::data_api::DEFAULT_TABLE.into(),
+        table: meridian_api::data::DEFAULT_TABLE.into(),
     };
     let url = format!("{}/admin/bench/load", file.regions["eu-west"].admin);
-    let load: crate::load::LoadReport = client
+    let load: meridian_api::load::LoadReport = client
         .json(
             hyper::Method::POST,
             &url,
             Some(serde_json::to_value(&spec)?),
         )
         .await?;
-    let db = dir.join("data").join(region).join(crate::node::DB_FILE);
+    let db = dir
+        .join("data")
+        .join(region)
+        .join(meridian_api::cluster::DB_FILE);
     let disk_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
     let started = Instant::now();
     chaos::apply(
@@ -235,7 +238,10 @@ pub(crate) async fn wait_serving(
     let deadline = Instant::now() + timeout;
     loop {
         let status_ok = AdminClient::new(None)
-            .get::<crate::report::NodeStatus>(&format!("{}/status", file.regions[region].admin))
+            .get::<meridian_api::status::NodeStatus>(&format!(
+                "{}/status",
+                file.regions[region].admin
+            ))
             .await
             .is_ok();
         let ping = async {

@@ -25,61 +25,36 @@
 //! or global ack not reached in time) is 503; a table mode or residency
 //! refusal and `WRONGTYPE` are 409; other refusals 400.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use meridian_api::data::{
+    ConflictRecord, Conflicts, ConflictsQuery, DataParams as Params, Written,
+    CONFLICTS_LIMIT_DEFAULT, DEFAULT_TABLE, VALUE_BYTES_MAX,
+};
 use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
-
 use meridian_resp::exec::Executed;
 use meridian_resp::session::{Consistency, Token, ACK_TIMEOUT_MS_MAX};
+use meridian_resp::session::{SESSION_WAIT_MS_DEFAULT, SESSION_WAIT_MS_MAX};
 use meridian_resp::{Reply, Session, Shared};
-use serde::Deserialize;
-use serde_json::json;
 
-use crate::admin::{AdminAuth, AdminState, ApiError};
-
-/// Largest value accepted, as for the Redis endpoint's bulk strings.
-pub const VALUE_BYTES_MAX: usize = 16 * 1024 * 1024;
-
-/// Session-read waits: the same default and ceiling as the Redis
-/// endpoint's `MERIDIAN.AFTER`.
-pub use meridian_resp::session::{SESSION_WAIT_MS_DEFAULT, SESSION_WAIT_MS_MAX};
-
-/// The table every key belongs to unless configured otherwise.
-pub use meridian_core::config::DEFAULT_TABLE;
-
-/// Parameters every data route takes.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Params {
-    ttl_ms: Option<u64>,
-    by: Option<i64>,
-    after: Option<String>,
-    wait_ms: Option<u64>,
-    consistency: Option<String>,
-    ack: Option<String>,
-    ack_timeout_ms: Option<u64>,
-}
+use super::auth::AdminAuth;
+use super::{AdminState, ApiError};
 
 fn bad(msg: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, msg.into())
+    ApiError::BadRequest(msg.into())
 }
 
 /// The session a request runs in, from its parameters.
 fn session_for(shared: &Shared, table: &str, key: &str, p: &Params) -> Result<Session, ApiError> {
     let known = table == DEFAULT_TABLE || shared.topology().tables.iter().any(|t| t.name == table);
     if !known {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!(
-                "unknown table `{table}`; configure it under [[tables]] or use `{DEFAULT_TABLE}`"
-            ),
-        ));
+        return Err(ApiError::NotFound(format!(
+            "unknown table `{table}`; configure it under [[tables]] or use `{DEFAULT_TABLE}`"
+        )));
     }
     let mapped = shared.table_name_for(key.as_bytes());
     if mapped != table {
@@ -135,22 +110,6 @@ fn session_for(shared: &Shared, table: &str, key: &str, p: &Params) -> Result<Se
     Ok(session)
 }
 
-/// An error reply as an HTTP error.
-fn refused(msg: String) -> ApiError {
-    let status = if msg.starts_with("TRYAGAIN") || msg.contains("write not stored") {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else if msg.starts_with("READONLY")
-        || msg.starts_with("WRONGTYPE")
-        || msg.contains("is pinned to")
-        || msg.contains("resolves conflicts as")
-    {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    ApiError::new(status, msg)
-}
-
 /// Runs `args` in `session`; an error reply becomes an HTTP error.
 async fn run(
     shared: &Shared,
@@ -160,14 +119,14 @@ async fn run(
     let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
     let done = shared.execute(session, &args).await;
     match done.reply {
-        Reply::Error(msg) => Err(refused(msg)),
+        Reply::Error(msg) => Err(ApiError::from_error_reply(msg)),
         _ => Ok(done),
     }
 }
 
 /// The answer to a write: the write's `origin:seq` and the session's
 /// token, which covers the write and everything it built on.
-fn written(session: &mut Session, done: &Executed) -> serde_json::Value {
+fn written(session: &mut Session, done: &Executed) -> Written {
     let (origin, seq) = done
         .write
         .as_ref()
@@ -176,7 +135,12 @@ fn written(session: &mut Session, done: &Executed) -> serde_json::Value {
     if let Some(w) = &done.write {
         session.token.merge(w);
     }
-    json!({ "origin": origin, "seq": seq, "token": session.token.to_token() })
+    Written {
+        origin,
+        seq,
+        token: session.token.to_token(),
+        value: None,
+    }
 }
 
 /// `PUT /data/{table}/{key}`.
@@ -190,13 +154,10 @@ pub async fn put(
     let shared = &s.node().resp;
     let mut session = session_for(shared, &table, &key, &p)?;
     if body.len() > VALUE_BYTES_MAX {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "value of {} bytes exceeds the {VALUE_BYTES_MAX}-byte limit",
-                body.len()
-            ),
-        ));
+        return Err(ApiError::TooLarge(format!(
+            "value of {} bytes exceeds the {VALUE_BYTES_MAX}-byte limit",
+            body.len()
+        )));
     }
     let mut args = vec![b"SET".to_vec(), key.into_bytes(), body.to_vec()];
     if let Some(t) = p.ttl_ms {
@@ -230,7 +191,7 @@ pub async fn delete(
     )
     .await?;
     match done.reply {
-        Reply::Int(0) => Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into())),
+        Reply::Int(0) => Err(ApiError::NotFound("no such key".into())),
         _ => Ok(Json(written(&mut session, &done)).into_response()),
     }
 }
@@ -252,13 +213,13 @@ pub async fn incr(
     ];
     let done = run(shared, &mut session, args).await?;
     let Reply::Int(value) = done.reply else {
-        return Err(refused(format!(
+        return Err(ApiError::Internal(format!(
             "unexpected reply to INCRBY: {:?}",
             done.reply
         )));
     };
     let mut body = written(&mut session, &done);
-    body["value"] = json!(value.to_string());
+    body.value = Some(value.to_string());
     Ok(Json(body).into_response())
 }
 
@@ -292,11 +253,13 @@ pub async fn get(
             );
             match done.reply {
                 Reply::Bulk(b) => b,
-                Reply::Nil => {
-                    return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into()))
+                Reply::Nil => return Err(ApiError::NotFound("no such key".into())),
+                Reply::Error(e) => return Err(ApiError::from_error_reply(e)),
+                other => {
+                    return Err(ApiError::Internal(format!(
+                        "unexpected reply to GET: {other:?}"
+                    )))
                 }
-                Reply::Error(e) => return Err(refused(e)),
-                other => return Err(refused(format!("unexpected reply to GET: {other:?}"))),
             }
         }
         None => {
@@ -308,11 +271,10 @@ pub async fn get(
             }
             let state = shared.read_live(key.as_bytes()).map_err(reply_error)?;
             let Some(state) = state else {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "no such key".into()));
+                return Err(ApiError::NotFound("no such key".into()));
             };
             let Some(bytes) = state.bytes() else {
-                return Err(ApiError::new(
-                    StatusCode::CONFLICT,
+                return Err(ApiError::Conflict(
                     "WRONGTYPE the key holds a hash or set; read it through the Redis endpoint"
                         .into(),
                 ));
@@ -340,16 +302,9 @@ pub async fn get(
 
 fn reply_error(r: Reply) -> ApiError {
     match r {
-        Reply::Error(msg) => refused(msg),
-        other => refused(format!("{other:?}")),
+        Reply::Error(msg) => ApiError::from_error_reply(msg),
+        other => ApiError::Internal(format!("{other:?}")),
     }
-}
-
-/// Query of `GET /conflicts`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConflictsQuery {
-    limit: Option<usize>,
 }
 
 /// `GET /conflicts`: newest first.
@@ -357,7 +312,7 @@ pub async fn conflicts(
     _: AdminAuth,
     State(s): State<AdminState>,
     Query(q): Query<ConflictsQuery>,
-) -> Json<serde_json::Value> {
+) -> Json<Conflicts> {
     let stats = s.node().db.stats();
     let log = stats
         .conflict_log
@@ -365,13 +320,25 @@ pub async fn conflicts(
         .expect("stats lock is never poisoned");
     let limit = q
         .limit
-        .unwrap_or(100)
+        .unwrap_or(CONFLICTS_LIMIT_DEFAULT)
         .min(meridian_store::db::CONFLICT_LOG_MAX);
-    let newest: Vec<_> = log.iter().rev().take(limit).cloned().collect();
-    let totals: BTreeMap<String, u64> = stats
+    let conflicts = log
+        .iter()
+        .rev()
+        .take(limit)
+        .map(|c| ConflictRecord {
+            table: c.table.clone(),
+            key: c.key.clone(),
+            winner: c.winner.clone(),
+            loser: c.loser.clone(),
+            loser_value: c.loser_value.clone(),
+            detected_at_ms: c.detected_at_ms,
+        })
+        .collect();
+    let totals = stats
         .conflicts
         .lock()
         .expect("stats lock is never poisoned")
         .clone();
-    Json(json!({ "totals": totals, "conflicts": newest }))
+    Json(Conflicts { totals, conflicts })
 }

@@ -11,86 +11,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use meridian_api::load::{LoadReport, LoadSpec};
 use meridian_core::Op;
 use meridian_store::db::Db;
 use meridian_store::histogram::FineHistogram;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 /// Writes outstanding at once; beyond it the generator falls behind and
 /// says so (`behind`), rather than queueing without bound.
 pub const IN_FLIGHT_MAX: usize = 8192;
-
-/// Longest run accepted, so a typo cannot occupy a node for hours.
-pub const DURATION_MS_MAX: u64 = 15 * 60 * 1000;
-
-/// Highest rate accepted.
-pub const RATE_PER_S_MAX: u64 = 1_000_000;
-
-/// What to generate.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LoadSpec {
-    /// Writes per second.
-    pub rate_per_s: u64,
-    /// How long.
-    pub duration_ms: u64,
-    /// Bytes per value.
-    pub value_bytes: usize,
-    /// Distinct keys written, cycled (`{prefix}{i}`).
-    pub keys: u64,
-    /// Key prefix; make it unique per region to avoid conflicts.
-    pub key_prefix: String,
-    /// Table.
-    #[serde(default = "default_table")]
-    pub table: String,
-}
-
-fn default_table() -> String {
-    crate::data_api::DEFAULT_TABLE.to_string()
-}
-
-/// What happened.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct LoadReport {
-    /// Writes acknowledged.
-    pub written: u64,
-    /// Writes refused (storage errors).
-    pub failed: u64,
-    /// Ticks at which the generator could not issue what was due because
-    /// [`IN_FLIGHT_MAX`] writes were outstanding.
-    pub behind: u64,
-    /// Achieved writes per second.
-    pub achieved_per_s: f64,
-    /// Local write latency, ms.
-    pub local_p50_ms: f64,
-    /// Local write latency, ms.
-    pub local_p99_ms: f64,
-    /// Local write latency, ms.
-    pub local_max_ms: f64,
-}
-
-impl LoadSpec {
-    /// Checks the limits.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.rate_per_s == 0 || self.rate_per_s > RATE_PER_S_MAX {
-            return Err(format!("rate_per_s must be 1..={RATE_PER_S_MAX}"));
-        }
-        if self.duration_ms == 0 || self.duration_ms > DURATION_MS_MAX {
-            return Err(format!("duration_ms must be 1..={DURATION_MS_MAX}"));
-        }
-        if self.value_bytes > crate::data_api::VALUE_BYTES_MAX {
-            return Err(format!(
-                "value_bytes must be at most {}",
-                crate::data_api::VALUE_BYTES_MAX
-            ));
-        }
-        if self.keys == 0 {
-            return Err("keys must be at least 1".into());
-        }
-        Ok(())
-    }
-}
 
 /// Runs the load and reports.
 pub async fn run(db: Db, spec: LoadSpec) -> LoadReport {

@@ -34,10 +34,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::chaos::{self, ChaosCommand};
-use crate::cluster_file::ClusterFile;
 use crate::history::{self, Anomaly, RegisterOp, SessionOp};
-use crate::http_client::AdminClient;
 use crate::resp_client::{RespConn, Value};
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
 
 /// Operations per client at most, whatever the duration.
 pub const CLIENT_OPS_MAX: usize = 200_000;
@@ -643,9 +643,9 @@ async fn faults(
                 let to = REGIONS[rng.usize(0..REGIONS.len())];
                 let asked = REGIONS[rng.usize(0..REGIONS.len())];
                 let admin = AdminClient::new(Some(file.admin_token.clone()))
-                    .with_timeout(crate::tables_api::CHANGE_TIMEOUT);
+                    .with_timeout(meridian_api::tables::CHANGE_TIMEOUT);
                 let moved = admin
-                    .json::<meridian_resp::modes::ChangeReport>(
+                    .json::<meridian_api::tables::ChangeReport>(
                         hyper::Method::PUT,
                         &format!("{}/admin/tables/registers/mode", file.regions[asked].admin),
                         Some(serde_json::json!({ "mode": { "single_master": { "home": to } } })),
@@ -736,7 +736,7 @@ async fn set_latency(dir: &Path, a: &str, b: &str, rtt_ms: f64) -> anyhow::Resul
 
 async fn region_up(file: &ClusterFile, region: &str) -> bool {
     AdminClient::new(None)
-        .get::<crate::report::NodeStatus>(&format!("{}/status", file.regions[region].admin))
+        .get::<meridian_api::status::NodeStatus>(&format!("{}/status", file.regions[region].admin))
         .await
         .is_ok()
 }
@@ -752,12 +752,12 @@ async fn converged(file: &ClusterFile, limit: Duration) -> bool {
         for r in REGIONS {
             let admin = &file.regions[r].admin;
             let d = client
-                .get::<BTreeMap<String, meridian_store::digest::TableDigest>>(&format!(
+                .get::<BTreeMap<String, meridian_api::data::TableDigest>>(&format!(
                     "{admin}/digest"
                 ))
                 .await;
             let s = client
-                .get::<crate::report::NodeStatus>(&format!("{admin}/status"))
+                .get::<meridian_api::status::NodeStatus>(&format!("{admin}/status"))
                 .await;
             if let (Ok(d), Ok(s)) = (d, s) {
                 digests.push(d);

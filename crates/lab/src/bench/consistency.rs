@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::cluster_file::ClusterFile;
 use crate::resp_client::{RespConn, Value};
+use meridian_api::cluster::ClusterFile;
 
 /// The single-master tables the suite writes, for `meridian up
 /// --extra-config`: `reg:` stays homed in us-east, `mv:` is moved.
@@ -226,8 +226,8 @@ async fn switchovers(
 ) -> anyhow::Result<Vec<ConsistencyRow>> {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let admin = crate::http_client::AdminClient::new(Some(file.admin_token.clone()))
-        .with_timeout(crate::tables_api::CHANGE_TIMEOUT);
+    let admin = meridian_api::client::AdminClient::new(Some(file.admin_token.clone()))
+        .with_timeout(meridian_api::tables::CHANGE_TIMEOUT);
     let mut measured = Vec::with_capacity(moves);
     let mut longest = Vec::with_capacity(moves);
     for i in 0..moves {
@@ -267,7 +267,7 @@ async fn switchovers(
         };
         // Let the writer settle into its steady rate first.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let report: meridian_resp::modes::ChangeReport = admin
+        let report: meridian_api::tables::ChangeReport = admin
             .json(
                 hyper::Method::PUT,
                 &format!("{}/admin/tables/bench_moves/mode", file.regions[from].admin),

@@ -6,44 +6,26 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use meridian_api::cluster::DB_FILE;
 use meridian_core::hlc::MAX_OFFSET_MS_DEFAULT;
 use meridian_core::SystemClock;
 use meridian_core::{RegionName, Topology};
-use meridian_repl::{ReplConfig, ReplHandle, Residency};
+use meridian_repl::{ReplConfig, Residency};
 use meridian_store::db::{Db, DbConfig};
 use meridian_store::{Durability, RedbStore};
-use meridian_wan::{
-    Direction, LinkControl, LinkProxy, LinkTap, PeerIdentity, PeerMesh, PeerTarget,
-};
+use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admin::{self, AdminState};
-
-/// A running node's shared state, read by the admin API.
-pub struct Node {
-    /// This node's region.
-    pub region: RegionName,
-    /// The validated topology it runs.
-    pub topology: Topology,
-    /// The peer mesh.
-    pub mesh: PeerMesh,
-    /// The storage engine.
-    pub db: Db,
-    /// The replicator.
-    pub repl: ReplHandle,
-    /// Emulated links by peer; empty when emulation is off.
-    pub links: BTreeMap<RegionName, LinkControl>,
-    /// When the node started.
-    pub started: Instant,
-    /// The Redis endpoint's shared state (counters for `/metrics`).
-    pub resp: Arc<meridian_resp::Shared>,
-}
+use crate::http::{self, AdminState};
+use crate::links::capture_tap;
+use crate::residency::follow_residency;
+use crate::state::Node;
 
 /// Binds `addr`, naming the listener in the error so an operator knows which
 /// config field to change.
@@ -66,109 +48,6 @@ pub struct NodeOptions {
     /// residency audit), one file per link and direction; `None`: nowhere.
     pub capture_links: Option<PathBuf>,
 }
-
-/// A tap appending what the link to `peer` delivers to
-/// `dir/{me}-{peer}.out` (bytes we sent) and `dir/{me}-{peer}.in` (bytes
-/// the peer sent back on our connections). A capture that cannot be
-/// written stops the node: an audit with holes would prove nothing.
-fn capture_tap(dir: &Path, me: &RegionName, peer: &RegionName) -> anyhow::Result<LinkTap> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the link capture directory {}", dir.display()))?;
-    let open = |suffix: &str| -> anyhow::Result<std::fs::File> {
-        let path = dir.join(format!("{me}-{peer}.{suffix}"));
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open link capture file {}", path.display()))
-    };
-    let files = std::sync::Mutex::new([open("out")?, open("in")?]);
-    Ok(Arc::new(move |direction: Direction, bytes: &[u8]| {
-        use std::io::Write;
-        let mut files = files.lock().expect("capture lock is never poisoned");
-        let file = &mut files[direction as usize];
-        if let Err(e) = file.write_all(bytes) {
-            tracing::error!(error = %e, "link capture failed; stopping");
-            std::process::exit(1);
-        }
-    }))
-}
-
-/// Makes the replicator and the store follow which tables this region
-/// holds. With every new view of the table modes, before it is published:
-/// the replicator's residency map and the store's set of tables not held
-/// (their replicated entries become placeholders at once). Then, for each
-/// table given up (now, after a restart, or later): its data is dropped —
-/// states, and the log entries every holder has acknowledged. A table
-/// gained back gets its data through anti-entropy.
-async fn follow_residency(
-    resp: &Arc<meridian_resp::Shared>,
-    db: Db,
-    residency: Residency,
-    me: RegionName,
-) -> anyhow::Result<()> {
-    {
-        let (db, me) = (db.clone(), me.clone());
-        resp.modes.on_change(Box::new(move |t: &Topology| {
-            residency.set(t.residency());
-            db.set_withheld(
-                t.table_names()
-                    .into_iter()
-                    .filter(|table| !t.holds(&me, table))
-                    .collect(),
-            );
-        }));
-    }
-    let holders = |t: &Topology, table: &str| -> Vec<RegionName> {
-        t.regions
-            .iter()
-            .map(|r| r.name.clone())
-            .filter(|r| t.holds(r, table))
-            .collect()
-    };
-    let mut views = resp.modes.subscribe();
-    let topology = views.borrow_and_update().topology.clone();
-    let mut held: BTreeMap<String, bool> = BTreeMap::new();
-    for table in topology.table_names() {
-        let now = topology.holds(&me, &table);
-        if !now {
-            db.drop_withheld(&table, holders(&topology, &table))
-                .await
-                .with_context(|| format!("cannot drop the data of table `{table}`"))?;
-        }
-        held.insert(table, now);
-    }
-    tokio::spawn(async move {
-        while views.changed().await.is_ok() {
-            let topology = views.borrow_and_update().topology.clone();
-            for table in topology.table_names() {
-                let now = topology.holds(&me, &table);
-                if held.get(&table) == Some(&now) {
-                    continue;
-                }
-                if now {
-                    tracing::info!(%table, "table held here again; anti-entropy brings its data");
-                } else {
-                    match db.drop_withheld(&table, holders(&topology, &table)).await {
-                        Ok(dropped) => {
-                            tracing::info!(%table, dropped, "table no longer held here: its data was dropped")
-                        }
-                        Err(e) => {
-                            // Tried again at the next change or restart.
-                            tracing::error!(%table, error = %e, "dropping the data of a table given up failed");
-                            continue;
-                        }
-                    }
-                }
-                held.insert(table, now);
-            }
-        }
-    });
-    Ok(())
-}
-
-/// The database file inside the data directory.
-pub const DB_FILE: &str = "meridian.redb";
 
 /// Runs the node for `region` until `shutdown` is cancelled.
 pub async fn run(
@@ -282,7 +161,7 @@ pub async fn run(
                 Durability::None => "none",
             }
             .to_string(),
-            Arc::new(crate::resp_info::NodeInfo {
+            Arc::new(crate::info::NodeInfo {
                 region: region.clone(),
                 mesh: mesh.clone(),
                 repl: repl.clone(),
@@ -323,7 +202,7 @@ pub async fn run(
         applied = %node.db.applied().to_token(),
         "node ready"
     );
-    admin::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;
+    http::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;
     tracing::info!(%region, "node stopped");
     Ok(())
 }

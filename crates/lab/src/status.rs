@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use crate::cluster_file::ClusterFile;
-use crate::http_client::AdminClient;
-use crate::report::NodeStatus;
-use meridian_store::digest::TableDigest;
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
+use meridian_api::data::TableDigest;
+use meridian_api::status::NodeStatus;
 
 /// Every answering region's table digests.
 pub async fn digests(file: &ClusterFile) -> BTreeMap<String, BTreeMap<String, TableDigest>> {
@@ -193,15 +193,17 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
 }
 
 /// Every answering region's table modes (`GET /tables`).
-pub async fn tables(file: &ClusterFile) -> BTreeMap<String, Vec<crate::tables_api::TableInfo>> {
+pub async fn tables(file: &ClusterFile) -> BTreeMap<String, Vec<meridian_api::tables::TableInfo>> {
     from_each_region(file, "/tables").await
 }
 
 /// Renders the table modes: each table's mode at the highest epoch any
 /// region applies, and the regions still applying an older one.
-pub fn render_tables(per_region: &BTreeMap<String, Vec<crate::tables_api::TableInfo>>) -> String {
+pub fn render_tables(
+    per_region: &BTreeMap<String, Vec<meridian_api::tables::TableInfo>>,
+) -> String {
     let mut s = String::new();
-    let mut newest: BTreeMap<&str, &crate::tables_api::TableInfo> = BTreeMap::new();
+    let mut newest: BTreeMap<&str, &meridian_api::tables::TableInfo> = BTreeMap::new();
     for t in per_region.values().flatten() {
         if newest
             .get(t.name.as_str())
@@ -265,7 +267,7 @@ pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod table_tests {
     use super::*;
-    use crate::tables_api::TableInfo;
+    use meridian_api::tables::TableInfo;
 
     fn info(mode: &str, epoch: u64) -> TableInfo {
         TableInfo {

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode};
@@ -18,6 +17,62 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Largest response body read, so a wrong port cannot make us buffer forever.
 pub const RESPONSE_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Why a request got no usable answer. Each says which request it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The URL or a header could not make a request.
+    #[error("bad URL {url}: {reason}")]
+    BadUrl {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// No connection, or it broke before the whole answer arrived.
+    #[error("{method} {url} failed: {reason}")]
+    Transport {
+        /// The method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// No whole answer within the client's timeout.
+    #[error("{method} {url} timed out after {after:?}")]
+    Timeout {
+        /// The method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// The timeout.
+        after: Duration,
+    },
+    /// The server answered with a status other than 2xx.
+    #[error("{method} {url}: {status}: {message}")]
+    Status {
+        /// The method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// The status.
+        status: StatusCode,
+        /// The server's `error` message, or its body.
+        message: String,
+    },
+    /// A 2xx answer that is not the expected JSON.
+    #[error("{method} {url}: unexpected answer: {source}")]
+    Decode {
+        /// The method.
+        method: Method,
+        /// The URL.
+        url: String,
+        /// What the JSON decoder said.
+        #[source]
+        source: serde_json::Error,
+    },
+}
 
 /// Client with an optional bearer token.
 #[derive(Clone)]
@@ -50,11 +105,10 @@ impl AdminClient {
         method: Method,
         url: &str,
         body: Option<serde_json::Value>,
-    ) -> anyhow::Result<(StatusCode, String)> {
-        let bytes = match &body {
-            Some(v) => Some(serde_json::to_vec(v)?),
-            None => None,
-        };
+    ) -> Result<(StatusCode, String), ClientError> {
+        let bytes = body
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).expect("a JSON value always encodes"));
         self.send(method, url, bytes, "application/json").await
     }
 
@@ -64,7 +118,7 @@ impl AdminClient {
         method: Method,
         url: &str,
         body: Vec<u8>,
-    ) -> anyhow::Result<(StatusCode, String)> {
+    ) -> Result<(StatusCode, String), ClientError> {
         self.send(method, url, Some(body), "application/octet-stream")
             .await
     }
@@ -75,7 +129,7 @@ impl AdminClient {
         url: &str,
         body: Option<Vec<u8>>,
         content_type: &str,
-    ) -> anyhow::Result<(StatusCode, String)> {
+    ) -> Result<(StatusCode, String), ClientError> {
         let mut req = Request::builder().method(method.clone()).uri(url);
         if let Some(token) = &self.token {
             req = req.header("authorization", format!("Bearer {token}"));
@@ -89,21 +143,37 @@ impl AdminClient {
         };
         let req = req
             .body(Full::new(payload))
-            .with_context(|| format!("bad URL {url}"))?;
+            .map_err(|e| ClientError::BadUrl {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
         let work = async {
-            let resp = self.client.request(req).await?;
+            let resp = self.client.request(req).await.map_err(|e| {
+                // The connector's own error says why (refused, reset, ...).
+                let cause = std::error::Error::source(&e).map(ToString::to_string);
+                cause.map_or(e.to_string(), |c| format!("{e}: {c}"))
+            })?;
             let status = resp.status();
             let body = http_body_util::Limited::new(resp.into_body(), RESPONSE_BYTES_MAX)
                 .collect()
                 .await
-                .map_err(|e| anyhow::anyhow!("reading body: {e}"))?
+                .map_err(|e| format!("reading body: {e}"))?
                 .to_bytes();
-            anyhow::Ok((status, String::from_utf8_lossy(&body).into_owned()))
+            Ok::<_, String>((status, String::from_utf8_lossy(&body).into_owned()))
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .with_context(|| format!("{method} {url} timed out after {:?}", self.timeout))?
-            .with_context(|| format!("{method} {url} failed"))
+        match tokio::time::timeout(self.timeout, work).await {
+            Err(_) => Err(ClientError::Timeout {
+                method,
+                url: url.to_string(),
+                after: self.timeout,
+            }),
+            Ok(Err(reason)) => Err(ClientError::Transport {
+                method,
+                url: url.to_string(),
+                reason,
+            }),
+            Ok(Ok(answer)) => Ok(answer),
+        }
     }
 
     /// Sends and decodes a 2xx JSON answer; other statuses become errors
@@ -113,16 +183,25 @@ impl AdminClient {
         method: Method,
         url: &str,
         body: Option<serde_json::Value>,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, ClientError> {
         let (status, text) = self.request(method.clone(), url, body).await?;
         if !status.is_success() {
-            bail!("{method} {url}: {status}: {}", error_message(text));
+            return Err(ClientError::Status {
+                method,
+                url: url.to_string(),
+                status,
+                message: error_message(text),
+            });
         }
-        serde_json::from_str(&text).with_context(|| format!("{method} {url}: unexpected answer"))
+        serde_json::from_str(&text).map_err(|source| ClientError::Decode {
+            method,
+            url: url.to_string(),
+            source,
+        })
     }
 
     /// `GET` and decode.
-    pub async fn get<T: DeserializeOwned>(&self, url: &str) -> anyhow::Result<T> {
+    pub async fn get<T: DeserializeOwned>(&self, url: &str) -> Result<T, ClientError> {
         self.json(Method::GET, url, None).await
     }
 }

@@ -10,13 +10,13 @@
 //! - **footprint**: resident memory and disk per key after loading keys into a
 //!   freshly restarted us-east.
 //! - **restart**, **scale** (3 → 5 → 7 regions; 100 B → 10 KiB → 1 MiB
-//!   values): [`crate::bench_scale`], which also draws the plots (lag CDF
+//!   values): [`crate::bench::scale`], which also draws the plots (lag CDF
 //!   per pair with the one-way delay; the scale curves) as SVG.
-//! - **consistency**: [`crate::bench_consistency`].
+//! - **consistency**: [`crate::bench::consistency`].
 //! - **redis**: `redis-benchmark` against a region and against Debian's
-//!   `redis-server`, durability matched ([`crate::bench_redis`]).
+//!   `redis-server`, durability matched ([`crate::bench::redis`]).
 //!
-//! Load comes from the node-side generator ([`crate::load`]), so the
+//! Load comes from the node-side generator (`POST /admin/bench/load`), so the
 //! figures are the engine's and the WAN's, not an HTTP client's.
 
 use std::collections::BTreeMap;
@@ -29,10 +29,15 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::cluster_file::ClusterFile;
-use crate::http_client::AdminClient;
-use crate::load::{LoadReport, LoadSpec};
-use crate::report::NodeStatus;
+use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
+use meridian_api::load::{LoadReport, LoadSpec};
+use meridian_api::status::NodeStatus;
+
+pub mod consistency;
+pub mod disk;
+pub mod redis;
+pub mod scale;
 
 /// Regions of the benchmark cluster.
 pub const REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
@@ -80,15 +85,15 @@ struct Report {
     lag: Vec<LagRow>,
     load: Vec<LoadRow>,
     /// The disk's own write + fdatasync latency during each lag run.
-    disk: Vec<crate::bench_disk::DiskProbe>,
+    disk: Vec<crate::bench::disk::DiskProbe>,
     catch_up: Option<CatchUp>,
     footprint: Option<Footprint>,
-    consistency: Vec<crate::bench_consistency::ConsistencyRow>,
-    restart: Option<crate::bench_scale::Restart>,
+    consistency: Vec<crate::bench::consistency::ConsistencyRow>,
+    restart: Option<crate::bench::scale::Restart>,
     /// The most writes/s every region sustained at once (full runs).
     max_sustainable_per_region: Option<u64>,
-    scale: Vec<crate::bench_scale::ScaleRow>,
-    redis: Vec<crate::bench_redis::RedisRow>,
+    scale: Vec<crate::bench::scale::ScaleRow>,
+    redis: Vec<crate::bench::redis::RedisRow>,
     /// Plot files written beside the report: `(file, title)`.
     plots: Vec<(String, String)>,
 }
@@ -145,13 +150,13 @@ fn say(msg: impl AsRef<str>) {
     eprintln!("[bench] {}", msg.as_ref());
 }
 
-fn render_redis(s: &mut String, rows: &[crate::bench_redis::RedisRow]) {
+fn render_redis(s: &mut String, rows: &[crate::bench::redis::RedisRow]) {
     use std::fmt::Write;
     if rows.is_empty() {
         return;
     }
     let _ = writeln!(s, "\n## Redis protocol vs redis-server\n");
-    let _ = writeln!(s, "`redis-benchmark -t {} -c {}` against us-east (replicating to eu-west and ap-south) and against Debian's redis-server, one at a time, durability matched: Meridian `fsync` vs `appendonly yes, appendfsync always`; Meridian `none` vs redis-server's defaults. Goal: ratio ≥ 1.0 on GET and SET, p99 within +1 ms. All three regions run on this machine, so every write is applied three times on its cores; the *solo* columns are a one-region Meridian, the endpoint and engine alone.\n", crate::bench_redis::TESTS, crate::bench_redis::CLIENTS);
+    let _ = writeln!(s, "`redis-benchmark -t {} -c {}` against us-east (replicating to eu-west and ap-south) and against Debian's redis-server, one at a time, durability matched: Meridian `fsync` vs `appendonly yes, appendfsync always`; Meridian `none` vs redis-server's defaults. Goal: ratio ≥ 1.0 on GET and SET, p99 within +1 ms. All three regions run on this machine, so every write is applied three times on its cores; the *solo* columns are a one-region Meridian, the endpoint and engine alone.\n", crate::bench::redis::TESTS, crate::bench::redis::CLIENTS);
     let _ = writeln!(s, "| durability | -P | test | Meridian req/s | redis-server req/s | ratio | Meridian p99 ms | redis-server p99 ms | Δ p99 ms | solo req/s | solo ratio | solo p99 ms |");
     let _ = writeln!(
         s,
@@ -184,7 +189,7 @@ pub(crate) async fn start_cluster(
     out: &Path,
     regions: &[&str],
     extra: &[&str],
-) -> anyhow::Result<(crate::bench_redis::Stopped, ClusterFile, PathBuf)> {
+) -> anyhow::Result<(crate::bench::redis::Stopped, ClusterFile, PathBuf)> {
     let dir = out.join("cluster");
     let _ = std::fs::remove_dir_all(&dir);
     let log = std::fs::File::create(out.join("up.log"))?;
@@ -196,7 +201,7 @@ pub(crate) async fn start_cluster(
         .stderr(log)
         .stdin(Stdio::null())
         .spawn()?;
-    let guard = crate::bench_redis::Stopped(child);
+    let guard = crate::bench::redis::Stopped(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(f) = ClusterFile::load(&dir) {
@@ -217,7 +222,7 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.out)?;
     let out = opts.out.canonicalize()?;
     let tables = out.join("tables.toml");
-    std::fs::write(&tables, crate::bench_consistency::TABLES)?;
+    std::fs::write(&tables, crate::bench::consistency::TABLES)?;
     let (guard, file, dir) = start_cluster(
         &out,
         &REGIONS,
@@ -311,14 +316,14 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
             "restart: us-east ({held} keys) killed and restarted"
         ));
         report.restart =
-            Some(crate::bench_scale::restart(&file, &client, &dir, "us-east", held).await?);
+            Some(crate::bench::scale::restart(&file, &client, &dir, "us-east", held).await?);
     }
     if wants("consistency") {
         say("consistency: forwarded writes, strong reads, global acks, session reads, switchovers");
-        report.consistency = crate::bench_consistency::run(&file, opts.quick).await?;
+        report.consistency = crate::bench::consistency::run(&file, opts.quick).await?;
     }
     if wants("scale") {
-        report.scale = crate::bench_scale::values(&file, &client, opts.quick, say).await?;
+        report.scale = crate::bench::scale::values(&file, &client, opts.quick, say).await?;
     }
     // The region curve and the Redis suite start their own servers, one at
     // a time: stop this cluster first so nothing else runs beside them.
@@ -326,17 +331,17 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if wants("scale") {
         report
             .scale
-            .extend(crate::bench_scale::regions(&out, opts.quick, say).await?);
+            .extend(crate::bench::scale::regions(&out, opts.quick, say).await?);
     }
     if wants("redis") {
         let work = out.join("redis");
         let quick = opts.quick;
         report.redis =
-            tokio::task::spawn_blocking(move || crate::bench_redis::run(&work, quick, say))
+            tokio::task::spawn_blocking(move || crate::bench::redis::run(&work, quick, say))
                 .await??;
     }
 
-    report.plots = crate::bench_scale::plots(&out, &report.lag, &report.scale)?;
+    report.plots = crate::bench::scale::plots(&out, &report.lag, &report.scale)?;
     std::fs::write(
         out.join("report.json"),
         serde_json::to_string_pretty(&report)?,
@@ -402,7 +407,8 @@ async fn load_all(
         tasks.push(tokio::spawn(async move {
             let r: anyhow::Result<LoadReport> = client
                 .json(Method::POST, &url, Some(serde_json::to_value(&spec)?))
-                .await;
+                .await
+                .map_err(Into::into);
             r.map(|r| (region, r))
         }));
     }
@@ -478,7 +484,7 @@ pub(crate) async fn measure_lag(
                     // Few distinct large values: the store holds each once.
                     keys: (64 * 1024 * 1024 / value_bytes.max(1) as u64).clamp(16, 100_000),
                     key_prefix: format!("{prefix}:{r}:"),
-                    table: crate::data_api::DEFAULT_TABLE.into(),
+                    table: meridian_api::data::DEFAULT_TABLE.into(),
                 },
             )
         })
@@ -535,7 +541,7 @@ async fn lag_suite(
     report: &mut Report,
 ) -> anyhow::Result<()> {
     let dir = file.config.parent().unwrap_or(Path::new("."));
-    let probe = crate::bench_disk::start(dir, Duration::from_secs(secs), rate);
+    let probe = crate::bench::disk::start(dir, Duration::from_secs(secs), rate);
     let measured = measure_lag(file, client, rate, secs, 100, &format!("lag{rate}")).await;
     let disk = probe.finish()?;
     let (lags, loads) = measured?;
@@ -571,7 +577,7 @@ async fn catch_up(file: &ClusterFile, client: &AdminClient, secs: u64) -> anyhow
         value_bytes: 100,
         keys: 1_000_000,
         key_prefix: "catchup:".into(),
-        table: crate::data_api::DEFAULT_TABLE.into(),
+        table: meridian_api::data::DEFAULT_TABLE.into(),
     };
     let before = statuses(file).await?["ap-south"]
         .replication
@@ -661,12 +667,14 @@ async fn footprint(
     ] {
         crate::chaos::apply(dir, command).await?;
     }
-    crate::bench_scale::wait_serving(file, "us-east", Duration::from_secs(120)).await?;
+    crate::bench::scale::wait_serving(file, "us-east", Duration::from_secs(120)).await?;
     drained(file, Duration::from_secs(600)).await?;
     let pid = ClusterFile::load(dir)?.regions["us-east"]
         .pid
         .context("us-east has no pid")?;
-    let db = dir.join("data/us-east").join(crate::node::DB_FILE);
+    let db = dir
+        .join("data/us-east")
+        .join(meridian_api::cluster::DB_FILE);
     let rss_before = rss_mb(pid);
     // Asked at 100k/s for as long as 50k/s needs to reach every key: a
     // slower machine still writes them all (the surplus overwrites).
@@ -676,7 +684,7 @@ async fn footprint(
         value_bytes: 100,
         keys,
         key_prefix: "fp:".into(),
-        table: crate::data_api::DEFAULT_TABLE.into(),
+        table: meridian_api::data::DEFAULT_TABLE.into(),
     };
     let loads = load_all(file, client, vec![("us-east".into(), spec)]).await?;
     drained(file, Duration::from_secs(600)).await?;
@@ -684,7 +692,7 @@ async fn footprint(
     let (rss_after, disk_after) = (rss_mb(pid), file_mb(&db));
     // redb grows its file in steps: divide the file by every key it holds.
     // Hashing every key takes seconds in a debug build on a busy machine.
-    let digests: BTreeMap<String, meridian_store::digest::TableDigest> = AdminClient::new(None)
+    let digests: BTreeMap<String, meridian_api::data::TableDigest> = AdminClient::new(None)
         .with_timeout(Duration::from_secs(60))
         .get(&format!("{}/digest", file.regions["us-east"].admin))
         .await?;
@@ -800,7 +808,7 @@ fn render(r: &Report, quick: bool) -> String {
         );
     }
     for d in &r.disk {
-        let _ = writeln!(s, "\nThe disk itself during the {}/s run ({} writes of 4 KiB + fdatasync, one every {} ms, to the cluster's disk — the floor under any durable acknowledgement here): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms.", d.rate_per_region, d.samples, crate::bench_disk::PROBE_INTERVAL.as_millis(), d.p50_ms, d.p99_ms, d.max_ms);
+        let _ = writeln!(s, "\nThe disk itself during the {}/s run ({} writes of 4 KiB + fdatasync, one every {} ms, to the cluster's disk — the floor under any durable acknowledgement here): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms.", d.rate_per_region, d.samples, crate::bench::disk::PROBE_INTERVAL.as_millis(), d.p50_ms, d.p99_ms, d.max_ms);
     }
     if let Some(c) = &r.catch_up {
         let _ = writeln!(s, "\n## Catch-up after a partition\n");
@@ -810,8 +818,8 @@ fn render(r: &Report, quick: bool) -> String {
         let _ = writeln!(s, "\n## Footprint\n");
         let _ = writeln!(s, "{} keys of {} B written to us-east: RSS {:.0} → {:.0} MB ({:.0} B/key; redb caches at most 256 MiB of pages), database file {:.0} MB for every key it holds ({:.0} B/key, including not yet collected replication log).", f.keys, f.value_bytes, f.rss_before_mb, f.rss_after_mb, f.rss_bytes_per_key, f.disk_mb, f.disk_bytes_per_key);
     }
-    crate::bench_scale::render(&mut s, &r.scale, r.restart.as_ref());
-    crate::bench_consistency::render(&mut s, &r.consistency);
+    crate::bench::scale::render(&mut s, &r.scale, r.restart.as_ref());
+    crate::bench::consistency::render(&mut s, &r.consistency);
     render_redis(&mut s, &r.redis);
     if !r.plots.is_empty() {
         let _ = writeln!(s, "\n## Plots\n");

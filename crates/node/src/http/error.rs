@@ -1,0 +1,106 @@
+//! [`ApiError`]: every way an HTTP request can fail, by what the caller can
+//! do about it, and the one place each becomes an HTTP status. Errors from
+//! the layers below arrive typed (the Redis endpoint's error kinds, the
+//! table coordinator's change errors) and are sorted here, never by their
+//! text.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use meridian_api::auth::ErrorBody;
+
+/// A failed request; the body is `{"error": message}`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// The request is malformed or names nothing sensible (400).
+    BadRequest(String),
+    /// The admin token is missing or wrong (401).
+    Unauthorized(String),
+    /// The table, key or peer does not exist (404).
+    NotFound(String),
+    /// Refused by the state the request meets: a table mode, data
+    /// residency, a conflict policy, a value of another type (409).
+    Conflict(String),
+    /// The body exceeds a named limit (413).
+    TooLarge(String),
+    /// Not possible right now; the same request may succeed later: a home
+    /// region unreachable, a mode change under way, a token or global
+    /// acknowledgement not reached in time, the storage engine failing (503).
+    Unavailable(String),
+    /// A fault inside this node (500).
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status of each kind: the one place statuses are chosen.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What is said to the caller.
+    pub fn message(&self) -> &str {
+        match self {
+            ApiError::BadRequest(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::NotFound(m)
+            | ApiError::Conflict(m)
+            | ApiError::TooLarge(m)
+            | ApiError::Unavailable(m)
+            | ApiError::Internal(m) => m,
+        }
+    }
+}
+
+impl ApiError {
+    /// A Redis error reply as an HTTP error.
+    // TODO(issue 18): sorted by the reply's kind once the endpoint's error
+    // replies carry one; until then by their code and text.
+    pub fn from_error_reply(msg: String) -> ApiError {
+        if msg.starts_with("TRYAGAIN") || msg.contains("write not stored") {
+            ApiError::Unavailable(msg)
+        } else if msg.starts_with("READONLY")
+            || msg.starts_with("WRONGTYPE")
+            || msg.contains("is pinned to")
+            || msg.contains("resolves conflicts as")
+        {
+            ApiError::Conflict(msg)
+        } else {
+            ApiError::BadRequest(msg)
+        }
+    }
+}
+
+impl ApiError {
+    /// A refused table mode change as an HTTP error.
+    // TODO(issue 18): sorted by the change error's variant once the
+    // coordinator's errors carry one; until then by their text.
+    pub fn from_change_error(msg: String) -> ApiError {
+        if msg.starts_with("TRYAGAIN") {
+            ApiError::Unavailable(msg)
+        } else if msg.starts_with("unknown table") {
+            ApiError::NotFound(msg)
+        } else if msg.contains("is pinned") {
+            ApiError::Conflict(msg)
+        } else {
+            ApiError::BadRequest(msg)
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = ErrorBody {
+            error: self.message().to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
