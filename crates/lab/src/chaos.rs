@@ -1,55 +1,17 @@
-//! `meridian chaos`: faults on a running local cluster.
-//!
-//! Link faults are applied through both ends' admin APIs (each node emulates
-//! the connections it opens), so a partition cuts traffic both ways. Kills
-//! and restarts go through the supervisor of `meridian up`.
+//! `meridian chaos`: a fault on a running local cluster ([`crate::faults`]),
+//! or `chaos run`, a checked workload under a fault scenario on a fresh one
+//! ([`crate::chaos_run`]).
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
-use hyper::Method;
-use serde_json::json;
+use crate::faults::{self, Fault};
 
-use meridian_api::client::AdminClient;
-use meridian_api::cluster::ClusterFile;
-use meridian_api::status::{LinkPatch, PeerReport};
-
-/// One fault to inject.
+/// `meridian chaos …`.
 #[derive(Clone, Debug, clap::Subcommand)]
 pub enum ChaosCommand {
-    /// Cut the link between two regions, both ways.
-    Partition {
-        /// One region.
-        a: String,
-        /// The other region.
-        b: String,
-    },
-    /// Heal the link between two regions, or every link when none are named.
-    Heal {
-        /// One region.
-        a: Option<String>,
-        /// The other region.
-        b: Option<String>,
-    },
-    /// Kill a region's node with SIGKILL (a crash: nothing is flushed).
-    Kill {
-        /// The region.
-        region: String,
-    },
-    /// Start a killed region again (or restart a running one gracefully).
-    Restart {
-        /// The region.
-        region: String,
-    },
-    /// Set the round-trip time between two regions, in ms.
-    Latency {
-        /// One region.
-        a: String,
-        /// The other region.
-        b: String,
-        /// Round-trip time in ms (each direction gets half).
-        rtt_ms: f64,
-    },
+    /// A fault on the running cluster.
+    #[command(flatten)]
+    Fault(Fault),
     /// Start a fresh cluster, run a checked workload under a fault scenario
     /// (see `chaos_run`), and fail if any promise was broken.
     Run {
@@ -69,65 +31,6 @@ pub enum ChaosCommand {
         #[arg(long, default_value = "chaos-report")]
         out: std::path::PathBuf,
     },
-    /// Set segment loss between two regions, in percent (0 to under 100).
-    Loss {
-        /// One region.
-        a: String,
-        /// The other region.
-        b: String,
-        /// Loss in percent.
-        pct: f64,
-    },
-}
-
-fn check_region(file: &ClusterFile, r: &str) -> anyhow::Result<()> {
-    if !file.regions.contains_key(r) {
-        let known: Vec<_> = file.regions.keys().cloned().collect();
-        bail!(
-            "unknown region `{r}`; this cluster has: {}",
-            known.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Applies `patch` to the link a–b at both ends. One unreachable end (a
-/// killed region) is reported but not fatal; both unreachable is.
-async fn patch_pair(
-    file: &ClusterFile,
-    client: &AdminClient,
-    a: &str,
-    b: &str,
-    patch: &LinkPatch,
-) -> anyhow::Result<()> {
-    check_region(file, a)?;
-    check_region(file, b)?;
-    if a == b {
-        bail!("a link joins two different regions; `{a}` was given twice");
-    }
-    let body = serde_json::to_value(patch)?;
-    let mut failures = Vec::new();
-    for (from, to) in [(a, b), (b, a)] {
-        let url = format!("{}/admin/links/{to}", file.regions[from].admin);
-        match client
-            .json::<PeerReport>(Method::PUT, &url, Some(body.clone()))
-            .await
-        {
-            Ok(_) => {}
-            Err(e) => failures.push(format!("{from}: {e:#}")),
-        }
-    }
-    match failures.len() {
-        0 => Ok(()),
-        1 => {
-            eprintln!("warning: applied at one end only; {}", failures[0]);
-            Ok(())
-        }
-        _ => bail!(
-            "could not change the link {a}–{b}:\n  {}",
-            failures.join("\n  ")
-        ),
-    }
 }
 
 /// `30s`, `10m`, `2h` or plain seconds, up to a day.
@@ -153,103 +56,24 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 /// Runs one chaos command against the cluster in `dir`.
 pub async fn run(dir: &Path, command: ChaosCommand) -> anyhow::Result<()> {
-    if let ChaosCommand::Run {
-        scenario,
-        duration,
-        clients_per_region,
-        seed,
-        out,
-    } = command
-    {
-        crate::chaos_run::run(crate::chaos_run::RunOptions {
+    match command {
+        ChaosCommand::Run {
             scenario,
             duration,
-            clients_per_region: clients_per_region.clamp(1, 64),
+            clients_per_region,
             seed,
             out,
-        })
-        .await?;
-        return Ok(());
+        } => {
+            crate::chaos_run::run(crate::chaos_run::RunOptions {
+                scenario,
+                duration,
+                clients_per_region: clients_per_region.clamp(1, 64),
+                seed,
+                out,
+            })
+            .await?;
+            Ok(())
+        }
+        ChaosCommand::Fault(fault) => faults::apply(dir, fault).await,
     }
-    apply(dir, command).await
-}
-
-/// Applies one fault to the running cluster in `dir`.
-pub async fn apply(dir: &Path, command: ChaosCommand) -> anyhow::Result<()> {
-    let file = ClusterFile::load(dir)?;
-    let client = AdminClient::new(Some(file.admin_token.clone()));
-    match command {
-        ChaosCommand::Run { .. } => bail!("`chaos run` starts its own cluster; it is not a fault"),
-        ChaosCommand::Partition { a, b } => {
-            let patch = LinkPatch {
-                partitioned: Some(true),
-                ..LinkPatch::default()
-            };
-            patch_pair(&file, &client, &a, &b, &patch).await?;
-            println!("partitioned {a} <-> {b}");
-        }
-        ChaosCommand::Heal { a, b } => {
-            let patch = LinkPatch {
-                partitioned: Some(false),
-                ..LinkPatch::default()
-            };
-            let pairs: Vec<(String, String)> = match (a, b) {
-                (Some(a), Some(b)) => vec![(a, b)],
-                (None, None) => {
-                    let names: Vec<_> = file.regions.keys().cloned().collect();
-                    let mut v = Vec::new();
-                    for (i, a) in names.iter().enumerate() {
-                        for b in &names[i + 1..] {
-                            v.push((a.clone(), b.clone()));
-                        }
-                    }
-                    v
-                }
-                _ => bail!("heal takes two regions, or none to heal every link"),
-            };
-            for (a, b) in &pairs {
-                patch_pair(&file, &client, a, b, &patch).await?;
-            }
-            println!(
-                "healed {} link{}",
-                pairs.len(),
-                if pairs.len() == 1 { "" } else { "s" }
-            );
-        }
-        ChaosCommand::Latency { a, b, rtt_ms } => {
-            let patch = LinkPatch {
-                rtt_ms: Some(rtt_ms),
-                ..LinkPatch::default()
-            };
-            patch_pair(&file, &client, &a, &b, &patch).await?;
-            println!("{a} <-> {b}: RTT {rtt_ms} ms");
-        }
-        ChaosCommand::Loss { a, b, pct } => {
-            let patch = LinkPatch {
-                loss_pct: Some(pct),
-                ..LinkPatch::default()
-            };
-            patch_pair(&file, &client, &a, &b, &patch).await?;
-            println!("{a} <-> {b}: loss {pct} %");
-        }
-        ChaosCommand::Kill { region } => {
-            check_region(&file, &region)?;
-            let url = format!("{}/regions/{region}/kill", file.supervisor);
-            let answer: serde_json::Value = client
-                .json(Method::POST, &url, Some(json!({})))
-                .await
-                .context("the supervisor (meridian up) did not answer")?;
-            println!("killed {region} (pid {})", answer["killed_pid"]);
-        }
-        ChaosCommand::Restart { region } => {
-            check_region(&file, &region)?;
-            let url = format!("{}/regions/{region}/restart", file.supervisor);
-            let answer: serde_json::Value = client
-                .json(Method::POST, &url, Some(json!({})))
-                .await
-                .context("the supervisor (meridian up) did not answer")?;
-            println!("restarted {region} (pid {})", answer["pid"]);
-        }
-    }
-    Ok(())
 }

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::Serialize;
 
-use crate::chaos::{self, ChaosCommand};
+use crate::faults::{self, Fault};
 use crate::history::{self, Anomaly, RegisterOp, SessionOp};
 use crate::resp_client::{RespConn, Value};
 use meridian_api::client::AdminClient;
@@ -215,7 +215,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     faults?;
 
     say("healing every link, restarting every region, waiting for convergence");
-    chaos::apply(&dir, ChaosCommand::Heal { a: None, b: None }).await?;
+    faults::apply(&dir, Fault::Heal { a: None, b: None }).await?;
     for (i, a) in REGIONS.iter().enumerate() {
         for b in &REGIONS[i + 1..] {
             restore_latency(&dir, a, b).await?;
@@ -223,7 +223,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     }
     for r in REGIONS {
         if !region_up(&file, r).await {
-            chaos::apply(&dir, ChaosCommand::Restart { region: r.into() }).await?;
+            faults::apply(&dir, Fault::Restart { region: r.into() }).await?;
         }
     }
     report.converged = converged(&file, CONVERGE_DEADLINE).await;
@@ -593,18 +593,18 @@ async fn faults(
                 report
                     .faults
                     .push(format!("partition {a}-{b} {} ms", hold.as_millis()));
-                chaos::apply(
+                faults::apply(
                     dir,
-                    ChaosCommand::Partition {
+                    Fault::Partition {
                         a: a.into(),
                         b: b.into(),
                     },
                 )
                 .await?;
                 tokio::time::sleep(hold).await;
-                chaos::apply(
+                faults::apply(
                     dir,
-                    ChaosCommand::Heal {
+                    Fault::Heal {
                         a: Some(a.into()),
                         b: Some(b.into()),
                     },
@@ -623,7 +623,7 @@ async fn faults(
             }
             Scenario::Kill => {
                 report.faults.push(format!("kill {a}"));
-                chaos::apply(dir, ChaosCommand::Kill { region: a.into() }).await?;
+                faults::apply(dir, Fault::Kill { region: a.into() }).await?;
                 let acked: Vec<(usize, u64)> = recorder
                     .lock()
                     .expect("recorder lock")
@@ -637,7 +637,7 @@ async fn faults(
                 for missing in survivors_hold(file, &survivors, &acked).await {
                     report.anomalies.push(missing);
                 }
-                chaos::apply(dir, ChaosCommand::Restart { region: a.into() }).await?;
+                faults::apply(dir, Fault::Restart { region: a.into() }).await?;
             }
             Scenario::Move => {
                 let to = REGIONS[rng.usize(0..REGIONS.len())];
@@ -723,9 +723,9 @@ async fn restore_latency(dir: &Path, a: &str, b: &str) -> anyhow::Result<()> {
 
 /// Sets a pair's round trip, ms.
 async fn set_latency(dir: &Path, a: &str, b: &str, rtt_ms: f64) -> anyhow::Result<()> {
-    chaos::apply(
+    faults::apply(
         dir,
-        ChaosCommand::Latency {
+        Fault::Latency {
             a: a.into(),
             b: b.into(),
             rtt_ms,

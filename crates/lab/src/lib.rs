@@ -6,8 +6,8 @@
 //! # Layout
 //! - [`up`]: `meridian up`, a supervised local multi-region cluster and its
 //!   supervisor API.
-//! - [`status`], [`chaos`], [`tables`]: operator commands against a running
-//!   cluster.
+//! - [`status`], [`chaos`] (with [`faults`]), [`tables`]: operator commands
+//!   against a running cluster.
 //! - [`bench`](mod@bench): `meridian bench`, the benchmark suites and their
 //!   report; [`plot`]: its SVG charts.
 //! - [`chaos_run`]: `meridian chaos run`, a workload under a fault schedule,
@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod chaos;
 pub mod chaos_run;
+pub mod faults;
 pub mod history;
 pub mod plot;
 pub mod resp_client;

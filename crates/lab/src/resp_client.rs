@@ -1,25 +1,28 @@
-//! A small Redis-protocol client for Meridian's own tools (`chaos run`):
-//! one connection, one command at a time, every call bounded in time and
-//! every reply bounded in size.
+//! The Redis client the tools' workloads use (`chaos run`, the consistency
+//! and scale benchmarks): the `redis` crate, one connection per
+//! [`RespConn`] (a Meridian session — its read-your-writes token — is per
+//! connection), every call bounded in time.
+//!
+//! Replies are turned into the small [`Value`] the workloads match on, and
+//! an error reply is a value, never an `Err`: the workloads record refusals
+//! (`TRYAGAIN`, `READONLY`, …) as outcomes, while `Err` means the
+//! connection is unusable (I/O, timeout, closed).
+//!
+//! Reply sizes are not bounded by the `redis` crate; the workloads talk only
+//! to their own cluster's nodes, whose replies are bounded by
+//! `resp.reply_bytes_max`.
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use anyhow::Context;
+use redis::aio::MultiplexedConnection;
 
-/// Largest bulk reply accepted.
-pub const REPLY_BYTES_MAX: usize = 16 * 1024 * 1024;
-
-/// Longest array reply accepted.
-pub const REPLY_ITEMS_MAX: usize = 1 << 20;
-
-/// A RESP2 reply.
+/// A reply.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
     /// `+...`
     Simple(String),
-    /// `-...`: the whole error line.
+    /// `-...`: the whole error line, code first (`TRYAGAIN table ...`).
     Error(String),
     /// `:n`
     Int(i64),
@@ -40,109 +43,78 @@ impl Value {
     }
 }
 
+impl From<redis::Value> for Value {
+    fn from(v: redis::Value) -> Value {
+        match v {
+            redis::Value::Nil => Value::Bulk(None),
+            redis::Value::Int(n) => Value::Int(n),
+            redis::Value::BulkString(b) => Value::Bulk(Some(b)),
+            redis::Value::SimpleString(s) => Value::Simple(s),
+            redis::Value::Okay => Value::Simple("OK".into()),
+            redis::Value::Array(items) | redis::Value::Set(items) => {
+                Value::Array(Some(items.into_iter().map(Value::from).collect()))
+            }
+            redis::Value::ServerError(e) => Value::Error(error_line(e.code(), e.details())),
+            // RESP3-only shapes; the workloads speak RESP2.
+            other => Value::Error(format!("ERR unexpected reply {other:?}")),
+        }
+    }
+}
+
+/// `CODE detail`, as the server sent it.
+fn error_line(code: &str, detail: Option<&str>) -> String {
+    match detail {
+        Some(d) => format!("{code} {d}"),
+        None => code.to_string(),
+    }
+}
+
 /// One connection.
 pub struct RespConn {
-    stream: BufReader<TcpStream>,
+    conn: MultiplexedConnection,
     timeout: Duration,
 }
 
 impl RespConn {
-    /// Connects to `addr`; every later call waits at most `timeout`.
+    /// Connects to `addr` (`host:port`); every later call waits at most
+    /// `timeout`.
     pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Self> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let client = redis::Client::open(format!("redis://{addr}/"))
+            .with_context(|| format!("bad Redis address {addr}"))?;
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(timeout)
+            .set_response_timeout(timeout);
+        let conn = client
+            .get_multiplexed_async_connection_with_config(&config)
             .await
-            .with_context(|| format!("connecting to {addr} timed out"))?
             .with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true)?;
-        Ok(RespConn {
-            stream: BufReader::new(stream),
-            timeout,
-        })
+        Ok(RespConn { conn, timeout })
     }
 
     /// Sends one command and reads its reply. An error reply is a value;
-    /// `Err` means the connection is unusable (I/O, timeout, bad framing).
+    /// `Err` means the connection is unusable (I/O, timeout, closed).
     pub async fn call(&mut self, args: &[&str]) -> anyhow::Result<Value> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for a in args {
-            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
-            out.extend_from_slice(a.as_bytes());
-            out.extend_from_slice(b"\r\n");
+        let Some((name, rest)) = args.split_first() else {
+            anyhow::bail!("empty command");
+        };
+        let mut cmd = redis::cmd(name);
+        for a in rest {
+            cmd.arg(*a);
         }
-        let timeout = self.timeout;
-        tokio::time::timeout(timeout, async {
-            self.stream.get_mut().write_all(&out).await?;
-            self.read_value().await
-        })
-        .await
-        .with_context(|| format!("no reply within {} ms", timeout.as_millis()))?
-    }
-
-    async fn line(&mut self) -> anyhow::Result<String> {
-        let mut line = Vec::new();
-        let n = (&mut self.stream)
-            .take(64 * 1024)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            bail!("connection closed");
-        }
-        if !line.ends_with(b"\r\n") {
-            bail!("reply line without CRLF");
-        }
-        line.truncate(line.len() - 2);
-        Ok(String::from_utf8_lossy(&line).into_owned())
-    }
-
-    async fn read_value(&mut self) -> anyhow::Result<Value> {
-        // Arrays nest; an explicit stack keeps the future unboxed.
-        let mut stack: Vec<(usize, Vec<Value>)> = Vec::new();
-        loop {
-            let line = self.line().await?;
-            let (kind, rest) = line.split_at(1.min(line.len()));
-            let mut value = match kind {
-                "+" => Value::Simple(rest.to_string()),
-                "-" => Value::Error(rest.to_string()),
-                ":" => Value::Int(rest.parse().context("bad integer reply")?),
-                "$" => {
-                    let n: i64 = rest.parse().context("bad bulk length")?;
-                    if n < 0 {
-                        Value::Bulk(None)
-                    } else if n as usize > REPLY_BYTES_MAX {
-                        bail!("bulk reply of {n} bytes exceeds {REPLY_BYTES_MAX}");
-                    } else {
-                        let mut buf = vec![0; n as usize + 2];
-                        self.stream.read_exact(&mut buf).await?;
-                        buf.truncate(n as usize);
-                        Value::Bulk(Some(buf))
-                    }
-                }
-                "*" => {
-                    let n: i64 = rest.parse().context("bad array length")?;
-                    if n < 0 {
-                        Value::Array(None)
-                    } else if n as usize > REPLY_ITEMS_MAX {
-                        bail!("array reply of {n} items exceeds {REPLY_ITEMS_MAX}");
-                    } else if n == 0 {
-                        Value::Array(Some(Vec::new()))
-                    } else {
-                        stack.push((n as usize, Vec::with_capacity(n as usize)));
-                        continue;
-                    }
-                }
-                _ => bail!("unexpected reply line {line:?}"),
-            };
-            loop {
-                let Some((want, items)) = stack.last_mut() else {
-                    return Ok(value);
-                };
-                items.push(value);
-                if items.len() < *want {
-                    break;
-                }
-                let (_, items) = stack.pop().expect("just looked");
-                value = Value::Array(Some(items));
+        match cmd.query_async::<redis::Value>(&mut self.conn).await {
+            Ok(v) => Ok(Value::from(v)),
+            Err(e) if e.is_timeout() => {
+                anyhow::bail!("no reply within {} ms", self.timeout.as_millis())
             }
+            Err(e)
+                if e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() =>
+            {
+                Err(e).context("connection lost")
+            }
+            Err(e) => match e.code() {
+                Some(code) => Ok(Value::Error(error_line(code, e.detail()))),
+                None => Err(e).context("unusable reply"),
+            },
         }
     }
 }

@@ -658,14 +658,14 @@ async fn footprint(
     // allocator's caches, pages awaiting a checkpoint): measured after
     // those, the per-key figure once came out negative.
     for command in [
-        crate::chaos::ChaosCommand::Kill {
+        crate::faults::Fault::Kill {
             region: "us-east".into(),
         },
-        crate::chaos::ChaosCommand::Restart {
+        crate::faults::Fault::Restart {
             region: "us-east".into(),
         },
     ] {
-        crate::chaos::apply(dir, command).await?;
+        crate::faults::apply(dir, command).await?;
     }
     crate::bench::scale::wait_serving(file, "us-east", Duration::from_secs(120)).await?;
     drained(file, Duration::from_secs(600)).await?;

@@ -19,7 +19,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::bench::{measure_lag, LagRow};
-use crate::chaos::{self, ChaosCommand};
+use crate::faults::{self, Fault};
 use crate::plot::{line_chart, Chart, Scale, Series};
 use meridian_api::client::AdminClient;
 use meridian_api::cluster::ClusterFile;
@@ -176,9 +176,9 @@ pub async fn restart(
     region: &str,
     keys: u64,
 ) -> anyhow::Result<Restart> {
-    chaos::apply(
+    faults::apply(
         dir,
-        ChaosCommand::Kill {
+        Fault::Kill {
             region: region.into(),
         },
     )
@@ -205,9 +205,9 @@ pub async fn restart(
         .join(meridian_api::cluster::DB_FILE);
     let disk_mb = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0;
     let started = Instant::now();
-    chaos::apply(
+    faults::apply(
         dir,
-        ChaosCommand::Restart {
+        Fault::Restart {
             region: region.into(),
         },
     )

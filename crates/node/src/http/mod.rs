@@ -16,17 +16,12 @@
 //! Mutating and fault-injection routes need `Authorization: Bearer <token>`
 //! with the cluster's `admin_token` ([`auth`]); without one configured they
 //! refuse everyone. Errors are JSON `{"error": "..."}` with the HTTP status
-//! chosen in one place ([`error`]).
+//! chosen in one place ([`error`]). `router` maps routes to handlers and
+//! serves them; the handlers' shared state ([`AdminState`]) sits here,
+//! below both.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
-use axum::Router;
-use meridian_api::data::VALUE_BYTES_MAX;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::state::Node;
 
@@ -38,10 +33,12 @@ pub mod faults;
 pub mod links;
 pub mod load;
 pub mod metrics;
+mod router;
 pub mod status;
 pub mod tables;
 
 pub use error::ApiError;
+pub use router::serve;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -64,44 +61,4 @@ impl AdminState {
             unauthorized: Arc::default(),
         }
     }
-}
-
-/// Serves the API on `listener` until `shutdown`, finishing open requests.
-pub async fn serve(
-    listener: TcpListener,
-    state: AdminState,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-}
-
-/// Every route of the admin listener.
-fn router(state: AdminState) -> Router {
-    Router::new()
-        .route("/health", get(status::health))
-        .route("/status", get(status::status))
-        .route("/metrics", get(metrics::metrics))
-        .route("/admin/links", get(links::list))
-        .route("/admin/links/{peer}", put(links::patch))
-        .route(
-            "/data/{table}/{key}",
-            put(data::put).get(data::get).delete(data::delete),
-        )
-        .route("/data/{table}/{key}/incr", post(data::incr))
-        .route("/conflicts", get(data::conflicts))
-        .route("/digest", get(digest::digest))
-        .route("/tables", get(tables::list))
-        .route("/admin/tables/{table}/mode", put(tables::change))
-        .route("/admin/bench/load", post(load::bench_load))
-        .route(
-            "/admin/faults/forget/{table}/{key}",
-            post(faults::forget_key),
-        )
-        .route("/admin/replication/reset-lag", post(faults::reset_lag))
-        // Values up to the limit plus room for nothing else: the data API
-        // takes raw bodies.
-        .layer(DefaultBodyLimit::max(VALUE_BYTES_MAX + 1))
-        .with_state(state)
 }
