@@ -20,9 +20,11 @@
 //! - [`request`]: the [`Request`]s and [`Response`]s the two exchange and
 //!   the outcomes callers receive; [`error`]: [`DbError`], why a request was
 //!   refused; [`stats`]: [`DbStats`], the writer's counters.
+//! - [`metrics`]: [`StoreMetrics`], the store's Prometheus families.
 //! - [`db`]: the old path of everything in `writer`, `engine`, `request`,
 //!   `error` and `stats` (re-exports only).
 //! - [`digest`]: convergence digests of what a table shows readers.
+//! - [`histogram`]: fixed-bucket latency histograms for metrics.
 //! - `contract` (private): the commit, truncation and log-read rules both
 //!   backends check identically.
 //!
@@ -40,6 +42,7 @@ pub mod error;
 pub mod histogram;
 pub mod mem;
 pub mod memtable;
+pub mod metrics;
 pub mod redb_store;
 pub mod request;
 pub mod stats;
@@ -51,6 +54,7 @@ pub use contract::TABLE_NAME_BYTES_MAX;
 pub use engine::{DbConfig, Engine};
 pub use error::DbError;
 pub use mem::MemStore;
+pub use metrics::StoreMetrics;
 pub use redb_store::RedbStore;
 pub use request::{Decide, DecideMany, LocalOutcome, RemoteOutcome, Request, Response};
 pub use stats::DbStats;
