@@ -5,7 +5,7 @@
 //!
 //! [`Engine::process`] is the one entry point. It stages each request by
 //! kind (a local write, replicated entries, a purge, a repair, ...) into a
-//! [`Batch`], commits the batch, records the commit's figures in
+//! `Batch`, commits the batch, records the commit's figures in
 //! [`DbStats`], and turns each staged answer into a [`Response`] — or, when
 //! the commit failed, into a refusal.
 //!
