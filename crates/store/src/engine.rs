@@ -756,4 +756,25 @@ mod tests {
         assert!(e.backend().get("t", b"a").unwrap().is_none());
         assert_eq!(e.vv().get(&RegionName::new("us-east").unwrap()), 0);
     }
+
+    #[test]
+    fn a_table_is_withheld_through_what_every_holder_acknowledged() {
+        let (us, eu, ap) = (
+            RegionName::new("us-east").unwrap(),
+            RegionName::new("eu-west").unwrap(),
+            RegionName::new("ap-south").unwrap(),
+        );
+        let vv = |a: u64, b: u64| {
+            let mut v = VersionVector::new();
+            v.advance(&us, a);
+            v.advance(&eu, b);
+            v
+        };
+        let known = BTreeMap::from([(eu.clone(), vv(5, 3)), (ap.clone(), vv(2, 7))]);
+        let through = acknowledged_by_all(&known, &[eu.clone(), ap.clone()]);
+        assert_eq!((through.get(&us), through.get(&eu)), (2, 3));
+        let silent = RegionName::new("sa-east").unwrap();
+        let through = acknowledged_by_all(&known, &[eu, silent]);
+        assert_eq!((through.get(&us), through.get(&ap)), (0, 0));
+    }
 }

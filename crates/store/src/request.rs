@@ -1,16 +1,14 @@
-//! What the writer asks of the [`Engine`] and what it answers: one
+//! What the writer asks of the engine and what it answers: one
 //! [`Request`] per change, one [`Response`] per request, in order.
 //!
 //! Owns the request vocabulary (local writes and their decisions,
 //! replicated entries, purges, repairs, acks) and the outcomes the callers
 //! of [`crate::writer::Db`] receive. Does not merge or commit anything
-//! (the [`Engine`] does) nor queue anything (the writer does).
+//! ([`crate::engine::Engine`] does) nor queue anything (the writer does).
 
 use meridian_core::record::KeyState;
 use meridian_core::{LogEntry, Op, RegionName, VersionVector};
 
-#[cfg(doc)]
-use crate::engine::Engine;
 use crate::error::DbError;
 
 /// What a local write decides, given the key's current state and the time.
@@ -45,7 +43,7 @@ pub struct RemoteOutcome {
     pub gap: Option<(RegionName, u64)>,
 }
 
-/// A change for the [`Engine`].
+/// A change for the [`Engine`](crate::engine::Engine).
 pub enum Request {
     /// A local write: `decide` picks the op from the key's current state.
     Local {
@@ -115,7 +113,7 @@ pub enum Request {
     },
 }
 
-/// The [`Engine`]'s answer to one [`Request`], in request order.
+/// The engine's answer to one [`Request`], in request order.
 #[derive(Debug)]
 pub enum Response {
     /// To a local write (boxed: key states are large next to the others).

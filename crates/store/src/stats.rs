@@ -212,3 +212,22 @@ impl OwnBytes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_bytes_interpolate_from_the_last_checkpoint() {
+        let mut own = OwnBytes {
+            total: 6400,
+            last_seq: 128,
+            checkpoints: VecDeque::from([(64, 3200), (128, 6400)]),
+        };
+        assert_eq!(own.bytes_after(128), 0);
+        assert_eq!(own.bytes_after(64), 3200);
+        assert_eq!(own.bytes_after(96), 1600);
+        own.forget_through(128);
+        assert_eq!(own.checkpoints, [(128, 6400)]);
+    }
+}
