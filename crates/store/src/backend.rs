@@ -2,7 +2,7 @@
 //!
 //! A backend is deliberately dumb: reads, and one atomic, durable commit of
 //! a [`CommitBatch`] (key states + log entries + metadata). All merge logic,
-//! clocks and group commit live above it in [`crate::db`], so a backend is
+//! clocks and group commit live above it in [`crate::engine`], so a backend is
 //! small enough to be checked completely by the conformance suite
 //! (`tests/conformance.rs`), which every implementation must pass.
 
@@ -66,6 +66,22 @@ pub enum StoreError {
     /// A commit broke the backend's contract (gap in a log, VV going back).
     #[error("commit rejected: {0}")]
     Invalid(String),
+}
+
+impl StoreError {
+    /// Whether the operation may succeed if tried again unchanged: only an
+    /// I/O failure can pass (the device recovers, the operator frees
+    /// space). Corrupt data, a collected log range and a broken contract
+    /// fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Io(_))
+    }
+
+    /// Whether the node must stop: its stored data is damaged, and running
+    /// on would build on it.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, StoreError::Corrupt(_))
+    }
 }
 
 /// A durable (or in-memory) home for key states, per-origin logs and meta.

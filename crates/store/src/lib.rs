@@ -13,8 +13,16 @@
 //!   with one small sequential fdatasync.
 //! - [`memtable`]: the last second's commits in memory; a background thread
 //!   writes them to redb in a few durable transactions (a checkpoint).
-//! - [`db`]: [`db::Db`], the single writer (group commit, HLC, merge) over a
-//!   backend, and [`db::Engine`], its synchronous core.
+//! - [`writer`]: [`Db`], the handle to the single writer thread (group
+//!   commit, back-pressure, the published version vector, peers' acks).
+//! - [`engine`]: [`Engine`], the writer's synchronous core: merges a batch
+//!   of [`Request`]s (HLC, merge, version vector) and commits it once.
+//! - [`request`]: the [`Request`]s and [`Response`]s the two exchange and
+//!   the outcomes callers receive; [`error`]: [`DbError`], why a request was
+//!   refused; [`stats`]: [`DbStats`], the writer's counters.
+//! - [`metrics`]: [`StoreMetrics`], the store's Prometheus families.
+//! - [`db`]: the old path of everything in `writer`, `engine`, `request`,
+//!   `error` and `stats` (re-exports only).
 //! - [`digest`]: convergence digests of what a table shows readers.
 //! - [`histogram`]: fixed-bucket latency histograms for metrics.
 //! - `contract` (private): the commit, truncation and log-read rules both
@@ -29,13 +37,25 @@ pub mod backend;
 mod contract;
 pub mod db;
 pub mod digest;
+pub mod engine;
+pub mod error;
 pub mod histogram;
 pub mod mem;
 pub mod memtable;
+pub mod metrics;
 pub mod redb_store;
+pub mod request;
+pub mod stats;
 pub mod wal;
+pub mod writer;
 
 pub use backend::*;
 pub use contract::TABLE_NAME_BYTES_MAX;
+pub use engine::{DbConfig, Engine};
+pub use error::DbError;
 pub use mem::MemStore;
+pub use metrics::StoreMetrics;
 pub use redb_store::RedbStore;
+pub use request::{Decide, DecideMany, LocalOutcome, RemoteOutcome, Request, Response};
+pub use stats::DbStats;
+pub use writer::Db;
