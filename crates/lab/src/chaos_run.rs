@@ -158,7 +158,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     let extra = out.join("tables.toml");
     std::fs::write(&extra, TABLES)?;
     let extra = extra.to_string_lossy().into_owned();
-    let (guard, file, dir) = crate::bench::start_cluster(
+    let (guard, file, dir) = crate::bench::cluster::start_cluster(
         &out,
         &REGIONS,
         &["--extra-config", &extra, "--capture-links"],

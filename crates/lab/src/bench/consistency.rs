@@ -121,11 +121,11 @@ pub async fn run(file: &ClusterFile, quick: bool) -> anyhow::Result<Vec<Consiste
     let n = if quick { 10 } else { 100 };
     let mut rows = Vec::new();
     // Floors from the links as this cluster emulates them.
-    let statuses = crate::bench::statuses(file).await?;
+    let statuses = super::cluster::statuses(file).await?;
     let rtt = |a: &str, b: &str| {
         statuses
             .get(a)
-            .and_then(|s| crate::bench::emulated_rtt_ms(s, b))
+            .and_then(|s| super::cluster::emulated_rtt_ms(s, b))
             .unwrap_or(f64::NAN)
     };
     let set = |prefix: &'static str| {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::bench::{measure_lag, LagRow};
+use super::cluster::{drained, start_cluster};
+use super::lag::{measure_lag, LagRow, LoadRow};
 use crate::faults::{self, Fault};
 use crate::plot::{line_chart, Chart, Scale, Series};
 use meridian_api::client::AdminClient;
@@ -62,7 +63,7 @@ fn scale_row(
     rate: u64,
     value_bytes: usize,
     lags: &[LagRow],
-    loads: &[crate::bench::LoadRow],
+    loads: &[LoadRow],
 ) -> ScaleRow {
     let mut p50: Vec<f64> = lags
         .iter()
@@ -138,7 +139,7 @@ pub async fn regions(out: &Path, quick: bool, say: fn(String)) -> anyhow::Result
         ));
         let work = out.join(format!("scale-{n}"));
         std::fs::create_dir_all(&work)?;
-        let (guard, file, _) = crate::bench::start_cluster(&work, &SCALE_REGIONS[..n], &[]).await?;
+        let (guard, file, _) = start_cluster(&work, &SCALE_REGIONS[..n], &[]).await?;
         let client =
             AdminClient::new(Some(file.admin_token.clone())).with_timeout(Duration::from_secs(600));
         let measured = measure_lag(&file, &client, rate, secs, 100, "scale").await;
@@ -214,7 +215,7 @@ pub async fn restart(
     .await?;
     wait_serving(file, region, Duration::from_secs(600)).await?;
     let ready_s = started.elapsed().as_secs_f64();
-    crate::bench::drained(file, Duration::from_secs(600))
+    drained(file, Duration::from_secs(600))
         .await
         .context("the restarted region did not catch up")?;
     Ok(Restart {
