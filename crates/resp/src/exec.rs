@@ -15,10 +15,13 @@ use meridian_store::db::LocalReply;
 use tokio::sync::oneshot;
 
 use crate::cmd::{self, Handler, Spec};
-use crate::forward::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
+use crate::error::ErrorReply;
+use crate::plan::settle;
+use crate::remote::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
 use crate::reply::Reply;
-use crate::server::{settle, RespStats, Shared};
 use crate::session::{Consistency, Session};
+use crate::shared::Shared;
+use crate::stats::RespStats;
 
 /// How many times a strong read follows a moved home before giving up.
 pub const COMMIT_POINT_HOPS_MAX: usize = 3;
@@ -38,23 +41,23 @@ impl From<Reply> for Executed {
     }
 }
 
-/// Why a forwarded command got no answer, for the client.
-fn unreachable_message(spec: &Spec, region: &RegionName, e: &RemoteError) -> String {
+/// Why a forwarded command got no answer, for the client (retryable).
+fn unreachable_error(spec: &Spec, region: &RegionName, e: &RemoteError) -> ErrorReply {
     if !matches!(spec.handler, Handler::Write(_)) {
-        format!(
-            "TRYAGAIN read not answered by region {region}, which serves its keys: {}",
+        ErrorReply::retry(format_args!(
+            "read not answered by region {region}, which serves its keys: {}",
             e.message
-        )
+        ))
     } else if e.outcome_unknown {
-        format!(
-            "TRYAGAIN write forwarded to region {region}, which serves its keys, got no answer: {}; it may or may not have been applied",
+        ErrorReply::retry(format_args!(
+            "write forwarded to region {region}, which serves its keys, got no answer: {}; it may or may not have been applied",
             e.message
-        )
+        ))
     } else {
-        format!(
-            "TRYAGAIN write not forwarded to the home region {region}: {}; nothing was written",
+        ErrorReply::retry(format_args!(
+            "write not forwarded to the home region {region}: {}; nothing was written",
             e.message
-        )
+        ))
     }
 }
 
@@ -87,7 +90,10 @@ impl Shared {
     /// covers what was read).
     pub async fn read(&self, session: &mut Session, spec: &Spec, args: &[Bytes]) -> Reply {
         let Handler::Read(f) = spec.handler else {
-            return Reply::err(format!("internal error: '{}' is not a read", spec.name));
+            return Reply::Error(ErrorReply::internal(format_args!(
+                "'{}' is not a read",
+                spec.name
+            )));
         };
         if session.consistency == Consistency::Strong && spec.keyed() {
             if let Err(reply) = self.await_commit_points(session, spec, args).await {
@@ -184,11 +190,11 @@ impl Shared {
         if have >= regions {
             return reply;
         }
-        Reply::Error(format!(
-            "TRYAGAIN write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
+        Reply::Error(ErrorReply::retry(format_args!(
+            "write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
             write.to_token(),
             session.ack_timeout_ms
-        ))
+        )))
     }
 
     /// Sends a command to the region that serves its keys (a write to its
@@ -202,7 +208,7 @@ impl Shared {
         args: &[Bytes],
     ) -> Executed {
         let Some(remote) = self.remote.clone() else {
-            return Reply::err("internal error: no route to other regions").into();
+            return Reply::Error(ErrorReply::internal("no route to other regions")).into();
         };
         let tables: Vec<String> = spec.keys(args).map(|k| self.table_name_for(k)).collect();
         let request = ForwardRequest {
@@ -221,7 +227,7 @@ impl Shared {
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
-                return Reply::Error(unreachable_message(spec, home, &e)).into();
+                return Reply::Error(unreachable_error(spec, home, &e)).into();
             }
         };
         session.token.merge(&answer.token);
@@ -278,7 +284,9 @@ impl Shared {
                     break None;
                 }
                 let Some(remote) = self.remote.clone() else {
-                    return Err(Reply::err("internal error: no route to other regions"));
+                    return Err(Reply::Error(ErrorReply::internal(
+                        "no route to other regions",
+                    )));
                 };
                 let sent = std::time::Instant::now();
                 let answer = remote.commit_point(&home, &table, FORWARD_TIMEOUT).await;
@@ -289,38 +297,38 @@ impl Shared {
                     answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
                 );
                 let answer = answer.map_err(|e| {
-                    Reply::Error(format!(
-                        "TRYAGAIN strong read could not reach the home region {home}: {}",
+                    Reply::Error(ErrorReply::retry(format_args!(
+                        "strong read could not reach the home region {home}: {}",
                         e.message
-                    ))
+                    )))
                 })?;
                 match answer {
                     CommitPoint::Applied(vv) => break Some(vv),
                     CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
                         hops += 1;
                         if !self.modes.wait_epoch(&table, epoch, wait).await {
-                            return Err(Reply::Error(format!(
-                                "TRYAGAIN table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
+                            return Err(Reply::Error(ErrorReply::retry(format_args!(
+                                "table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
                                 self.region, session.wait_ms
-                            )));
+                            ))));
                         }
                         home = to;
                     }
                     CommitPoint::Moved { home: to, .. } => {
-                        return Err(Reply::Error(format!(
-                            "TRYAGAIN table `{table}` keeps moving (last seen going to {to}); retry"
-                        )))
+                        return Err(Reply::Error(ErrorReply::retry(format_args!(
+                            "table `{table}` keeps moving (last seen going to {to}); retry"
+                        ))))
                     }
                 }
             };
             let Some(point) = point else { continue };
             if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
-                return Err(Reply::Error(format!(
-                    "TRYAGAIN this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
+                return Err(Reply::Error(ErrorReply::retry(format_args!(
+                    "this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
                     self.region,
                     point.to_token(),
                     session.wait_ms
-                )));
+                ))));
             }
         }
         Ok(())
@@ -354,12 +362,12 @@ impl Shared {
         if db.wait_for(token, wait).await {
             return Ok(());
         }
-        Err(Reply::Error(format!(
-            "TRYAGAIN this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
+        Err(Reply::Error(ErrorReply::retry(format_args!(
+            "this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
             self.region,
             token.to_token(),
             session.wait_ms,
             db.applied().to_token()
-        )))
+        ))))
     }
 }
