@@ -218,12 +218,7 @@ impl Shared {
         };
         let sent = std::time::Instant::now();
         let answer = remote.forward(home, request, FORWARD_TIMEOUT).await;
-        RespStats::record_remote(
-            &self.stats.forwarded,
-            home,
-            sent.elapsed(),
-            answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
-        );
+        RespStats::record_answer(&self.stats.forwarded, home, sent, &answer);
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
@@ -251,8 +246,32 @@ impl Shared {
         spec: &Spec,
         args: &[Bytes],
     ) -> Result<(), Reply> {
-        // One table per home is enough to ask with: the answer is the
-        // home's whole applied vector.
+        let wait = Duration::from_millis(session.wait_ms);
+        for (table, home) in self.strong_read_homes(spec, args)? {
+            let Some((point, home)) = self.commit_point_of(session, &table, home).await? else {
+                continue;
+            };
+            if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
+                return Err(Reply::Error(ErrorReply::retry(format_args!(
+                    "this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
+                    self.region,
+                    point.to_token(),
+                    session.wait_ms
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// The homes a strong read of `args` must ask, each with one of its
+    /// tables: one table per home is enough to ask with, the answer is the
+    /// home's whole applied vector. A key outside a single-master table
+    /// refuses the read.
+    fn strong_read_homes(
+        &self,
+        spec: &Spec,
+        args: &[Bytes],
+    ) -> Result<Vec<(String, RegionName)>, Reply> {
         let mut homes: Vec<(String, RegionName)> = Vec::new();
         let topology = self.topology();
         for key in spec.keys(args) {
@@ -272,66 +291,62 @@ impl Shared {
                 }
             }
         }
+        Ok(homes)
+    }
+
+    /// `table`'s commit point and the home that gave it, starting at
+    /// `home`; `None` if this region is the home (every write of the table
+    /// commits here, after the writes of any home before: they precede the
+    /// move). A home that moved answers with where the table went; it is
+    /// followed, after learning the move here, a bounded number of times.
+    async fn commit_point_of(
+        &self,
+        session: &Session,
+        table: &str,
+        mut home: RegionName,
+    ) -> Result<Option<(VersionVector, RegionName)>, Reply> {
         let wait = Duration::from_millis(session.wait_ms);
-        for (table, mut home) in homes {
-            // A home that moved answers with where the table went; follow
-            // it, after learning the move here, a bounded number of times.
-            let mut hops = 0;
-            let point = loop {
-                if home == self.region {
-                    // Every write of the table commits here, after the
-                    // writes of any home before (they precede the move).
-                    break None;
-                }
-                let Some(remote) = self.remote.clone() else {
-                    return Err(Reply::Error(ErrorReply::internal(
-                        "no route to other regions",
-                    )));
-                };
-                let sent = std::time::Instant::now();
-                let answer = remote.commit_point(&home, &table, FORWARD_TIMEOUT).await;
-                RespStats::record_remote(
-                    &self.stats.commit_points,
-                    &home,
-                    sent.elapsed(),
-                    answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
-                );
-                let answer = answer.map_err(|e| {
-                    Reply::Error(ErrorReply::retry(format_args!(
-                        "strong read could not reach the home region {home}: {}",
-                        e.message
-                    )))
-                })?;
-                match answer {
-                    CommitPoint::Applied(vv) => break Some(vv),
-                    CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
-                        hops += 1;
-                        if !self.modes.wait_epoch(&table, epoch, wait).await {
-                            return Err(Reply::Error(ErrorReply::retry(format_args!(
-                                "table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
-                                self.region, session.wait_ms
-                            ))));
-                        }
-                        home = to;
-                    }
-                    CommitPoint::Moved { home: to, .. } => {
+        let mut hops = 0;
+        while home != self.region {
+            match self.ask_commit_point(&home, table).await? {
+                CommitPoint::Applied(vv) => return Ok(Some((vv, home))),
+                CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
+                    hops += 1;
+                    if !self.modes.wait_epoch(table, epoch, wait).await {
                         return Err(Reply::Error(ErrorReply::retry(format_args!(
-                            "table `{table}` keeps moving (last seen going to {to}); retry"
-                        ))))
+                            "table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
+                            self.region, session.wait_ms
+                        ))));
                     }
+                    home = to;
                 }
-            };
-            let Some(point) = point else { continue };
-            if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
-                return Err(Reply::Error(ErrorReply::retry(format_args!(
-                    "this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
-                    self.region,
-                    point.to_token(),
-                    session.wait_ms
-                ))));
+                CommitPoint::Moved { home: to, .. } => {
+                    return Err(Reply::Error(ErrorReply::retry(format_args!(
+                        "table `{table}` keeps moving (last seen going to {to}); retry"
+                    ))))
+                }
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Asks `home` for its commit point as `table`'s home, counting the
+    /// request in the stats.
+    async fn ask_commit_point(&self, home: &RegionName, table: &str) -> Result<CommitPoint, Reply> {
+        let Some(remote) = self.remote.clone() else {
+            return Err(Reply::Error(ErrorReply::internal(
+                "no route to other regions",
+            )));
+        };
+        let sent = std::time::Instant::now();
+        let answer = remote.commit_point(home, table, FORWARD_TIMEOUT).await;
+        RespStats::record_answer(&self.stats.commit_points, home, sent, &answer);
+        answer.map_err(|e| {
+            Reply::Error(ErrorReply::retry(format_args!(
+                "strong read could not reach the home region {home}: {}",
+                e.message
+            )))
+        })
     }
 
     /// This region's answer to a strong read elsewhere: its applied vector

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use meridian_core::RegionName;
+
+use crate::remote::RemoteError;
 
 /// Counters for `INFO stats` and `/metrics`.
 #[derive(Default, Debug)]
@@ -75,5 +77,17 @@ impl RespStats {
             Err(true) => s.no_answer += 1,
             Err(false) => s.not_sent += 1,
         }
+    }
+
+    /// Records in `map` a request to `region` sent at `sent` that ended
+    /// with `answer`.
+    pub fn record_answer<T>(
+        map: &Mutex<BTreeMap<RegionName, RemoteStats>>,
+        region: &RegionName,
+        sent: Instant,
+        answer: &Result<T, RemoteError>,
+    ) {
+        let outcome = answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown);
+        Self::record_remote(map, region, sent.elapsed(), outcome);
     }
 }

@@ -123,29 +123,9 @@ pub fn info(shared: &Shared, _: &mut Session, args: &[Bytes]) -> Reply {
             "server" => shared.info_server(),
             "clients" => shared.info_clients(),
             "memory" => shared.cluster.memory(),
-            "persistence" => vec![
-                ("loading".into(), "0".into()),
-                ("durability".into(), shared.durability.clone()),
-                (
-                    "aof_enabled".into(),
-                    if shared.durability == "fsync" {
-                        "1"
-                    } else {
-                        "0"
-                    }
-                    .into(),
-                ),
-            ],
+            "persistence" => shared.info_persistence(),
             "stats" => shared.info_stats(),
-            "replication" => {
-                let mut l = vec![
-                    ("role".to_string(), "master".to_string()),
-                    ("meridian_role".into(), "active-active".into()),
-                    ("region".into(), shared.region.to_string()),
-                ];
-                l.extend(shared.cluster.replication());
-                l
-            }
+            "replication" => shared.info_replication(),
             "keyspace" => match super::keys::keyspace(shared) {
                 Ok(Some(line)) => vec![("db0".into(), line)],
                 Ok(None) => vec![],
@@ -153,15 +133,7 @@ pub fn info(shared: &Shared, _: &mut Session, args: &[Bytes]) -> Reply {
             },
             _ => unreachable!("sections come from DEFAULT"),
         };
-        let title = {
-            let mut c = section.chars();
-            let first = c
-                .next()
-                .expect("section names are not empty")
-                .to_ascii_uppercase();
-            format!("{first}{}", c.as_str())
-        };
-        let _ = write!(text, "# {title}\r\n");
+        let _ = write!(text, "# {}\r\n", section_title(section));
         for (k, v) in lines {
             let _ = write!(text, "{k}:{v}\r\n");
         }
@@ -170,7 +142,40 @@ pub fn info(shared: &Shared, _: &mut Session, args: &[Bytes]) -> Reply {
     Reply::Verbatim(text)
 }
 
+/// `Server` for `server`: how `INFO` titles a section.
+fn section_title(section: &str) -> String {
+    let mut c = section.chars();
+    let first = c
+        .next()
+        .expect("section names are not empty")
+        .to_ascii_uppercase();
+    format!("{first}{}", c.as_str())
+}
+
 impl Shared {
+    /// `INFO persistence`.
+    pub fn info_persistence(&self) -> Vec<(String, String)> {
+        vec![
+            ("loading".into(), "0".into()),
+            ("durability".into(), self.durability.clone()),
+            (
+                "aof_enabled".into(),
+                if self.durability == "fsync" { "1" } else { "0" }.into(),
+            ),
+        ]
+    }
+
+    /// `INFO replication`: this region's role, then the node's lines.
+    pub fn info_replication(&self) -> Vec<(String, String)> {
+        let mut l = vec![
+            ("role".to_string(), "master".to_string()),
+            ("meridian_role".into(), "active-active".into()),
+            ("region".into(), self.region.to_string()),
+        ];
+        l.extend(self.cluster.replication());
+        l
+    }
+
     /// `INFO server`.
     pub fn info_server(&self) -> Vec<(String, String)> {
         let up = self.started.elapsed().as_secs();
