@@ -1,6 +1,9 @@
-//! The command table and what every command shares: lookup, arity and
-//! authentication checks (in Redis's order, with Redis's messages), the
-//! key → table mapping with each table's policy, and argument parsing.
+//! The commands and what every command shares: lookup, arity and
+//! authentication checks (in Redis's order, with Redis's messages) and
+//! argument parsing. The table itself is [`COMMANDS`] (`table.rs`); the
+//! commands live by family (`connection`, `server`, `meridian`, `keys`,
+//! `strings`, `hashes`, `sets`); the key → table mapping with each table's
+//! policy is [`crate::policy`].
 //!
 //! A command is one of:
 //! - a **read** ([`Handler::Read`]): runs against the local store;
