@@ -2,8 +2,8 @@
 //! decision the storage engine's writer runs against their current states,
 //! so read-modify-write commands (`INCR`, `SET NX`, `MSETNX`) are atomic
 //! without locks. Also the path of a plan through the engine: queued under
-//! its tables' epochs ([`Shared::queue_plan`]) and settled into a reply
-//! and a write token ([`settle`]).
+//! its tables' epochs (`Shared::queue_plan`) and settled into a reply
+//! and a write token (`settle`).
 //!
 //! Commands build plans ([`crate::cmd`]); connections and the command path
 //! ([`crate::server`], [`crate::exec`]) queue and settle them.
