@@ -11,7 +11,7 @@ use meridian_repl::{CallError, CallHandler, Calls};
 use meridian_resp::forward::{
     BoxFuture, CommitPoint, ForwardAnswer, ForwardRequest, Remote, RemoteError,
 };
-use meridian_resp::modes::{ChangeReport, ModeSpec};
+use meridian_resp::modes::{ChangeError, ChangeReport, ModeSpec};
 use serde::{Deserialize, Serialize};
 
 /// What one region asks another.
@@ -38,7 +38,7 @@ enum Ask {
 enum Answer {
     Forwarded(ForwardAnswer),
     CommitPoint(CommitPoint),
-    ModeChanged(Result<ChangeReport, String>),
+    ModeChanged(Result<ChangeReport, ChangeError>),
     /// The request could not be read (a newer or older peer).
     Undecodable(String),
 }
@@ -95,7 +95,7 @@ impl NodeRemote {
         table: String,
         mode: ModeSpec,
         timeout: Duration,
-    ) -> Result<Result<ChangeReport, String>, RemoteError> {
+    ) -> Result<Result<ChangeReport, ChangeError>, RemoteError> {
         match self
             .ask(coordinator, Ask::ChangeMode { table, mode }, timeout)
             .await?

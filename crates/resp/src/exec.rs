@@ -15,10 +15,13 @@ use meridian_store::db::LocalReply;
 use tokio::sync::oneshot;
 
 use crate::cmd::{self, Handler, Spec};
-use crate::forward::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
+use crate::error::ErrorReply;
+use crate::plan::settle;
+use crate::remote::{CommitPoint, ForwardRequest, RemoteError, FORWARD_TIMEOUT};
 use crate::reply::Reply;
-use crate::server::{settle, RespStats, Shared};
 use crate::session::{Consistency, Session};
+use crate::shared::Shared;
+use crate::stats::RespStats;
 
 /// How many times a strong read follows a moved home before giving up.
 pub const COMMIT_POINT_HOPS_MAX: usize = 3;
@@ -38,23 +41,23 @@ impl From<Reply> for Executed {
     }
 }
 
-/// Why a forwarded command got no answer, for the client.
-fn unreachable_message(spec: &Spec, region: &RegionName, e: &RemoteError) -> String {
+/// Why a forwarded command got no answer, for the client (retryable).
+fn unreachable_error(spec: &Spec, region: &RegionName, e: &RemoteError) -> ErrorReply {
     if !matches!(spec.handler, Handler::Write(_)) {
-        format!(
-            "TRYAGAIN read not answered by region {region}, which serves its keys: {}",
+        ErrorReply::retry(format_args!(
+            "read not answered by region {region}, which serves its keys: {}",
             e.message
-        )
+        ))
     } else if e.outcome_unknown {
-        format!(
-            "TRYAGAIN write forwarded to region {region}, which serves its keys, got no answer: {}; it may or may not have been applied",
+        ErrorReply::retry(format_args!(
+            "write forwarded to region {region}, which serves its keys, got no answer: {}; it may or may not have been applied",
             e.message
-        )
+        ))
     } else {
-        format!(
-            "TRYAGAIN write not forwarded to the home region {region}: {}; nothing was written",
+        ErrorReply::retry(format_args!(
+            "write not forwarded to the home region {region}: {}; nothing was written",
             e.message
-        )
+        ))
     }
 }
 
@@ -87,7 +90,10 @@ impl Shared {
     /// covers what was read).
     pub async fn read(&self, session: &mut Session, spec: &Spec, args: &[Bytes]) -> Reply {
         let Handler::Read(f) = spec.handler else {
-            return Reply::err(format!("internal error: '{}' is not a read", spec.name));
+            return Reply::Error(ErrorReply::internal(format_args!(
+                "'{}' is not a read",
+                spec.name
+            )));
         };
         if session.consistency == Consistency::Strong && spec.keyed() {
             if let Err(reply) = self.await_commit_points(session, spec, args).await {
@@ -184,11 +190,11 @@ impl Shared {
         if have >= regions {
             return reply;
         }
-        Reply::Error(format!(
-            "TRYAGAIN write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
+        Reply::Error(ErrorReply::retry(format_args!(
+            "write {} committed but applied in only {have} of the {regions} regions its global acknowledgement needs within {} ms; it is not lost and keeps replicating",
             write.to_token(),
             session.ack_timeout_ms
-        ))
+        )))
     }
 
     /// Sends a command to the region that serves its keys (a write to its
@@ -202,7 +208,7 @@ impl Shared {
         args: &[Bytes],
     ) -> Executed {
         let Some(remote) = self.remote.clone() else {
-            return Reply::err("internal error: no route to other regions").into();
+            return Reply::Error(ErrorReply::internal("no route to other regions")).into();
         };
         let tables: Vec<String> = spec.keys(args).map(|k| self.table_name_for(k)).collect();
         let request = ForwardRequest {
@@ -212,16 +218,11 @@ impl Shared {
         };
         let sent = std::time::Instant::now();
         let answer = remote.forward(home, request, FORWARD_TIMEOUT).await;
-        RespStats::record_remote(
-            &self.stats.forwarded,
-            home,
-            sent.elapsed(),
-            answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
-        );
+        RespStats::record_answer(&self.stats.forwarded, home, sent, &answer);
         let answer = match answer {
             Ok(answer) => answer,
             Err(e) => {
-                return Reply::Error(unreachable_message(spec, home, &e)).into();
+                return Reply::Error(unreachable_error(spec, home, &e)).into();
             }
         };
         session.token.merge(&answer.token);
@@ -245,8 +246,32 @@ impl Shared {
         spec: &Spec,
         args: &[Bytes],
     ) -> Result<(), Reply> {
-        // One table per home is enough to ask with: the answer is the
-        // home's whole applied vector.
+        let wait = Duration::from_millis(session.wait_ms);
+        for (table, home) in self.strong_read_homes(spec, args)? {
+            let Some((point, home)) = self.commit_point_of(session, &table, home).await? else {
+                continue;
+            };
+            if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
+                return Err(Reply::Error(ErrorReply::retry(format_args!(
+                    "this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
+                    self.region,
+                    point.to_token(),
+                    session.wait_ms
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// The homes a strong read of `args` must ask, each with one of its
+    /// tables: one table per home is enough to ask with, the answer is the
+    /// home's whole applied vector. A key outside a single-master table
+    /// refuses the read.
+    fn strong_read_homes(
+        &self,
+        spec: &Spec,
+        args: &[Bytes],
+    ) -> Result<Vec<(String, RegionName)>, Reply> {
         let mut homes: Vec<(String, RegionName)> = Vec::new();
         let topology = self.topology();
         for key in spec.keys(args) {
@@ -266,64 +291,62 @@ impl Shared {
                 }
             }
         }
+        Ok(homes)
+    }
+
+    /// `table`'s commit point and the home that gave it, starting at
+    /// `home`; `None` if this region is the home (every write of the table
+    /// commits here, after the writes of any home before: they precede the
+    /// move). A home that moved answers with where the table went; it is
+    /// followed, after learning the move here, a bounded number of times.
+    async fn commit_point_of(
+        &self,
+        session: &Session,
+        table: &str,
+        mut home: RegionName,
+    ) -> Result<Option<(VersionVector, RegionName)>, Reply> {
         let wait = Duration::from_millis(session.wait_ms);
-        for (table, mut home) in homes {
-            // A home that moved answers with where the table went; follow
-            // it, after learning the move here, a bounded number of times.
-            let mut hops = 0;
-            let point = loop {
-                if home == self.region {
-                    // Every write of the table commits here, after the
-                    // writes of any home before (they precede the move).
-                    break None;
-                }
-                let Some(remote) = self.remote.clone() else {
-                    return Err(Reply::err("internal error: no route to other regions"));
-                };
-                let sent = std::time::Instant::now();
-                let answer = remote.commit_point(&home, &table, FORWARD_TIMEOUT).await;
-                RespStats::record_remote(
-                    &self.stats.commit_points,
-                    &home,
-                    sent.elapsed(),
-                    answer.as_ref().map(|_| ()).map_err(|e| e.outcome_unknown),
-                );
-                let answer = answer.map_err(|e| {
-                    Reply::Error(format!(
-                        "TRYAGAIN strong read could not reach the home region {home}: {}",
-                        e.message
-                    ))
-                })?;
-                match answer {
-                    CommitPoint::Applied(vv) => break Some(vv),
-                    CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
-                        hops += 1;
-                        if !self.modes.wait_epoch(&table, epoch, wait).await {
-                            return Err(Reply::Error(format!(
-                                "TRYAGAIN table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
-                                self.region, session.wait_ms
-                            )));
-                        }
-                        home = to;
+        let mut hops = 0;
+        while home != self.region {
+            match self.ask_commit_point(&home, table).await? {
+                CommitPoint::Applied(vv) => return Ok(Some((vv, home))),
+                CommitPoint::Moved { home: to, epoch } if hops < COMMIT_POINT_HOPS_MAX => {
+                    hops += 1;
+                    if !self.modes.wait_epoch(table, epoch, wait).await {
+                        return Err(Reply::Error(ErrorReply::retry(format_args!(
+                            "table `{table}` moved to {to} (epoch {epoch}) and this region ({}) has not applied the move within {} ms",
+                            self.region, session.wait_ms
+                        ))));
                     }
-                    CommitPoint::Moved { home: to, .. } => {
-                        return Err(Reply::Error(format!(
-                            "TRYAGAIN table `{table}` keeps moving (last seen going to {to}); retry"
-                        )))
-                    }
+                    home = to;
                 }
-            };
-            let Some(point) = point else { continue };
-            if !self.db.covers(&point) && !self.db.wait_for(&point, wait).await {
-                return Err(Reply::Error(format!(
-                    "TRYAGAIN this region ({}) has not caught up with the home region {home}'s commit point {} within {} ms",
-                    self.region,
-                    point.to_token(),
-                    session.wait_ms
-                )));
+                CommitPoint::Moved { home: to, .. } => {
+                    return Err(Reply::Error(ErrorReply::retry(format_args!(
+                        "table `{table}` keeps moving (last seen going to {to}); retry"
+                    ))))
+                }
             }
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// Asks `home` for its commit point as `table`'s home, counting the
+    /// request in the stats.
+    async fn ask_commit_point(&self, home: &RegionName, table: &str) -> Result<CommitPoint, Reply> {
+        let Some(remote) = self.remote.clone() else {
+            return Err(Reply::Error(ErrorReply::internal(
+                "no route to other regions",
+            )));
+        };
+        let sent = std::time::Instant::now();
+        let answer = remote.commit_point(home, table, FORWARD_TIMEOUT).await;
+        RespStats::record_answer(&self.stats.commit_points, home, sent, &answer);
+        answer.map_err(|e| {
+            Reply::Error(ErrorReply::retry(format_args!(
+                "strong read could not reach the home region {home}: {}",
+                e.message
+            )))
+        })
     }
 
     /// This region's answer to a strong read elsewhere: its applied vector
@@ -354,12 +377,12 @@ impl Shared {
         if db.wait_for(token, wait).await {
             return Ok(());
         }
-        Err(Reply::Error(format!(
-            "TRYAGAIN this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
+        Err(Reply::Error(ErrorReply::retry(format_args!(
+            "this region ({}) has not applied token {} within {} ms (applied: {}); retry, or read where the write was made",
             self.region,
             token.to_token(),
             session.wait_ms,
             db.applied().to_token()
-        )))
+        ))))
     }
 }

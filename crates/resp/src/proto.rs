@@ -98,18 +98,7 @@ impl RequestDecoder {
                     let Some(n) = self.header(buf, "too big mbulk count string")? else {
                         return Ok(None);
                     };
-                    let max = if self.authenticated {
-                        self.limits.array_len_max as i64
-                    } else {
-                        UNAUTHENTICATED_ARRAY_LEN_MAX as i64
-                    };
-                    if n > max {
-                        return Err(ProtocolError::new(if self.authenticated {
-                            "invalid multibulk length"
-                        } else {
-                            "unauthenticated multibulk length"
-                        }));
-                    }
+                    self.check_array_len(n)?;
                     if n <= 0 {
                         // `*0` and `*-1` are empty requests: skipped.
                         continue;
@@ -131,18 +120,7 @@ impl RequestDecoder {
                     let Some(len) = self.header(buf, "too big bulk count string")? else {
                         return Ok(None);
                     };
-                    let max = if self.authenticated {
-                        self.limits.bulk_bytes_max as i64
-                    } else {
-                        UNAUTHENTICATED_BULK_BYTES_MAX as i64
-                    };
-                    if len < 0 || len > max {
-                        return Err(ProtocolError::new(if self.authenticated || len < 0 {
-                            "invalid bulk length"
-                        } else {
-                            "unauthenticated bulk length"
-                        }));
-                    }
+                    self.check_bulk_len(len)?;
                     let len = len as usize;
                     buf.reserve((len + 2).min(RESERVE_AHEAD_MAX));
                     self.state = State::Bulk { remaining, len };
@@ -166,6 +144,42 @@ impl RequestDecoder {
                 }
             }
         }
+    }
+
+    /// Refuses a request of more than the allowed `n` arguments (fewer
+    /// before authentication).
+    fn check_array_len(&self, n: i64) -> Result<(), ProtocolError> {
+        let max = if self.authenticated {
+            self.limits.array_len_max as i64
+        } else {
+            UNAUTHENTICATED_ARRAY_LEN_MAX as i64
+        };
+        if n > max {
+            return Err(ProtocolError::new(if self.authenticated {
+                "invalid multibulk length"
+            } else {
+                "unauthenticated multibulk length"
+            }));
+        }
+        Ok(())
+    }
+
+    /// Refuses a negative or too long bulk string (shorter ones before
+    /// authentication).
+    fn check_bulk_len(&self, len: i64) -> Result<(), ProtocolError> {
+        let max = if self.authenticated {
+            self.limits.bulk_bytes_max as i64
+        } else {
+            UNAUTHENTICATED_BULK_BYTES_MAX as i64
+        };
+        if len < 0 || len > max {
+            return Err(ProtocolError::new(if self.authenticated || len < 0 {
+                "invalid bulk length"
+            } else {
+                "unauthenticated bulk length"
+            }));
+        }
+        Ok(())
     }
 
     /// Reads a `*N` / `$N` header line; `None` when incomplete.
@@ -264,24 +278,9 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
             };
             match quote {
                 Some(b'"') => {
-                    if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
-                        let hex = |b: u8| (b as char).to_digit(16);
-                        if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
-                            arg.push((h * 16 + l) as u8);
-                            i += 4;
-                            continue;
-                        }
-                    }
-                    if c == b'\\' && i + 1 < line.len() {
-                        arg.push(match line[i + 1] {
-                            b'n' => b'\n',
-                            b'r' => b'\r',
-                            b't' => b'\t',
-                            b'b' => 8,
-                            b'a' => 7,
-                            other => other,
-                        });
-                        i += 2;
+                    if let Some((byte, len)) = double_quoted_escape(line, i) {
+                        arg.push(byte);
+                        i += len;
                         continue;
                     }
                     if c == b'"' {
@@ -319,6 +318,32 @@ pub fn split_inline(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         args.push(arg);
     }
+}
+
+/// The escape at `line[i]` inside double quotes, if one starts there:
+/// the byte it stands for and its length (`\\x41` is 4, `\\n` is 2).
+fn double_quoted_escape(line: &[u8], i: usize) -> Option<(u8, usize)> {
+    if line[i] != b'\\' {
+        return None;
+    }
+    if i + 3 < line.len() && line[i + 1] == b'x' {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+            return Some(((h * 16 + l) as u8, 4));
+        }
+    }
+    if i + 1 < line.len() {
+        let byte = match line[i + 1] {
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'b' => 8,
+            b'a' => 7,
+            other => other,
+        };
+        return Some((byte, 2));
+    }
+    None
 }
 
 /// Bytes that separate inline arguments. The same set ends an argument

@@ -5,6 +5,8 @@
 
 use bytes::{BufMut, BytesMut};
 
+use crate::error::ErrorReply;
+
 /// One reply.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Reply {
@@ -12,8 +14,9 @@ pub enum Reply {
     Ok,
     /// A simple string (no CR or LF inside).
     Simple(String),
-    /// An error; the text starts with its code (`ERR`, `WRONGTYPE`, ...).
-    Error(String),
+    /// An error: its kind and its line, which starts with its code (`ERR`,
+    /// `WRONGTYPE`, ...); see [`crate::error`].
+    Error(ErrorReply),
     /// An integer.
     Int(i64),
     /// A bulk string.
@@ -37,9 +40,10 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// An error reply with Redis's generic code.
+    /// An error reply with Redis's generic code: a request that is wrong
+    /// ([`ErrorReply::invalid`]).
     pub fn err(msg: impl std::fmt::Display) -> Reply {
-        Reply::Error(format!("ERR {msg}"))
+        Reply::Error(ErrorReply::invalid(msg))
     }
 
     /// A bulk string from text.
@@ -63,9 +67,10 @@ impl Reply {
         match self {
             Reply::Ok => out.put_slice(b"+OK\r\n"),
             Reply::Simple(s) => line(out, b'+', s.as_bytes()),
-            Reply::Error(s) => {
+            Reply::Error(e) => {
                 // An error line must not break the framing.
-                let clean: String = s
+                let clean: String = e
+                    .line()
                     .chars()
                     .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
                     .collect();
@@ -137,7 +142,8 @@ impl Reply {
                     .map(|(k, v)| k.encoded_len() + v.encoded_len())
                     .sum::<usize>()
             }
-            Reply::Simple(s) | Reply::Error(s) | Reply::Verbatim(s) => s.len() + 16,
+            Reply::Simple(s) | Reply::Verbatim(s) => s.len() + 16,
+            Reply::Error(e) => e.line().len() + 16,
             _ => 24,
         }
     }
@@ -164,5 +170,11 @@ fn format_double(d: f64) -> String {
         "nan".to_string()
     } else {
         format!("{d}")
+    }
+}
+
+impl From<ErrorReply> for Reply {
+    fn from(e: ErrorReply) -> Self {
+        Reply::Error(e)
     }
 }

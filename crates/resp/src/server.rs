@@ -12,403 +12,43 @@
 //! and connections per node (the next one gets Redis's "max number of
 //! clients reached" and is closed).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use meridian_core::config::{RespConfig, WriteAck};
-use meridian_core::{RegionName, Topology, VersionVector};
-use meridian_store::db::{Db, DbError, DecideMany, LocalReply};
+use meridian_core::config::WriteAck;
+use meridian_store::db::LocalReply;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::{self, Handler, WritePlan};
-use crate::forward::Remote;
-use crate::modes::Modes;
-use crate::proto::{Limits, RequestDecoder};
+use crate::cmd::{self, Handler};
+use crate::error::ErrorReply;
+use crate::plan::WritePlan;
+use crate::proto::RequestDecoder;
 use crate::reply::Reply;
 use crate::session::Session;
+use crate::shared::Shared;
 
-/// SCAN cursors a node keeps; the oldest is forgotten first.
-pub const CURSORS_MAX: usize = 10_000;
+// The shared state's items lived here before `shared.rs` and `stats.rs`
+// held them; their old paths still name them.
+pub use crate::shared::{
+    ClusterInfo, Cursors, SharedLimits, CURSORS_MAX, GLOBAL_ACK_TIMEOUT_MS_DEFAULT,
+};
+pub use crate::stats::{RemoteStats, RespStats};
 
 /// Writes a connection may have queued before it waits for the oldest.
 pub const WRITES_IN_FLIGHT_MAX: usize = 1024;
-
-/// How long a write acknowledged globally waits for the regions it needs,
-/// unless the connection set another timeout (`MERIDIAN.ACK`).
-pub const GLOBAL_ACK_TIMEOUT_MS_DEFAULT: u64 = 5_000;
 
 /// Reply bytes buffered before they are written out mid-pipeline.
 const FLUSH_BYTES: usize = 64 * 1024;
 
 /// Bytes read from the socket at a time (at least).
 const READ_CHUNK: usize = 16 * 1024;
-
-/// What the node tells the endpoint about the cluster, for `INFO`.
-pub trait ClusterInfo: Send + Sync + 'static {
-    /// `# Replication` lines after `role`: regions, links, lag.
-    fn replication(&self) -> Vec<(String, String)>;
-    /// `# Memory` lines.
-    fn memory(&self) -> Vec<(String, String)>;
-}
-
-/// Counters for `INFO stats` and `/metrics`.
-#[derive(Default, Debug)]
-pub struct RespStats {
-    /// Connections accepted.
-    pub connections_received: AtomicU64,
-    /// Connections refused at `connections_max`.
-    pub rejected_connections: AtomicU64,
-    /// Commands run.
-    pub commands_processed: AtomicU64,
-    /// Error replies sent.
-    pub error_replies: AtomicU64,
-    /// Connections closed for a protocol error.
-    pub protocol_errors: AtomicU64,
-    /// Failed `AUTH`/`HELLO AUTH`.
-    pub auth_failures: AtomicU64,
-    /// Connections open now.
-    pub connected: AtomicUsize,
-    /// Connections blocked in `WAIT` now.
-    pub blocked: AtomicUsize,
-    /// Commands forwarded to other regions, per region.
-    pub forwarded: Mutex<BTreeMap<RegionName, RemoteStats>>,
-    /// Strong reads' commit-point questions, per home region.
-    pub commit_points: Mutex<BTreeMap<RegionName, RemoteStats>>,
-}
-
-/// Requests to one other region: how long they took and how they ended.
-#[derive(Default)]
-pub struct RemoteStats {
-    /// Send to answer, for the requests that got one.
-    pub seconds: meridian_store::histogram::Histogram,
-    /// Answered (the answer may be an error reply of the command).
-    pub answered: u64,
-    /// Not sent: link down, queue full, too large.
-    pub not_sent: u64,
-    /// Sent, no answer in time (a write's outcome is unknown).
-    pub no_answer: u64,
-}
-
-impl std::fmt::Debug for RemoteStats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteStats")
-            .field("answered", &self.answered)
-            .field("not_sent", &self.not_sent)
-            .field("no_answer", &self.no_answer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RespStats {
-    /// Records one request to `region` in `map`.
-    pub fn record_remote(
-        map: &Mutex<BTreeMap<RegionName, RemoteStats>>,
-        region: &RegionName,
-        took: Duration,
-        outcome: Result<(), bool>,
-    ) {
-        let mut map = map.lock().expect("stats lock is never poisoned");
-        let s = map.entry(region.clone()).or_default();
-        match outcome {
-            Ok(()) => {
-                s.answered += 1;
-                s.seconds.observe(took.as_secs_f64());
-            }
-            Err(true) => s.no_answer += 1,
-            Err(false) => s.not_sent += 1,
-        }
-    }
-}
-
-/// SCAN positions by cursor id.
-#[derive(Default)]
-pub struct Cursors {
-    next: u64,
-    order: VecDeque<u64>,
-    positions: HashMap<u64, (usize, Vec<u8>)>,
-}
-
-impl Cursors {
-    /// Stores a position and returns its cursor (never 0).
-    pub fn put(&mut self, pos: (usize, Vec<u8>)) -> u64 {
-        // Ids are not guessable in order from other connections' ids, and
-        // never 0 (the start cursor).
-        self.next = self.next.wrapping_add(0x9E37_79B9_7F4A_7C15) | 1;
-        let id = self.next & ((1 << 53) - 1);
-        if self.order.len() >= CURSORS_MAX {
-            if let Some(old) = self.order.pop_front() {
-                self.positions.remove(&old);
-            }
-        }
-        self.order.push_back(id);
-        self.positions.insert(id, pos);
-        id
-    }
-
-    /// The position of a cursor, if it is still known. It stays known: a
-    /// client may retry the same SCAN call.
-    pub fn get(&self, id: u64) -> Option<(usize, Vec<u8>)> {
-        self.positions.get(&id).cloned()
-    }
-}
-
-/// What every connection of the node shares.
-pub struct Shared {
-    /// The storage engine.
-    pub db: Db,
-    /// Table modes now: the topology with run-time changes (see
-    /// [`crate::modes`]).
-    pub modes: Arc<Modes>,
-    /// This region.
-    pub region: RegionName,
-    /// Auth and limits.
-    pub resp: RespConfig,
-    /// Framing limits, from `resp`.
-    pub limits: SharedLimits,
-    /// `fsync` or `none`, for `INFO persistence`.
-    pub durability: String,
-    /// Cluster facts for `INFO`.
-    pub cluster: Arc<dyn ClusterInfo>,
-    /// SCAN cursors.
-    pub cursors: Mutex<Cursors>,
-    /// Counters.
-    pub stats: RespStats,
-    /// Where it listens.
-    pub addr: SocketAddr,
-    /// Other regions, for forwarded writes and strong reads (`None`: a
-    /// single-master table's writes outside its home are refused).
-    pub remote: Option<Arc<dyn Remote>>,
-    next_id: AtomicU64,
-    started: Instant,
-}
-
-/// The limits connections apply.
-#[derive(Clone, Copy, Debug)]
-pub struct SharedLimits {
-    /// Largest bulk string.
-    pub bulk_bytes_max: usize,
-    /// Largest reply.
-    pub reply_bytes_max: usize,
-    /// Framing.
-    pub proto: Limits,
-}
-
-impl Shared {
-    /// State for a node's endpoint, with the table modes it applies (read
-    /// from the store before anything is served).
-    pub fn new(
-        db: Db,
-        modes: Arc<Modes>,
-        region: RegionName,
-        durability: String,
-        cluster: Arc<dyn ClusterInfo>,
-        addr: SocketAddr,
-    ) -> Self {
-        let resp = modes.topology().resp.clone();
-        let limits = SharedLimits {
-            bulk_bytes_max: resp.bulk_bytes_max,
-            reply_bytes_max: resp.reply_bytes_max,
-            proto: Limits {
-                bulk_bytes_max: resp.bulk_bytes_max,
-                array_len_max: resp.array_len_max,
-                inline_bytes_max: resp.inline_bytes_max,
-            },
-        };
-        Shared {
-            db,
-            modes,
-            region,
-            resp,
-            limits,
-            durability,
-            cluster,
-            cursors: Mutex::new(Cursors::default()),
-            stats: RespStats::default(),
-            addr,
-            remote: None,
-            next_id: AtomicU64::new(1),
-            started: Instant::now(),
-        }
-    }
-
-    /// The topology as this region applies it now (tables, modes,
-    /// policies, regions).
-    pub fn topology(&self) -> Arc<Topology> {
-        self.modes.topology()
-    }
-
-    /// The same endpoint, forwarding through `remote`.
-    pub fn with_remote(mut self, remote: Arc<dyn Remote>) -> Self {
-        self.remote = Some(remote);
-        self
-    }
-
-    /// Queues a write plan at the engine: the commit to wait for and the
-    /// reply its decision chose.
-    pub(crate) async fn queue_plan(
-        &self,
-        plan: WritePlan,
-    ) -> Result<(LocalReply, oneshot::Receiver<Reply>), Reply> {
-        let (tx, rx) = oneshot::channel();
-        let decide = plan.decide;
-        let stamp = self
-            .modes
-            .stamp(plan.keys.iter().map(|(table, _)| table.as_str()));
-        let modes = self.modes.clone();
-        let here = self.region.clone();
-        let decide: DecideMany = Box::new(move |states, now| {
-            // Decided under the mode it was planned in, or not at all.
-            if let Some(why) = modes.refuse(&stamp, &here) {
-                return Err(why);
-            }
-            let (ops, reply) = decide(states, now)?;
-            let _ = tx.send(reply);
-            Ok(ops)
-        });
-        let commit = self
-            .db
-            .submit_many(plan.keys, decide)
-            .await
-            .map_err(|e| Reply::err(format!("write not stored: {e}")))?;
-        Ok((commit, rx))
-    }
-
-    /// How writes to these tables are acknowledged by default: the
-    /// strictest of their tables' settings.
-    pub fn table_ack<'a>(&self, tables: impl Iterator<Item = &'a str>) -> WriteAck {
-        self.modes.with_topology(|topology| {
-            let mut ack = WriteAck::Local;
-            for name in tables {
-                if let Some(t) = topology.tables.iter().find(|t| t.name == name) {
-                    ack = match (ack, t.write_ack) {
-                        (WriteAck::Global { regions: a }, WriteAck::Global { regions: b }) => {
-                            WriteAck::Global { regions: a.max(b) }
-                        }
-                        (WriteAck::Local, other) => other,
-                        (global, WriteAck::Local) => global,
-                    };
-                }
-            }
-            ack
-        })
-    }
-
-    /// Waits until `regions` regions — this one and peers — have applied
-    /// `write`, for at most `timeout`; returns how many have.
-    pub async fn wait_applied(
-        &self,
-        write: &VersionVector,
-        regions: usize,
-        timeout: Duration,
-    ) -> usize {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let here = self.db.covers(write) || self.db.wait_for(write, timeout).await;
-        if !here {
-            return self.db.peers_covering(write);
-        }
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let peers = regions.saturating_sub(1);
-        let have = if peers == 0 {
-            self.db.peers_covering(write)
-        } else {
-            self.db
-                .wait_for_peers(write, peers, Some(left.max(Duration::from_millis(1))))
-                .await
-        };
-        1 + have
-    }
-
-    /// `INFO server`.
-    pub fn info_server(&self) -> Vec<(String, String)> {
-        let up = self.started.elapsed().as_secs();
-        vec![
-            ("redis_version".into(), cmd::server::REDIS_VERSION.into()),
-            ("meridian_version".into(), env!("CARGO_PKG_VERSION").into()),
-            ("redis_mode".into(), "standalone".into()),
-            ("arch_bits".into(), (usize::BITS).to_string()),
-            ("process_id".into(), std::process::id().to_string()),
-            ("tcp_port".into(), self.addr.port().to_string()),
-            ("uptime_in_seconds".into(), up.to_string()),
-            ("uptime_in_days".into(), (up / 86_400).to_string()),
-        ]
-    }
-
-    /// `INFO clients`.
-    pub fn info_clients(&self) -> Vec<(String, String)> {
-        vec![
-            (
-                "connected_clients".into(),
-                self.stats.connected.load(Ordering::Relaxed).to_string(),
-            ),
-            ("maxclients".into(), self.resp.connections_max.to_string()),
-            (
-                "blocked_clients".into(),
-                self.stats.blocked.load(Ordering::Relaxed).to_string(),
-            ),
-        ]
-    }
-
-    /// `INFO stats`.
-    pub fn info_stats(&self) -> Vec<(String, String)> {
-        let s = &self.stats;
-        let n = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
-        vec![
-            (
-                "total_connections_received".into(),
-                n(&s.connections_received),
-            ),
-            ("total_commands_processed".into(), n(&s.commands_processed)),
-            ("rejected_connections".into(), n(&s.rejected_connections)),
-            ("total_error_replies".into(), n(&s.error_replies)),
-            ("protocol_errors".into(), n(&s.protocol_errors)),
-            ("auth_failures".into(), n(&s.auth_failures)),
-        ]
-    }
-
-    /// `CONFIG GET` parameters.
-    pub fn config_params(&self) -> Vec<(&'static str, String)> {
-        let r = &self.resp;
-        vec![
-            ("maxclients", r.connections_max.to_string()),
-            ("proto-max-bulk-len", r.bulk_bytes_max.to_string()),
-            ("databases", "1".into()),
-            (
-                "appendonly",
-                if self.durability == "fsync" {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .into(),
-            ),
-            (
-                "appendfsync",
-                if self.durability == "fsync" {
-                    "always"
-                } else {
-                    "no"
-                }
-                .into(),
-            ),
-            ("save", String::new()),
-            ("timeout", "0".into()),
-            ("port", self.addr.port().to_string()),
-            ("bind", self.addr.ip().to_string()),
-            ("maxmemory", "0".into()),
-            (
-                "requirepass",
-                if r.auth_required() { "********" } else { "" }.into(),
-            ),
-        ]
-    }
-}
 
 /// Serves the endpoint on `listener` until `shutdown`.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
@@ -466,39 +106,6 @@ enum Pending {
         reply: oneshot::Receiver<Reply>,
         ack: WriteAck,
     },
-}
-
-/// Waits for a write queued in `region`: its reply, and the write itself as
-/// a token, `region:seq` of its newest entry (`None` if it wrote nothing or
-/// failed).
-pub(crate) async fn settle(
-    region: &RegionName,
-    commit: LocalReply,
-    mut reply: oneshot::Receiver<Reply>,
-) -> (Reply, Option<VersionVector>) {
-    match commit.await {
-        Ok(Ok(outcomes)) => {
-            let write = outcomes
-                .iter()
-                .filter_map(|o| o.entry.as_ref().map(|e| e.seq))
-                .max()
-                .map(|seq| {
-                    let mut write = VersionVector::new();
-                    write.advance(region, seq);
-                    write
-                });
-            let reply = reply
-                .try_recv()
-                .unwrap_or_else(|_| Reply::err("internal error: no reply decided"));
-            (reply, write)
-        }
-        Ok(Err(DbError::Rejected(msg))) => (Reply::Error(msg), None),
-        Ok(Err(e)) => (Reply::err(format!("write not stored: {e}")), None),
-        Err(_) => (
-            Reply::err("write not stored: the storage engine stopped"),
-            None,
-        ),
-    }
 }
 
 /// One connection's loop.
@@ -643,7 +250,7 @@ async fn connection(
                 Err(e) => {
                     shared.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
                     conn.resolve_all().await;
-                    conn.encode(Reply::Error(e.0));
+                    conn.encode(Reply::Error(ErrorReply::from(e)));
                     return conn.flush().await;
                 }
             };

@@ -7,7 +7,7 @@ use meridian_core::config::WriteAck;
 use meridian_core::VersionVector;
 use meridian_store::db::Db;
 
-use crate::server::GLOBAL_ACK_TIMEOUT_MS_DEFAULT;
+use crate::shared::GLOBAL_ACK_TIMEOUT_MS_DEFAULT;
 
 /// How far a connection's reads may lag (`MERIDIAN.CONSISTENCY`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -119,7 +119,7 @@ async fn run(
     let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
     let done = shared.execute(session, &args).await;
     match done.reply {
-        Reply::Error(msg) => Err(ApiError::from_error_reply(msg)),
+        Reply::Error(msg) => Err(ApiError::from(msg)),
         _ => Ok(done),
     }
 }
@@ -254,7 +254,7 @@ pub async fn get(
             match done.reply {
                 Reply::Bulk(b) => b,
                 Reply::Nil => return Err(ApiError::NotFound("no such key".into())),
-                Reply::Error(e) => return Err(ApiError::from_error_reply(e)),
+                Reply::Error(e) => return Err(ApiError::from(e)),
                 other => {
                     return Err(ApiError::Internal(format!(
                         "unexpected reply to GET: {other:?}"
@@ -302,7 +302,7 @@ pub async fn get(
 
 fn reply_error(r: Reply) -> ApiError {
     match r {
-        Reply::Error(msg) => ApiError::from_error_reply(msg),
+        Reply::Error(msg) => ApiError::from(msg),
         other => ApiError::Internal(format!("{other:?}")),
     }
 }

@@ -8,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use meridian_api::auth::ErrorBody;
+use meridian_resp::modes::ChangeError;
+use meridian_resp::{ErrorKind, ErrorReply};
 
 /// A failed request; the body is `{"error": message}`.
 #[derive(Debug)]
@@ -59,38 +61,30 @@ impl ApiError {
     }
 }
 
-impl ApiError {
-    /// A Redis error reply as an HTTP error.
-    // TODO(issue 18): sorted by the reply's kind once the endpoint's error
-    // replies carry one; until then by their code and text.
-    pub fn from_error_reply(msg: String) -> ApiError {
-        if msg.starts_with("TRYAGAIN") || msg.contains("write not stored") {
-            ApiError::Unavailable(msg)
-        } else if msg.starts_with("READONLY")
-            || msg.starts_with("WRONGTYPE")
-            || msg.contains("is pinned to")
-            || msg.contains("resolves conflicts as")
-        {
-            ApiError::Conflict(msg)
-        } else {
-            ApiError::BadRequest(msg)
+impl From<ErrorReply> for ApiError {
+    /// A Redis error reply, by its kind.
+    fn from(e: ErrorReply) -> ApiError {
+        let line = e.line().to_string();
+        match e.kind() {
+            ErrorKind::Retry | ErrorKind::NotStored => ApiError::Unavailable(line),
+            ErrorKind::ReadOnly | ErrorKind::WrongType | ErrorKind::Refused => {
+                ApiError::Conflict(line)
+            }
+            ErrorKind::Invalid | ErrorKind::NoAuth | ErrorKind::Internal => {
+                ApiError::BadRequest(line)
+            }
         }
     }
 }
 
-impl ApiError {
-    /// A refused table mode change as an HTTP error.
-    // TODO(issue 18): sorted by the change error's variant once the
-    // coordinator's errors carry one; until then by their text.
-    pub fn from_change_error(msg: String) -> ApiError {
-        if msg.starts_with("TRYAGAIN") {
-            ApiError::Unavailable(msg)
-        } else if msg.starts_with("unknown table") {
-            ApiError::NotFound(msg)
-        } else if msg.contains("is pinned") {
-            ApiError::Conflict(msg)
-        } else {
-            ApiError::BadRequest(msg)
+impl From<ChangeError> for ApiError {
+    /// A refused table mode change, by its variant.
+    fn from(e: ChangeError) -> ApiError {
+        let text = e.to_string();
+        match e {
+            ChangeError::Retry(_) => ApiError::Unavailable(text),
+            ChangeError::UnknownTable(_) => ApiError::NotFound(text),
+            ChangeError::Invalid(_) | ChangeError::NotStored(_) => ApiError::BadRequest(text),
         }
     }
 }

@@ -76,7 +76,7 @@ pub async fn change(
     };
     result
         .map(|r| Json(change_report(r)))
-        .map_err(ApiError::from_change_error)
+        .map_err(ApiError::from)
 }
 
 fn change_report(r: meridian_resp::modes::ChangeReport) -> ChangeReport {

@@ -7,10 +7,12 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{expect_kind, int_arg, live, WriteKind, WritePlan, OVERFLOW};
+use super::{expect_kind, int_arg, live};
+use crate::error::ErrorReply;
+use crate::plan::{WriteKind, WritePlan};
 use crate::reply::Reply;
-use crate::server::Shared;
 use crate::session::Session;
+use crate::shared::Shared;
 
 fn field<'a>(state: &'a KeyState, name: &[u8]) -> Option<&'a [u8]> {
     state.hash.get(name).and_then(|f| f.value.as_deref())
@@ -20,7 +22,7 @@ fn field<'a>(state: &'a KeyState, name: &[u8]) -> Option<&'a [u8]> {
 fn read_hash(shared: &Shared, key: &[u8]) -> Result<Option<KeyState>, Reply> {
     let state = shared.read_live(key)?;
     match &state {
-        Some(s) if s.kind() != Some(Kind::Hash) => Err(Reply::Error(super::WRONGTYPE.into())),
+        Some(s) if s.kind() != Some(Kind::Hash) => Err(Reply::Error(ErrorReply::wrong_type())),
         _ => Ok(state),
     }
 }
@@ -106,9 +108,11 @@ pub fn hincrby(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
             Some(v) => std::str::from_utf8(v)
                 .ok()
                 .and_then(|t| t.parse::<i64>().ok())
-                .ok_or("ERR hash value is not an integer")?,
+                .ok_or_else(|| ErrorReply::invalid("hash value is not an integer"))?,
         };
-        let next = current.checked_add(delta).ok_or(OVERFLOW)?;
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(ErrorReply::overflow)?;
         Ok((
             Some(Op::HashSet {
                 target: KeyState::typed_target(cur, now),

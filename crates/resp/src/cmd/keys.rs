@@ -4,11 +4,13 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{int_arg, is, live, now_ms, WriteKind, WritePlan, SYNTAX};
+use super::{int_arg, is, live, now_ms};
+use crate::error::ErrorReply;
 use crate::glob;
+use crate::plan::{WriteKind, WritePlan};
 use crate::reply::Reply;
-use crate::server::Shared;
 use crate::session::Session;
+use crate::shared::Shared;
 
 /// Keys read per store call while iterating (`SCAN`, `KEYS`, `DBSIZE`).
 const SCAN_PAGE: usize = 1024;
@@ -126,7 +128,7 @@ fn expire_generic(
             "GT and LT options at the same time are not compatible",
         ));
     }
-    let invalid = || Reply::Error(format!("ERR invalid expire time in '{cmd}' command"));
+    let invalid = || Reply::Error(ErrorReply::invalid_expire(cmd));
     let ms = n.checked_mul(scale).ok_or_else(invalid)?;
     shared.plan_one(&args[1], WriteKind::Key, cmd, move |cur, now| {
         let Some(state) = live(cur, now) else {
@@ -137,10 +139,10 @@ fn expire_generic(
         } else {
             (now as i64)
                 .checked_add(ms)
-                .ok_or_else(|| format!("ERR invalid expire time in '{cmd}' command"))?
+                .ok_or_else(|| ErrorReply::invalid_expire(cmd))?
         };
         if at >= 1 << 48 {
-            return Err(format!("ERR invalid expire time in '{cmd}' command"));
+            return Err(ErrorReply::invalid_expire(cmd));
         }
         if !when.allows(state.expires_at_ms(), at) {
             return Ok((None, Reply::Int(0)));
@@ -239,7 +241,7 @@ fn walk(
         let page = shared
             .db
             .scan(&tables[table], after.as_deref(), want)
-            .map_err(|e| Reply::err(format!("storage error: {e}")))?;
+            .map_err(|e| Reply::Error(ErrorReply::storage(e)))?;
         let full = page.len() == want;
         for (key, state) in &page {
             if !state.is_absent(now) && !f(key, state) {
@@ -331,20 +333,20 @@ pub fn scan(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
     let mut i = 2;
     while i < args.len() {
         let Some(value) = args.get(i + 1) else {
-            return Reply::Error(SYNTAX.into());
+            return Reply::Error(ErrorReply::syntax());
         };
         if is(&args[i], "MATCH") {
             pattern = Some(value.to_vec());
         } else if is(&args[i], "COUNT") {
             match int_arg(value) {
                 Ok(n) if n >= 1 => count = (n as usize).min(SCAN_COUNT_MAX),
-                Ok(_) => return Reply::Error(SYNTAX.into()),
+                Ok(_) => return Reply::Error(ErrorReply::syntax()),
                 Err(r) => return r,
             }
         } else if is(&args[i], "TYPE") {
             type_ = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
         } else {
-            return Reply::Error(SYNTAX.into());
+            return Reply::Error(ErrorReply::syntax());
         }
         i += 2;
     }

@@ -6,10 +6,12 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{expect_kind, live, WriteKind, WritePlan};
+use super::{expect_kind, live};
+use crate::error::ErrorReply;
+use crate::plan::{WriteKind, WritePlan};
 use crate::reply::Reply;
-use crate::server::Shared;
 use crate::session::Session;
+use crate::shared::Shared;
 
 fn present(state: &KeyState, member: &[u8]) -> bool {
     state.set.get(member).is_some_and(|m| m.present())
@@ -18,7 +20,7 @@ fn present(state: &KeyState, member: &[u8]) -> bool {
 fn read_set(shared: &Shared, key: &[u8]) -> Result<Option<KeyState>, Reply> {
     let state = shared.read_live(key)?;
     match &state {
-        Some(s) if s.kind() != Some(Kind::Set) => Err(Reply::Error(super::WRONGTYPE.into())),
+        Some(s) if s.kind() != Some(Kind::Set) => Err(Reply::Error(ErrorReply::wrong_type())),
         _ => Ok(state),
     }
 }

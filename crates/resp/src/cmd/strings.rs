@@ -11,19 +11,18 @@ use bytes::Bytes;
 use meridian_core::record::{KeyState, Kind};
 use meridian_core::Op;
 
-use super::{expect_kind, int_arg, is, live, WriteKind, WritePlan, NOT_INTEGER, OVERFLOW, SYNTAX};
+use super::{expect_kind, int_arg, is, live};
+use crate::error::ErrorReply;
+use crate::plan::{WriteKind, WritePlan};
 use crate::reply::Reply;
-use crate::server::Shared;
 use crate::session::Session;
+use crate::shared::Shared;
 
 /// The current string value of a live key, or WRONGTYPE.
-fn string_of(state: Option<&KeyState>) -> Result<Option<Vec<u8>>, String> {
+fn string_of(state: Option<&KeyState>) -> Result<Option<Vec<u8>>, ErrorReply> {
     match state {
         None => Ok(None),
-        Some(s) => s
-            .bytes()
-            .map(Some)
-            .ok_or_else(|| super::WRONGTYPE.to_string()),
+        Some(s) => s.bytes().map(Some).ok_or_else(ErrorReply::wrong_type),
     }
 }
 
@@ -34,7 +33,7 @@ pub fn get(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Nil,
         Ok(Some(s)) => match s.bytes() {
             Some(b) => Reply::Bulk(b),
-            None => Reply::Error(super::WRONGTYPE.into()),
+            None => Reply::Error(ErrorReply::wrong_type()),
         },
     }
 }
@@ -58,7 +57,7 @@ pub fn strlen(shared: &Shared, _: &Session, args: &[Bytes]) -> Reply {
         Ok(None) => Reply::Int(0),
         Ok(Some(s)) => match s.bytes() {
             Some(b) => Reply::Int(b.len() as i64),
-            None => Reply::Error(super::WRONGTYPE.into()),
+            None => Reply::Error(ErrorReply::wrong_type()),
         },
     }
 }
@@ -74,8 +73,8 @@ enum Ttl {
 
 impl Ttl {
     /// The absolute deadline, or Redis's error for a bad one.
-    fn deadline(self, now: u64, cmd: &str) -> Result<u64, String> {
-        let bad = || format!("ERR invalid expire time in '{cmd}' command");
+    fn deadline(self, now: u64, cmd: &str) -> Result<u64, ErrorReply> {
+        let bad = || ErrorReply::invalid_expire(cmd);
         let at = match self {
             Ttl::In(ms) if ms <= 0 => return Err(bad()),
             Ttl::In(ms) => (now as i64).checked_add(ms).ok_or_else(bad)?,
@@ -107,12 +106,14 @@ fn ttl_option(args: &[Bytes], i: usize) -> Result<Option<Ttl>, Reply> {
     let Some((scale, absolute)) = scale else {
         return Ok(None);
     };
-    let n = args.get(i + 1).ok_or_else(|| Reply::Error(SYNTAX.into()))?;
+    let n = args
+        .get(i + 1)
+        .ok_or_else(|| Reply::Error(ErrorReply::syntax()))?;
     let n = int_arg(n)?;
     let cmd = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
     let ms = n
         .checked_mul(scale)
-        .ok_or_else(|| Reply::Error(format!("ERR invalid expire time in '{cmd}' command")))?;
+        .ok_or_else(|| Reply::Error(ErrorReply::invalid_expire(&cmd)))?;
     Ok(Some(if absolute { Ttl::At(ms) } else { Ttl::In(ms) }))
 }
 
@@ -133,12 +134,12 @@ pub fn set(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
             keepttl = true;
         } else if let Some(t) = ttl_option(args, i)? {
             if ttl.is_some() || keepttl {
-                return Err(Reply::Error(SYNTAX.into()));
+                return Err(Reply::Error(ErrorReply::syntax()));
             }
             ttl = Some(t);
             i += 1;
         } else {
-            return Err(Reply::Error(SYNTAX.into()));
+            return Err(Reply::Error(ErrorReply::syntax()));
         }
         i += 1;
     }
@@ -177,7 +178,7 @@ fn set_with_ttl(
     let ms = n
         .checked_mul(scale)
         .filter(|ms| *ms > 0)
-        .ok_or_else(|| Reply::Error(format!("ERR invalid expire time in '{cmd}' command")))?;
+        .ok_or_else(|| Reply::Error(ErrorReply::invalid_expire(cmd)))?;
     let value = args[3].to_vec();
     shared.plan_one(&args[1], WriteKind::String, cmd, move |_, now| {
         let at = Ttl::In(ms).deadline(now, cmd)?;
@@ -256,12 +257,12 @@ pub fn getex(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
             change = Some(None);
         } else if let Some(t) = ttl_option(args, i)? {
             if change.is_some() {
-                return Err(Reply::Error(SYNTAX.into()));
+                return Err(Reply::Error(ErrorReply::syntax()));
             }
             change = Some(Some(t));
             i += 1;
         } else {
-            return Err(Reply::Error(SYNTAX.into()));
+            return Err(Reply::Error(ErrorReply::syntax()));
         }
         i += 1;
     }
@@ -351,9 +352,9 @@ pub fn append(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
         let live = live(cur, now);
         let mut value = string_of(live)?.unwrap_or_default();
         if value.len() + tail.len() > limit {
-            return Err(format!(
-                "ERR string exceeds maximum allowed size (resp.bulk_bytes_max = {limit})"
-            ));
+            return Err(ErrorReply::invalid(format_args!(
+                "string exceeds maximum allowed size (resp.bulk_bytes_max = {limit})"
+            )));
         }
         value.extend_from_slice(&tail);
         let len = value.len() as i64;
@@ -376,9 +377,11 @@ fn add(shared: &Shared, key: &Bytes, delta: i64, cmd: &'static str) -> Result<Wr
             Some(b) => std::str::from_utf8(&b)
                 .ok()
                 .and_then(|t| t.parse::<i64>().ok())
-                .ok_or(NOT_INTEGER)?,
+                .ok_or_else(ErrorReply::not_integer)?,
         };
-        let next = current.checked_add(delta).ok_or(OVERFLOW)?;
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(ErrorReply::overflow)?;
         Ok((
             Some(Op::Add {
                 target: KeyState::typed_target(cur, now),
@@ -409,6 +412,6 @@ pub fn decrby(shared: &Shared, args: &[Bytes]) -> Result<WritePlan, Reply> {
     let n = int_arg(&args[2])?;
     let delta = n
         .checked_neg()
-        .ok_or_else(|| Reply::Error("ERR decrement would overflow".into()))?;
+        .ok_or_else(|| Reply::Error(ErrorReply::invalid("decrement would overflow")))?;
     add(shared, &args[1], delta, "decrby")
 }
