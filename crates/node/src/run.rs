@@ -12,10 +12,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use meridian_api::cluster::DB_FILE;
+use meridian_core::config::Region;
 use meridian_core::hlc::MAX_OFFSET_MS_DEFAULT;
 use meridian_core::SystemClock;
 use meridian_core::{RegionName, Topology};
-use meridian_repl::{ReplConfig, Residency};
+use meridian_repl::{ReplConfig, ReplHandle, Residency};
+use meridian_resp::modes::Modes;
 use meridian_store::db::{Db, DbConfig};
 use meridian_store::{Durability, RedbStore};
 use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
@@ -49,6 +51,24 @@ pub struct NodeOptions {
     pub capture_links: Option<PathBuf>,
 }
 
+/// The three listeners a node binds before it does anything else, so a
+/// port in use fails the start before any state is touched.
+struct Listeners {
+    peer: TcpListener,
+    admin: TcpListener,
+    resp: TcpListener,
+}
+
+impl Listeners {
+    async fn bind(me: &Region) -> anyhow::Result<Listeners> {
+        Ok(Listeners {
+            peer: bind("peer links", me.peer).await?,
+            admin: bind("the admin API", me.admin).await?,
+            resp: bind("the Redis endpoint", me.resp).await?,
+        })
+    }
+}
+
 /// Runs the node for `region` until `shutdown` is cancelled.
 pub async fn run(
     topology: Topology,
@@ -62,21 +82,71 @@ pub async fn run(
             format!("region `{region}` is not in the topology; pick one of its [[regions]]")
         })?
         .clone();
-    let peer_listener = bind("peer links", me.peer).await?;
-    let admin_listener = bind("the admin API", me.admin).await?;
-    let resp_listener = bind("the Redis endpoint", me.resp).await?;
+    let listeners = Listeners::bind(&me).await?;
+    let (links, targets) = dial_targets(&topology, &me, &storage, &shutdown).await?;
+    let (db, db_path) = open_store(&storage, &region)?;
+    let identity = PeerIdentity::new(
+        topology.cluster_name.clone(),
+        region.clone(),
+        &topology.secret,
+    );
+    let (mesh, inbound) = PeerMesh::start(identity, targets, listeners.peer, shutdown.clone());
+    let (modes, residency, repl) =
+        start_replication(&topology, &region, &db, &mesh, inbound, &storage, &shutdown)?;
+    let resp = start_endpoint(&me, &db, modes, &mesh, &repl, storage.durability);
+    repl.calls()
+        .set_handler(crate::remote::handler(resp.clone()));
+    meridian_resp::modes::spawn_watcher(resp.modes.clone(), db.clone(), shutdown.clone());
+    follow_residency(&resp, db.clone(), residency, region.clone()).await?;
+    tokio::spawn(meridian_resp::serve(
+        listeners.resp,
+        resp.clone(),
+        shutdown.clone(),
+    ));
+    let node = Arc::new(Node {
+        region: region.clone(),
+        topology,
+        mesh,
+        db,
+        repl,
+        links,
+        started: Instant::now(),
+        resp,
+    });
+    tracing::info!(
+        %region,
+        peer = %me.peer,
+        admin = %me.admin,
+        resp = %me.resp,
+        emulated_links = node.links.len(),
+        data = %db_path.display(),
+        applied = %node.db.applied().to_token(),
+        "node ready"
+    );
+    http::serve(listeners.admin, AdminState::new(node), shutdown.clone()).await?;
+    tracing::info!(%region, "node stopped");
+    Ok(())
+}
 
+/// Where the mesh dials each peer: through an emulated link (started here,
+/// one per peer) when the topology emulates the WAN, else the peer itself.
+async fn dial_targets(
+    topology: &Topology,
+    me: &Region,
+    storage: &NodeOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(BTreeMap<RegionName, LinkControl>, Vec<PeerTarget>)> {
     let mut links = BTreeMap::new();
     let mut targets = Vec::new();
-    for peer in topology.peers_of(&region) {
+    for peer in topology.peers_of(&me.name) {
         let dial = if topology.emulate_wan {
             // The local end of the emulated link sits on our peer IP so that
             // a multi-host setup keeps the traffic on the right interface.
             let proxy = bind("an emulated link", SocketAddr::new(me.peer.ip(), 0)).await?;
             let dial = proxy.local_addr()?;
-            let mut control = LinkControl::symmetric(topology.link(&region, &peer.name));
+            let mut control = LinkControl::symmetric(topology.link(&me.name, &peer.name));
             if let Some(dir) = &storage.capture_links {
-                control = control.with_tap(capture_tap(dir, &region, &peer.name)?);
+                control = control.with_tap(capture_tap(dir, &me.name, &peer.name)?);
             }
             LinkProxy::spawn(
                 proxy,
@@ -94,6 +164,11 @@ pub async fn run(
             dial,
         });
     }
+    Ok((links, targets))
+}
+
+/// Opens (or creates) the region's database and starts its writer.
+fn open_store(storage: &NodeOptions, region: &RegionName) -> anyhow::Result<(Db, PathBuf)> {
     std::fs::create_dir_all(&storage.data_dir).with_context(|| {
         format!(
             "cannot create data directory {}",
@@ -112,18 +187,26 @@ pub async fn run(
         },
         SystemClock,
     )?;
-    let identity = PeerIdentity::new(
-        topology.cluster_name.clone(),
-        region.clone(),
-        &topology.secret,
-    );
-    let (mesh, inbound) = PeerMesh::start(identity, targets, peer_listener, shutdown.clone());
+    Ok((db, db_path))
+}
+
+/// The table modes as last changed, the residency map that follows them,
+/// and the replicator with its purger and anti-entropy.
+fn start_replication(
+    topology: &Topology,
+    region: &RegionName,
+    db: &Db,
+    mesh: &PeerMesh,
+    inbound: tokio::sync::mpsc::Receiver<meridian_wan::InboundFrame>,
+    storage: &NodeOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Arc<Modes>, Residency, ReplHandle)> {
     let all_regions = topology.regions.iter().map(|r| r.name.clone()).collect();
     // Modes changed at run time before a restart hold before anything is
     // shipped or served; the residency map (shared by the replicator and
     // anti-entropy) starts from them and follows later changes.
-    let modes = Arc::new(meridian_resp::modes::Modes::new(Arc::new(topology.clone())));
-    modes.refresh(&db).context("cannot read the table modes")?;
+    let modes = Arc::new(Modes::new(Arc::new(topology.clone())));
+    modes.refresh(db).context("cannot read the table modes")?;
     let residency = Residency::new(modes.topology().residency());
     let repl = meridian_repl::runtime::spawn(
         db.clone(),
@@ -150,59 +233,35 @@ pub async fn run(
         storage.anti_entropy_interval,
         shutdown.clone(),
     );
+    Ok((modes, residency, repl))
+}
 
-    let resp = Arc::new(
-        meridian_resp::Shared::new(
-            db.clone(),
-            modes,
-            region.clone(),
-            match storage.durability {
-                Durability::Fsync => "fsync",
-                Durability::None => "none",
-            }
-            .to_string(),
-            Arc::new(crate::info::NodeInfo {
-                region: region.clone(),
-                mesh: mesh.clone(),
-                repl: repl.clone(),
-                db: db.clone(),
-            }),
-            me.resp,
-        )
-        .with_remote(Arc::new(crate::remote::NodeRemote {
-            calls: repl.calls().clone(),
-        })),
-    );
-    repl.calls()
-        .set_handler(crate::remote::handler(resp.clone()));
-    meridian_resp::modes::spawn_watcher(resp.modes.clone(), db.clone(), shutdown.clone());
-    follow_residency(&resp, db.clone(), residency, region.clone()).await?;
-    tokio::spawn(meridian_resp::serve(
-        resp_listener,
-        resp.clone(),
-        shutdown.clone(),
-    ));
-    let node = Arc::new(Node {
-        region: region.clone(),
-        topology,
-        mesh,
-        db,
-        repl,
-        links,
-        started: Instant::now(),
-        resp,
-    });
-    tracing::info!(
-        %region,
-        peer = %me.peer,
-        admin = %me.admin,
-        resp = %me.resp,
-        emulated_links = node.links.len(),
-        data = %db_path.display(),
-        applied = %node.db.applied().to_token(),
-        "node ready"
-    );
-    http::serve(admin_listener, AdminState::new(node), shutdown.clone()).await?;
-    tracing::info!(%region, "node stopped");
-    Ok(())
+/// The Redis endpoint's shared state, reaching other regions through the
+/// replicator's calls.
+fn start_endpoint(
+    me: &Region,
+    db: &Db,
+    modes: Arc<Modes>,
+    mesh: &PeerMesh,
+    repl: &ReplHandle,
+    durability: Durability,
+) -> Arc<meridian_resp::Shared> {
+    let info = crate::info::NodeInfo {
+        region: me.name.clone(),
+        mesh: mesh.clone(),
+        repl: repl.clone(),
+        db: db.clone(),
+    };
+    let shared = meridian_resp::Shared::new(
+        db.clone(),
+        modes,
+        me.name.clone(),
+        durability.as_str().to_string(),
+        Arc::new(info),
+        me.resp,
+    )
+    .with_remote(Arc::new(crate::remote::NodeRemote {
+        calls: repl.calls().clone(),
+    }));
+    Arc::new(shared)
 }

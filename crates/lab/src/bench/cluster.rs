@@ -138,34 +138,26 @@ pub(crate) async fn load_all(
     Ok(out)
 }
 
-/// A progress bar on stderr for a phase of known length, redrawn every
-/// half second while stderr is a terminal (logs stay clean otherwise).
-/// Abort the task when the phase ends.
+/// A progress bar over `length` of wall time, ticking every half second
+/// (`indicatif`, on stderr; it draws nothing when stderr is not a terminal,
+/// so CI logs stay clean).
 fn progress(length: Duration) -> tokio::task::JoinHandle<()> {
-    use std::io::{IsTerminal, Write};
     tokio::spawn(async move {
-        if !std::io::stderr().is_terminal() || length.is_zero() {
+        if length.is_zero() {
             return;
         }
+        let bar = indicatif::ProgressBar::new(length.as_secs().max(1));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("[bench]   [{bar:30}] {pos}/{len} s")
+                .expect("the template is valid")
+                .progress_chars("#-"),
+        );
         let started = Instant::now();
-        const WIDTH: usize = 30;
-        loop {
-            let done = (started.elapsed().as_secs_f64() / length.as_secs_f64()).min(1.0);
-            let filled = (done * WIDTH as f64) as usize;
-            eprint!(
-                "\r[bench]   [{}{}] {:.0}/{:.0} s ",
-                "#".repeat(filled),
-                "-".repeat(WIDTH - filled),
-                started.elapsed().as_secs_f64().min(length.as_secs_f64()),
-                length.as_secs_f64()
-            );
-            let _ = std::io::stderr().flush();
-            if done >= 1.0 {
-                eprintln!();
-                return;
-            }
+        while started.elapsed() < length {
+            bar.set_position(started.elapsed().as_secs());
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        bar.finish();
     })
 }
 
