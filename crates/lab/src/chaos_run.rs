@@ -174,26 +174,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
         .map(|r| (r.to_string(), file.regions[*r].resp.clone()))
         .collect();
 
-    let mut clients = Vec::new();
-    let n = REGIONS.len() * opts.clients_per_region;
-    for id in 0..n {
-        let client = Client {
-            id,
-            clients: n,
-            regions: regions.clone(),
-            at: id % REGIONS.len(),
-            conns: None,
-            token: String::new(),
-            next_session: 0,
-            next_global: 0,
-            rng: fastrand::Rng::with_seed(opts.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9)),
-            nonce: nonce.clone(),
-            next_pinned: 0,
-            started,
-            recorder: recorder.clone(),
-        };
-        clients.push(tokio::spawn(client.run(deadline)));
-    }
+    let clients = spawn_clients(&opts, &regions, &nonce, started, deadline, &recorder);
     let mut report = RunReport {
         scenario: Some(opts.scenario),
         seed: opts.seed,
@@ -214,18 +195,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     }
     faults?;
 
-    say("healing every link, restarting every region, waiting for convergence");
-    faults::apply(&dir, Fault::Heal { a: None, b: None }).await?;
-    for (i, a) in REGIONS.iter().enumerate() {
-        for b in &REGIONS[i + 1..] {
-            restore_latency(&dir, a, b).await?;
-        }
-    }
-    for r in REGIONS {
-        if !region_up(&file, r).await {
-            faults::apply(&dir, Fault::Restart { region: r.into() }).await?;
-        }
-    }
+    heal_all(&dir, &file).await?;
     report.converged = converged(&file, CONVERGE_DEADLINE).await;
     if !report.converged {
         report.anomalies.push(Anomaly {
@@ -240,9 +210,90 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     drop(guard);
 
     let rec = std::mem::take(&mut *recorder.lock().expect("recorder lock"));
+    check_history(&rec, &dir, &nonce, &mut report)?;
+    std::fs::write(
+        out.join("history.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "registers": rec.registers,
+            "sessions": rec.sessions,
+        }))?,
+    )?;
+    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    summarize(&report, opts.scenario);
+    if !report.anomalies.is_empty() {
+        bail!(
+            "{} anomalies; history in {}",
+            report.anomalies.len(),
+            out.join("history.json").display()
+        );
+    }
+    Ok(report)
+}
+
+/// Starts `clients_per_region` clients in every region, each with its own
+/// seeded generator, recording into `recorder` until `deadline`.
+fn spawn_clients(
+    opts: &RunOptions,
+    regions: &[(String, String)],
+    nonce: &str,
+    started: Instant,
+    deadline: Instant,
+    recorder: &Arc<Mutex<Recorder>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let n = REGIONS.len() * opts.clients_per_region;
+    (0..n)
+        .map(|id| {
+            let client = Client {
+                id,
+                clients: n,
+                regions: regions.to_vec(),
+                at: id % REGIONS.len(),
+                conns: None,
+                token: String::new(),
+                next_session: 0,
+                next_global: 0,
+                rng: fastrand::Rng::with_seed(
+                    opts.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9),
+                ),
+                nonce: nonce.to_string(),
+                next_pinned: 0,
+                started,
+                recorder: recorder.clone(),
+            };
+            tokio::spawn(client.run(deadline))
+        })
+        .collect()
+}
+
+/// Undoes every fault: links healed, latencies restored, every region
+/// running.
+async fn heal_all(dir: &Path, file: &ClusterFile) -> anyhow::Result<()> {
+    say("healing every link, restarting every region, waiting for convergence");
+    faults::apply(dir, Fault::Heal { a: None, b: None }).await?;
+    for (i, a) in REGIONS.iter().enumerate() {
+        for b in &REGIONS[i + 1..] {
+            restore_latency(dir, a, b).await?;
+        }
+    }
+    for r in REGIONS {
+        if !region_up(file, r).await {
+            faults::apply(dir, Fault::Restart { region: r.into() }).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks what the clients saw and what crossed the links: residency of
+/// the pinned table, linearizability of registers, session guarantees.
+fn check_history(
+    rec: &Recorder,
+    dir: &Path,
+    nonce: &str,
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
     let (inside, forwarded) = rec.pinned_writes;
     report.residency_writes_checked = inside + forwarded;
-    let (searched, breaches) = residency(&dir, &nonce, inside > 0)?;
+    let (searched, breaches) = residency(dir, nonce, inside > 0)?;
     report.residency_bytes_searched = searched;
     report.anomalies.extend(breaches);
     let (lin, lin_checked) = history::check_linearizable(&rec.registers);
@@ -253,17 +304,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     report.anomalies.extend(ses);
     report.operations = rec.operations;
     report.failed = rec.failed;
-    std::fs::write(
-        out.join("history.json"),
-        serde_json::to_vec(&serde_json::json!({
-            "registers": rec.registers,
-            "sessions": rec.sessions,
-        }))?,
-    )?;
-    std::fs::write(out.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
+    Ok(())
+}
+
+/// One line of figures and one per anomaly, on stderr.
+fn summarize(report: &RunReport, scenario: Scenario) {
     say(format!(
         "{:?}: {} operations ({} failed), {} register ops checked for linearizability, {} session reads, {} global acks after kills, {} pinned writes checked for residency in {} bytes, converged: {}, anomalies: {}",
-        opts.scenario,
+        scenario,
         report.operations,
         report.failed,
         report.linearizable_checked,
@@ -277,14 +325,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     for a in &report.anomalies {
         say(format!("ANOMALY {} {}: {}", a.check, a.key, a.detail));
     }
-    if !report.anomalies.is_empty() {
-        bail!(
-            "{} anomalies; history in {}",
-            report.anomalies.len(),
-            out.join("history.json").display()
-        );
-    }
-    Ok(report)
 }
 
 fn say(msg: impl AsRef<str>) {
