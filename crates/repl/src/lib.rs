@@ -17,6 +17,7 @@
 //!   that applied the same writes.
 //! - [`purge`]: the local sweep that drops expired keys once closed
 //!   timestamps make it safe.
+//! - [`metrics`]: [`ReplMetrics`], the replication families of `/metrics`.
 //!
 //! Knows nothing of storage formats or client protocols: it moves
 //! `LogEntry`s between a `Db` and the peer mesh.
@@ -27,6 +28,7 @@ pub mod anti_entropy;
 pub mod calls;
 pub mod closed;
 pub mod machine;
+pub mod metrics;
 pub mod purge;
 pub mod residency;
 pub mod runtime;
@@ -35,6 +37,7 @@ pub mod wire;
 pub use anti_entropy::spawn_anti_entropy;
 pub use calls::{CallError, CallHandler, Calls};
 pub use machine::{Command, Event, ReplConfig, Replicator};
+pub use metrics::ReplMetrics;
 pub use purge::spawn_purger;
 pub use residency::Residency;
 pub use runtime::{PeerReplication, ReplHandle, ReplStatus};
