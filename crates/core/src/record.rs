@@ -630,12 +630,12 @@ impl KeyState {
     /// may have extended the TTL just before the deadline and be partitioned
     /// since. `closed_ms` is the time up to which this region holds every
     /// origin's writes; writes made before the deadline carry stamps below
-    /// `deadline + max_offset_ms` (the HLC never runs further ahead of wall
+    /// `deadline + offset_ms_max` (the HLC never runs further ahead of wall
     /// time), so the purge waits for `closed_ms` to pass that.
-    pub fn purge_expired(&mut self, closed_ms: u64, max_offset_ms: u64) -> bool {
+    pub fn purge_expired(&mut self, closed_ms: u64, offset_ms_max: u64) -> bool {
         let safe = self
             .expires_at_ms()
-            .is_some_and(|at| at.saturating_add(max_offset_ms) < closed_ms);
+            .is_some_and(|at| at.saturating_add(offset_ms_max) < closed_ms);
         if self.created && safe && !self.purged {
             self.purged = true;
             self.bytes = None;
