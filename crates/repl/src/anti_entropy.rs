@@ -3,7 +3,7 @@
 //!
 //! Entry points: [`spawn_anti_entropy`] starts the rounds (one digest
 //! request per table to the next reachable peer), and
-//! [`anti_entropy_message`] answers the four anti-entropy messages of
+//! `anti_entropy_message` answers the four anti-entropy messages of
 //! [`ReplMessage`] as [`crate::runtime`] hands them over. A round that finds
 //! differing digests under equal version vectors asks for those buckets'
 //! states and joins them into the store. Log shipping itself is not here:

@@ -5,7 +5,7 @@
 //! [`crate::closed`] to know up to when every origin's writes are here, pages
 //! through each table and asks the `Db` to purge what expired before then.
 //! Purging is not replicated — every region purges on its own at the same
-//! deadline — so nothing here touches the wire. [`PurgePass`] is the pure
+//! deadline — so nothing here touches the wire. `PurgePass` is the pure
 //! part: where a sweep is in one table and which keys of a page are due.
 
 use std::collections::BTreeMap;
