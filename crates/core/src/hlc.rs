@@ -8,10 +8,10 @@
 //! measurement.
 //!
 //! **Remote stamps too far ahead.** A peer whose clock runs more than
-//! `max_offset_ms` ahead would drag every region's clock into the future. The
+//! `offset_ms_max` ahead would drag every region's clock into the future. The
 //! policy: the remote write is still accepted (it is committed at its origin;
 //! refusing it would stall replication and diverge the data), but the local
-//! clock does not adopt it — it advances to at most `now + max_offset_ms`.
+//! clock does not adopt it — it advances to at most `now + offset_ms_max`.
 //! Each such stamp is counted ([`HlcClock::remote_ahead_total`]) so operators
 //! see the faulty clock. Consequence, documented for users: until local time
 //! catches up, that peer's writes win last-writer-wins ties against ours.
@@ -31,7 +31,12 @@ const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 
 /// Default bound on how far ahead a remote stamp may be before it is counted
 /// and not adopted: 500 ms, well above NTP-synced skew, well below human time.
-pub const MAX_OFFSET_MS_DEFAULT: u64 = 500;
+pub const OFFSET_MS_MAX_DEFAULT: u64 = 500;
+
+/// The old name of [`OFFSET_MS_MAX_DEFAULT`], kept while `crates/meridian`
+/// (`node.rs`) still uses it; remove once that crate says
+/// `OFFSET_MS_MAX_DEFAULT`.
+pub const MAX_OFFSET_MS_DEFAULT: u64 = OFFSET_MS_MAX_DEFAULT;
 
 /// A hybrid logical timestamp.
 #[derive(
@@ -123,18 +128,18 @@ impl<F: Fn() -> u64 + Send> PhysicalClock for F {
 pub struct HlcClock<C: PhysicalClock> {
     physical: C,
     last: Hlc,
-    max_offset_ms: u64,
+    offset_ms_max: u64,
     remote_ahead_total: u64,
 }
 
 impl<C: PhysicalClock> HlcClock<C> {
     /// A clock that never issues a stamp at or below `floor` (the highest
     /// stamp persisted before a restart).
-    pub fn new(physical: C, max_offset_ms: u64, floor: Hlc) -> Self {
+    pub fn new(physical: C, offset_ms_max: u64, floor: Hlc) -> Self {
         HlcClock {
             physical,
             last: floor,
-            max_offset_ms,
+            offset_ms_max,
             remote_ahead_total: 0,
         }
     }
@@ -155,7 +160,7 @@ impl<C: PhysicalClock> HlcClock<C> {
     /// Takes a remote stamp into account. Returns whether it was within the
     /// allowed offset (and adopted); see the module docs for the policy.
     pub fn observe(&mut self, remote: Hlc) -> bool {
-        let limit = Hlc::new(self.physical.now_ms() + self.max_offset_ms, u16::MAX);
+        let limit = Hlc::new(self.physical.now_ms() + self.offset_ms_max, u16::MAX);
         if remote > limit {
             self.remote_ahead_total += 1;
             // Advance as far as is trustworthy, never backwards.

@@ -630,12 +630,12 @@ impl KeyState {
     /// may have extended the TTL just before the deadline and be partitioned
     /// since. `closed_ms` is the time up to which this region holds every
     /// origin's writes; writes made before the deadline carry stamps below
-    /// `deadline + max_offset_ms` (the HLC never runs further ahead of wall
+    /// `deadline + offset_ms_max` (the HLC never runs further ahead of wall
     /// time), so the purge waits for `closed_ms` to pass that.
-    pub fn purge_expired(&mut self, closed_ms: u64, max_offset_ms: u64) -> bool {
+    pub fn purge_expired(&mut self, closed_ms: u64, offset_ms_max: u64) -> bool {
         let safe = self
             .expires_at_ms()
-            .is_some_and(|at| at.saturating_add(max_offset_ms) < closed_ms);
+            .is_some_and(|at| at.saturating_add(offset_ms_max) < closed_ms);
         if self.created && safe && !self.purged {
             self.purged = true;
             self.bytes = None;
@@ -735,54 +735,19 @@ pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
     let mut state = match current {
         None => blank(inc.clone(), needs_creator, version.clone()),
         Some(cur) if inc > cur.incarnation => {
-            let mut s = blank(inc.clone(), needs_creator, version.clone());
-            if creator || !needs_creator {
-                // The writer knew what it replaced (or replaced an expired
-                // incarnation): judge the conflict now.
-                // A pending state's writes are real writes too.
-                if !cur.purged && entry.observed.as_ref() < Some(&cur.last) {
-                    conflict = Some(Conflict {
-                        winner: version.clone(),
-                        loser: cur.last.clone(),
-                    });
-                }
-            } else {
-                s.replaced_last = (!cur.purged).then(|| cur.last.clone());
-            }
+            let (s, replaced) =
+                replace_incarnation(cur, inc.clone(), creator, needs_creator, entry);
+            conflict = replaced;
             s
         }
-        Some(cur) if inc < cur.incarnation => {
-            // The write belongs to an incarnation that was replaced.
-            if cur.created && cur.observed.as_ref() < Some(&version) {
-                conflict = Some(Conflict {
-                    winner: cur.last.clone(),
-                    loser: version,
-                });
-            }
-            return Applied {
-                state: cur.clone(),
-                changed: false,
-                conflict,
-            };
-        }
+        Some(cur) if inc < cur.incarnation => return stale_write(cur, version),
         Some(cur) => cur.clone(),
     };
     debug_assert_eq!(state.incarnation, inc);
 
     if creator {
-        debug_assert!(
-            !state.created,
-            "an incarnation's creator applied twice: {inc:?}"
-        );
-        state.created = true;
-        state.observed = entry.observed.clone();
-        if let Some(replaced) = state.replaced_last.take() {
-            if entry.observed.as_ref() < Some(&replaced) {
-                conflict = Some(Conflict {
-                    winner: version.clone(),
-                    loser: replaced,
-                });
-            }
+        if let Some(replaced) = complete_incarnation(&mut state, entry) {
+            conflict = Some(replaced);
         }
     }
     if state.purged {
@@ -802,6 +767,65 @@ pub fn apply(current: Option<&KeyState>, entry: &LogEntry) -> Applied {
         changed: true,
         conflict,
     }
+}
+
+/// The state a write of a newer incarnation `inc` starts over `cur`, and
+/// the conflict it settles now, if any.
+fn replace_incarnation(
+    cur: &KeyState,
+    inc: Option<Incarnation>,
+    creator: bool,
+    needs_creator: bool,
+    entry: &LogEntry,
+) -> (KeyState, Option<Conflict>) {
+    let version = entry.version();
+    let mut s = blank(inc, needs_creator, version.clone());
+    let mut conflict = None;
+    if creator || !needs_creator {
+        // The writer knew what it replaced (or replaced an expired
+        // incarnation): judge the conflict now.
+        // A pending state's writes are real writes too.
+        if !cur.purged && entry.observed.as_ref() < Some(&cur.last) {
+            conflict = Some(Conflict {
+                winner: version,
+                loser: cur.last.clone(),
+            });
+        }
+    } else {
+        s.replaced_last = (!cur.purged).then(|| cur.last.clone());
+    }
+    (s, conflict)
+}
+
+/// A write of an incarnation that `cur` already replaced: nothing changes,
+/// but it may have been overwritten unseen.
+fn stale_write(cur: &KeyState, version: Version) -> Applied {
+    let conflict = (cur.created && cur.observed.as_ref() < Some(&version)).then(|| Conflict {
+        winner: cur.last.clone(),
+        loser: version,
+    });
+    Applied {
+        state: cur.clone(),
+        changed: false,
+        conflict,
+    }
+}
+
+/// The creator of `state`'s incarnation arrived: the incarnation is
+/// complete, and what it replaced while pending is judged now.
+fn complete_incarnation(state: &mut KeyState, entry: &LogEntry) -> Option<Conflict> {
+    debug_assert!(
+        !state.created,
+        "an incarnation's creator applied twice: {:?}",
+        state.incarnation
+    );
+    state.created = true;
+    state.observed = entry.observed.clone();
+    let replaced = state.replaced_last.take()?;
+    (entry.observed.as_ref() < Some(&replaced)).then(|| Conflict {
+        winner: entry.version(),
+        loser: replaced,
+    })
 }
 
 /// Joins two replicas' states of one key, for anti-entropy repair.

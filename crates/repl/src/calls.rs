@@ -24,7 +24,7 @@ use meridian_core::RegionName;
 use meridian_wan::PeerMesh;
 use tokio::sync::{oneshot, Semaphore};
 
-use crate::runtime::{encode, ReplMessage};
+use crate::wire::{encode, ReplMessage};
 
 /// Largest call or answer body: half the mesh's frame limit, so a body
 /// always fits a frame with room to spare.

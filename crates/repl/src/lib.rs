@@ -9,21 +9,36 @@
 //!   strong-read commit points), carried next to replication.
 //! - [`residency`]: pinned tables' entries reach only their allowed
 //!   regions; others get placeholders that keep logs dense.
+//! - [`wire`]: [`ReplMessage`], the wire format, and its encoding.
 //! - [`runtime`]: the async driver between the `Db`, the peer mesh and the
-//!   machine; [`runtime::ReplMessage`] is the wire format.
+//!   machine, and the per-peer apply loops; [`ReplHandle`] and
+//!   [`ReplStatus`] are its view for `/status`.
+//! - [`anti_entropy`]: digest comparison and bucket repair between regions
+//!   that applied the same writes.
+//! - [`purge`]: the local sweep that drops expired keys once closed
+//!   timestamps make it safe.
+//! - [`metrics`]: [`ReplMetrics`], the replication families of `/metrics`.
 //!
 //! Knows nothing of storage formats or client protocols: it moves
 //! `LogEntry`s between a `Db` and the peer mesh.
 
 #![warn(missing_docs)]
 
+pub mod anti_entropy;
 pub mod calls;
 pub mod closed;
 pub mod machine;
+pub mod metrics;
+pub mod purge;
 pub mod residency;
 pub mod runtime;
+pub mod wire;
 
+pub use anti_entropy::spawn_anti_entropy;
 pub use calls::{CallError, CallHandler, Calls};
 pub use machine::{Command, Event, ReplConfig, Replicator};
+pub use metrics::ReplMetrics;
+pub use purge::spawn_purger;
 pub use residency::Residency;
-pub use runtime::{ReplHandle, ReplMessage, ReplStatus};
+pub use runtime::{PeerReplication, ReplHandle, ReplStatus};
+pub use wire::ReplMessage;

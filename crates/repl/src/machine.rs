@@ -172,6 +172,47 @@ struct PeerState {
     counters: PeerCounters,
 }
 
+impl PeerState {
+    /// The link came up: nothing sent on the old one counts, and every
+    /// origin's stall timer starts now.
+    fn link_up(&mut self, origins: impl Iterator<Item = RegionName>, now_ms: u64) {
+        self.up = true;
+        self.sent.clear();
+        for origin in origins {
+            self.last_progress_ms.insert(origin, now_ms);
+        }
+    }
+
+    /// The peer says it applied `vv`; origins that moved made progress.
+    fn acked_through(&mut self, vv: &VersionVector, now_ms: u64) {
+        for (origin, seq) in vv.iter() {
+            if seq > self.acked.get(origin) {
+                self.last_progress_ms.insert(origin.clone(), now_ms);
+            }
+        }
+        self.acked.merge(vv);
+    }
+
+    /// The peer needs `origin` from `from_seq` again: what was sent beyond
+    /// it counts as retransmitted and is shipped anew.
+    fn rewind(&mut self, origin: RegionName, from_seq: u64, now_ms: u64) {
+        let sent = self.sent.entry(origin.clone()).or_insert(0);
+        let rewind = sent.saturating_sub(from_seq.saturating_sub(1));
+        self.counters.retransmitted += rewind;
+        *sent = (*sent).min(from_seq.saturating_sub(1));
+        self.last_progress_ms.insert(origin, now_ms);
+    }
+
+    /// A batch of `origin` could not be handed to the link.
+    fn ship_failed(&mut self, origin: RegionName, now_ms: u64) {
+        self.shipping.remove(&origin);
+        // The link queue is full or down: retry on a later tick rather than
+        // re-reading the log at once.
+        self.retry_at_ms.insert(origin, now_ms + SHIP_RETRY_MS);
+        self.counters.failed += 1;
+    }
+}
+
 /// Pause after a batch could not be handed to the link.
 pub const SHIP_RETRY_MS: u64 = 50;
 
@@ -234,11 +275,7 @@ impl Replicator {
         match event {
             Event::PeerUp(peer) => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.up = true;
-                    p.sent.clear();
-                    for origin in self.vv.iter().map(|(o, _)| o.clone()).collect::<Vec<_>>() {
-                        p.last_progress_ms.insert(origin, now_ms);
-                    }
+                    p.link_up(self.vv.iter().map(|(o, _)| o.clone()), now_ms);
                     out.push(Command::Ack {
                         peer,
                         vv: self.vv.clone(),
@@ -253,12 +290,7 @@ impl Replicator {
             }
             Event::PeerVv { peer, vv } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    for (origin, seq) in vv.iter() {
-                        if seq > p.acked.get(origin) {
-                            p.last_progress_ms.insert(origin.clone(), now_ms);
-                        }
-                    }
-                    p.acked.merge(&vv);
+                    p.acked_through(&vv, now_ms);
                 }
                 self.collect_garbage(&mut out);
             }
@@ -268,31 +300,10 @@ impl Replicator {
                 from_seq,
             } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    let sent = p.sent.entry(origin.clone()).or_insert(0);
-                    let rewind = sent.saturating_sub(from_seq.saturating_sub(1));
-                    p.counters.retransmitted += rewind;
-                    *sent = (*sent).min(from_seq.saturating_sub(1));
-                    p.last_progress_ms.insert(origin, now_ms);
+                    p.rewind(origin, from_seq, now_ms);
                 }
             }
-            Event::LocalVv(vv) => {
-                if self.vv.covers(&vv) {
-                    // Nothing new: acknowledging again would only echo.
-                    self.ship(now_ms, &mut out);
-                    return out;
-                }
-                self.vv.merge(&vv);
-                self.remember(now_ms);
-                for (peer, p) in &self.peers {
-                    if p.up {
-                        out.push(Command::Ack {
-                            peer: peer.clone(),
-                            vv: self.vv.clone(),
-                        });
-                    }
-                }
-                self.collect_garbage(&mut out);
-            }
+            Event::LocalVv(vv) => self.local_vv(now_ms, &vv, &mut out),
             Event::Sent {
                 peer,
                 origin,
@@ -300,23 +311,39 @@ impl Replicator {
             } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     p.shipping.remove(&origin);
-                    let sent = p.sent.entry(origin.clone()).or_insert(0);
+                    let sent = p.sent.entry(origin).or_insert(0);
                     *sent = (*sent).max(through_seq);
                 }
             }
             Event::ShipFailed { peer, origin } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
-                    p.shipping.remove(&origin);
-                    // The link queue is full or down: retry on a later tick
-                    // rather than re-reading the log at once.
-                    p.retry_at_ms.insert(origin.clone(), now_ms + SHIP_RETRY_MS);
-                    p.counters.failed += 1;
+                    p.ship_failed(origin, now_ms);
                 }
             }
             Event::Tick => self.retransmit_stalled(now_ms),
         }
         self.ship(now_ms, &mut out);
         out
+    }
+
+    /// Our applied vector moved to `vv`: acknowledge it to every peer that
+    /// is up, and truncate what all have.
+    fn local_vv(&mut self, now_ms: u64, vv: &VersionVector, out: &mut Vec<Command>) {
+        if self.vv.covers(vv) {
+            // Nothing new: acknowledging again would only echo.
+            return;
+        }
+        self.vv.merge(vv);
+        self.remember(now_ms);
+        for (peer, p) in &self.peers {
+            if p.up {
+                out.push(Command::Ack {
+                    peer: peer.clone(),
+                    vv: self.vv.clone(),
+                });
+            }
+        }
+        self.collect_garbage(out);
     }
 
     fn remember(&mut self, now_ms: u64) {

@@ -8,6 +8,8 @@
 //! - [`timer`]: sub-millisecond sleeps for emulated delays.
 //! - [`mesh`]: [`PeerMesh`], the full mesh of authenticated links with
 //!   heartbeats, RTT measurement, redial with backoff, and opaque frames.
+//! - [`metrics`]: [`WanMetrics`], the peer-link and emulated-link families
+//!   of `/metrics`.
 //!
 //! Knows nothing of what the frames mean: replication, SQL and object traffic
 //! are the callers' business.
@@ -17,8 +19,10 @@
 pub mod auth;
 pub mod link;
 pub mod mesh;
+pub mod metrics;
 pub mod timer;
 
 pub use auth::{AuthError, PeerIdentity};
 pub use link::{Direction, LinkControl, LinkProxy, LinkState, LinkStats, LinkTap};
 pub use mesh::{InboundFrame, PeerLinkStatus, PeerMesh, PeerTarget, SendError};
+pub use metrics::WanMetrics;

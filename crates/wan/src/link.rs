@@ -351,8 +351,8 @@ enum Chunk {
 /// writer delivers them on time. An I/O error on either side cancels the whole
 /// connection, as a reset would.
 async fn pump<R, W>(
-    mut reader: R,
-    mut writer: W,
+    reader: R,
+    writer: W,
     direction: Direction,
     control: LinkControl,
     cancel: CancellationToken,
@@ -360,96 +360,136 @@ async fn pump<R, W>(
     R: tokio::io::AsyncRead + Unpin,
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let (tx, mut rx) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT_MAX);
-    let read_side = {
-        let control = control.clone();
-        let cancel = cancel.clone();
-        async move {
-            let mut rng = fastrand::Rng::new();
-            let mut last_delivery = Instant::now();
-            let mut buf = vec![0u8; CHUNK_BYTES_MAX];
-            loop {
-                let n = tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    n = reader.read(&mut buf) => n,
-                };
-                let n = match n {
-                    Ok(0) => {
-                        let _ = tx.send(Chunk::Eof).await;
-                        return;
-                    }
-                    Ok(n) => n,
-                    Err(_) => {
-                        cancel.cancel();
-                        return;
-                    }
-                };
-                let now = Instant::now();
-                let c = control.conditions(direction);
-                let serialised = control.serialise(direction, n, c.bandwidth_bytes_per_sec, now);
-                let jitter = if c.jitter.is_zero() {
-                    Duration::ZERO
-                } else {
-                    c.jitter.mul_f64(rng.f64())
-                };
-                let deliver_at =
-                    (serialised + c.one_way_delay + jitter + loss_penalty(&c, &mut rng))
-                        .max(last_delivery);
-                last_delivery = deliver_at;
-                let chunk = Chunk::Data {
-                    bytes: buf[..n].to_vec(),
-                    deliver_at,
-                };
-                if tx.send(chunk).await.is_err() {
-                    return;
-                }
+    let (tx, rx) = mpsc::channel::<Chunk>(CHUNKS_IN_FLIGHT_MAX);
+    tokio::join!(
+        read_side(reader, tx, direction, control.clone(), cancel.clone()),
+        write_side(rx, writer, direction, control, cancel),
+    );
+}
+
+/// Reads what the sender writes and stamps each chunk with when it
+/// arrives at the far end.
+async fn read_side<R>(
+    mut reader: R,
+    tx: mpsc::Sender<Chunk>,
+    direction: Direction,
+    control: LinkControl,
+    cancel: CancellationToken,
+) where
+    R: tokio::io::AsyncRead + Unpin,
+{
+    let mut rng = fastrand::Rng::new();
+    let mut last_delivery = Instant::now();
+    let mut buf = vec![0u8; CHUNK_BYTES_MAX];
+    loop {
+        let n = tokio::select! {
+            _ = cancel.cancelled() => return,
+            n = reader.read(&mut buf) => n,
+        };
+        let n = match n {
+            Ok(0) => {
+                let _ = tx.send(Chunk::Eof).await;
+                return;
             }
-        }
-    };
-    let write_side = async {
-        while let Some(chunk) = rx.recv().await {
-            match chunk {
-                Chunk::Eof => {
-                    let _ = writer.shutdown().await;
-                    return;
-                }
-                Chunk::Data {
-                    bytes,
-                    mut deliver_at,
-                } => {
-                    loop {
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            _ = crate::timer::sleep_until(deliver_at.into_std()) => {}
-                        }
-                        if !control.state().partitioned {
-                            break;
-                        }
-                        // Held during the partition; after heal the bytes
-                        // still need to cross the link.
-                        tokio::select! {
-                            _ = cancel.cancelled() => return,
-                            _ = control.healed() => {}
-                        }
-                        deliver_at = Instant::now() + control.conditions(direction).one_way_delay;
-                    }
-                    if writer.write_all(&bytes).await.is_err() {
-                        cancel.cancel();
-                        return;
-                    }
-                    if let Some(tap) = &control.tap {
-                        tap(direction, &bytes);
-                    }
-                    let counter = match direction {
-                        Direction::Outbound => &control.counters.bytes_out,
-                        Direction::Inbound => &control.counters.bytes_in,
-                    };
-                    counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                }
+            Ok(n) => n,
+            Err(_) => {
+                cancel.cancel();
+                return;
             }
+        };
+        let now = Instant::now();
+        let c = control.conditions(direction);
+        let serialised = control.serialise(direction, n, c.bandwidth_bytes_per_sec, now);
+        let deliver_at = delivery_time(&c, serialised, last_delivery, &mut rng);
+        last_delivery = deliver_at;
+        let chunk = Chunk::Data {
+            bytes: buf[..n].to_vec(),
+            deliver_at,
+        };
+        if tx.send(chunk).await.is_err() {
+            return;
         }
+    }
+}
+
+/// When a chunk whose last byte leaves at `serialised` arrives: after the
+/// delay, jitter and any loss penalty, and never before the chunk ahead of
+/// it (`last_delivery`), so byte order is kept as TCP would.
+fn delivery_time(
+    c: &LinkConditions,
+    serialised: Instant,
+    last_delivery: Instant,
+    rng: &mut fastrand::Rng,
+) -> Instant {
+    let jitter = if c.jitter.is_zero() {
+        Duration::ZERO
+    } else {
+        c.jitter.mul_f64(rng.f64())
     };
-    tokio::join!(read_side, write_side);
+    (serialised + c.one_way_delay + jitter + loss_penalty(c, rng)).max(last_delivery)
+}
+
+/// Delivers the stamped chunks on time, holding them while the link is
+/// partitioned.
+async fn write_side<W>(
+    mut rx: mpsc::Receiver<Chunk>,
+    mut writer: W,
+    direction: Direction,
+    control: LinkControl,
+    cancel: CancellationToken,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    while let Some(chunk) = rx.recv().await {
+        let (bytes, deliver_at) = match chunk {
+            Chunk::Eof => {
+                let _ = writer.shutdown().await;
+                return;
+            }
+            Chunk::Data { bytes, deliver_at } => (bytes, deliver_at),
+        };
+        if !wait_for_delivery(deliver_at, direction, &control, &cancel).await {
+            return;
+        }
+        if writer.write_all(&bytes).await.is_err() {
+            cancel.cancel();
+            return;
+        }
+        if let Some(tap) = &control.tap {
+            tap(direction, &bytes);
+        }
+        let counter = match direction {
+            Direction::Outbound => &control.counters.bytes_out,
+            Direction::Inbound => &control.counters.bytes_in,
+        };
+        counter.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Waits until a chunk due at `deliver_at` may be written: `false` when the
+/// connection was cancelled meanwhile.
+async fn wait_for_delivery(
+    mut deliver_at: Instant,
+    direction: Direction,
+    control: &LinkControl,
+    cancel: &CancellationToken,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = crate::timer::sleep_until(deliver_at.into_std()) => {}
+        }
+        if !control.state().partitioned {
+            return true;
+        }
+        // Held during the partition; after heal the bytes still need to
+        // cross the link.
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = control.healed() => {}
+        }
+        deliver_at = Instant::now() + control.conditions(direction).one_way_delay;
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Every validation rule has a test here: one good config, then one broken
 //! field at a time, asserting the exact error variant and field path.
 
+use std::time::Duration;
+
 use super::*;
+use crate::region::RegionName;
 
 const GOOD: &str = r#"
 [cluster]
