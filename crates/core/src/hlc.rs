@@ -33,11 +33,6 @@ const LOGICAL_MASK: u64 = (1 << LOGICAL_BITS) - 1;
 /// and not adopted: 500 ms, well above NTP-synced skew, well below human time.
 pub const OFFSET_MS_MAX_DEFAULT: u64 = 500;
 
-/// The old name of [`OFFSET_MS_MAX_DEFAULT`], kept while `crates/meridian`
-/// (`node.rs`) still uses it; remove once that crate says
-/// `OFFSET_MS_MAX_DEFAULT`.
-pub const MAX_OFFSET_MS_DEFAULT: u64 = OFFSET_MS_MAX_DEFAULT;
-
 /// A hybrid logical timestamp.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,

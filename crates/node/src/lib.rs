@@ -15,6 +15,7 @@
 //! - [`links`], [`residency`]: emulated links and their capture; following
 //!   which tables this region holds.
 //! - [`load`]: the paced write generator the benchmarks drive.
+//! - [`metrics`]: every layer's Prometheus collectors in one registry.
 //!
 //! It speaks to tools only through [`meridian_api`]'s types and never
 //! imports the tools (`meridian-lab`).
@@ -25,7 +26,7 @@ pub mod http;
 pub mod info;
 pub mod links;
 pub mod load;
-mod prom;
+pub mod metrics;
 pub mod remote;
 pub mod residency;
 pub mod run;

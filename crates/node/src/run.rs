@@ -13,7 +13,7 @@ use std::time::Instant;
 use anyhow::Context;
 use meridian_api::cluster::DB_FILE;
 use meridian_core::config::Region;
-use meridian_core::hlc::MAX_OFFSET_MS_DEFAULT;
+use meridian_core::hlc::OFFSET_MS_MAX_DEFAULT;
 use meridian_core::SystemClock;
 use meridian_core::{RegionName, Topology};
 use meridian_repl::{ReplConfig, ReplHandle, Residency};
@@ -183,7 +183,7 @@ fn open_store(storage: &NodeOptions, region: &RegionName) -> anyhow::Result<(Db,
         DbConfig {
             region: region.clone(),
             durability: storage.durability,
-            max_offset_ms: MAX_OFFSET_MS_DEFAULT,
+            max_offset_ms: OFFSET_MS_MAX_DEFAULT,
         },
         SystemClock,
     )?;

@@ -46,6 +46,8 @@ pub struct AdminState {
     node: Arc<Node>,
     /// Requests refused for a missing or wrong token, for `/metrics`.
     pub(crate) unauthorized: Arc<AtomicU64>,
+    /// Every layer's metric collectors, encoded at scrape time.
+    metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 impl AdminState {
@@ -56,9 +58,12 @@ impl AdminState {
 
     /// State for `node`.
     pub fn new(node: Arc<Node>) -> Self {
+        let unauthorized = Arc::<AtomicU64>::default();
+        let metrics = Arc::new(crate::metrics::registry(&node, unauthorized.clone()));
         AdminState {
             node,
-            unauthorized: Arc::default(),
+            unauthorized,
+            metrics,
         }
     }
 }
