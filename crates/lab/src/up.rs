@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use meridian_api::client::AdminClient;
 use meridian_api::cluster::{write_private, ClusterFile, RegionEndpoints};
 use meridian_api::status::NodeStatus;
+use meridian_api::supervisor::{self, Killed, Regions, Restarted};
 
 /// Regions `up` starts when none are named.
 pub const DEFAULT_REGIONS: [&str; 3] = ["us-east", "eu-west", "ap-south"];
@@ -582,7 +583,8 @@ struct SupervisorState {
     token: String,
 }
 
-type ApiResult = Result<Json<serde_json::Value>, (StatusCode, Json<serde_json::Value>)>;
+/// A supervisor answer, or an error status with `{"error": …}`.
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
 
 fn authorize(
     state: &SupervisorState,
@@ -630,23 +632,21 @@ fn internal(e: anyhow::Error) -> (StatusCode, Json<serde_json::Value>) {
 async fn list_regions(
     State(s): State<SupervisorState>,
     headers: axum::http::HeaderMap,
-) -> ApiResult {
+) -> ApiResult<Regions> {
     authorize(&s, &headers)?;
-    let mut out = serde_json::Map::new();
+    let mut out = Regions::new();
     for r in &s.sup.topology.regions {
-        out.insert(
-            r.name.to_string(),
-            json!({ "pid": s.sup.pid(&r.name).await }),
-        );
+        let pid = s.sup.pid(&r.name).await;
+        out.insert(r.name.to_string(), supervisor::RegionProcess { pid });
     }
-    Ok(Json(serde_json::Value::Object(out)))
+    Ok(Json(out))
 }
 
 async fn kill_region(
     State(s): State<SupervisorState>,
     headers: axum::http::HeaderMap,
     UrlPath(region): UrlPath<String>,
-) -> ApiResult {
+) -> ApiResult<Killed> {
     authorize(&s, &headers)?;
     let region = region_arg(&region, &s.sup)?;
     let pid = s.sup.pid(&region).await;
@@ -657,14 +657,17 @@ async fn kill_region(
         .map_err(internal)?;
     s.sup.refresh_cluster_file().await.map_err(internal)?;
     tracing::warn!(%region, ?pid, "region killed by chaos");
-    Ok(Json(json!({ "region": region, "killed_pid": pid })))
+    Ok(Json(Killed {
+        region: region.to_string(),
+        killed_pid: pid,
+    }))
 }
 
 async fn restart_region(
     State(s): State<SupervisorState>,
     headers: axum::http::HeaderMap,
     UrlPath(region): UrlPath<String>,
-) -> ApiResult {
+) -> ApiResult<Restarted> {
     authorize(&s, &headers)?;
     let region = region_arg(&region, &s.sup)?;
     s.sup
@@ -696,7 +699,8 @@ async fn restart_region(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     s.sup.refresh_cluster_file().await.map_err(internal)?;
-    Ok(Json(
-        json!({ "region": region, "pid": s.sup.pid(&region).await }),
-    ))
+    Ok(Json(Restarted {
+        region: region.to_string(),
+        pid: s.sup.pid(&region).await,
+    }))
 }

@@ -242,25 +242,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let suites = meridian_lab::bench::parse_suites(&suites)?;
             meridian_lab::bench::run(meridian_lab::bench::BenchOptions { quick, out, suites }).await
         }
-        Command::CheckConfig { config } => {
-            let t = load_topology(&config)?;
-            println!(
-                "{}: ok — cluster `{}`, {} regions, {} tables, WAN emulation {}",
-                config.display(),
-                t.cluster_name,
-                t.regions.len(),
-                t.tables.len(),
-                if t.emulate_wan { "on" } else { "off" }
-            );
-            for ((a, b), c) in &t.links {
-                println!(
-                    "  {a} <-> {b}: RTT {:.1} ms",
-                    c.one_way_delay.as_secs_f64() * 2000.0
-                );
-            }
-            Ok(())
-        }
+        Command::CheckConfig { config } => check_config(&config),
     }
+}
+
+/// `meridian check-config`: validates the file and prints what it resolves
+/// to.
+fn check_config(config: &Path) -> anyhow::Result<()> {
+    let t = load_topology(config)?;
+    println!(
+        "{}: ok — cluster `{}`, {} regions, {} tables, WAN emulation {}",
+        config.display(),
+        t.cluster_name,
+        t.regions.len(),
+        t.tables.len(),
+        if t.emulate_wan { "on" } else { "off" }
+    );
+    for ((a, b), c) in &t.links {
+        println!(
+            "  {a} <-> {b}: RTT {:.1} ms",
+            c.one_way_delay.as_secs_f64() * 2000.0
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]
