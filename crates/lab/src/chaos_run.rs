@@ -598,6 +598,60 @@ impl Client {
     }
 }
 
+/// Kills region `a`, checks that every write acknowledged globally there
+/// survives in the others, and restarts it.
+async fn kill_and_check(
+    dir: &Path,
+    file: &ClusterFile,
+    a: &str,
+    recorder: &Arc<Mutex<Recorder>>,
+    report: &mut RunReport,
+) -> anyhow::Result<()> {
+    report.faults.push(format!("kill {a}"));
+    faults::apply(dir, Fault::Kill { region: a.into() }).await?;
+    let acked: Vec<(usize, u64)> = recorder
+        .lock()
+        .expect("recorder lock")
+        .global_acked
+        .iter()
+        .filter(|(_, (_, region))| region == a)
+        .map(|(c, (v, _))| (*c, *v))
+        .collect();
+    report.global_acks_checked += acked.len();
+    let survivors: Vec<&str> = REGIONS.iter().copied().filter(|r| *r != a).collect();
+    for missing in survivors_hold(file, &survivors, &acked).await {
+        report.anomalies.push(missing);
+    }
+    faults::apply(dir, Fault::Restart { region: a.into() }).await?;
+    Ok(())
+}
+
+/// Asks a random region to move the `registers` table's home to a random
+/// region, and records the outcome.
+async fn move_registers(file: &ClusterFile, rng: &mut fastrand::Rng, report: &mut RunReport) {
+    let to = REGIONS[rng.usize(0..REGIONS.len())];
+    let asked = REGIONS[rng.usize(0..REGIONS.len())];
+    let admin = AdminClient::new(Some(file.admin_token.clone()))
+        .with_timeout(meridian_api::tables::CHANGE_TIMEOUT);
+    let moved = admin
+        .json::<meridian_api::tables::ChangeReport>(
+            hyper::Method::PUT,
+            &format!("{}/admin/tables/registers/mode", file.regions[asked].admin),
+            Some(serde_json::json!({ "mode": { "single_master": { "home": to } } })),
+        )
+        .await;
+    // A refused move (a previous one not yet applied there) is
+    // a fact of the run, not a broken promise.
+    report.faults.push(match moved {
+        Ok(r) => format!(
+            "move registers to {to} (epoch {}, unavailable {} ms)",
+            r.epoch,
+            r.unavailable_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
+        ),
+        Err(e) => format!("move registers to {to} refused: {e:#}"),
+    });
+}
+
 /// Injects the scenario's faults until `deadline`.
 async fn faults(
     dir: &Path,
@@ -661,46 +715,9 @@ async fn faults(
                 tokio::time::sleep(hold).await;
                 restore_latency(dir, a, b).await?;
             }
-            Scenario::Kill => {
-                report.faults.push(format!("kill {a}"));
-                faults::apply(dir, Fault::Kill { region: a.into() }).await?;
-                let acked: Vec<(usize, u64)> = recorder
-                    .lock()
-                    .expect("recorder lock")
-                    .global_acked
-                    .iter()
-                    .filter(|(_, (_, region))| region == a)
-                    .map(|(c, (v, _))| (*c, *v))
-                    .collect();
-                report.global_acks_checked += acked.len();
-                let survivors: Vec<&str> = REGIONS.iter().copied().filter(|r| *r != a).collect();
-                for missing in survivors_hold(file, &survivors, &acked).await {
-                    report.anomalies.push(missing);
-                }
-                faults::apply(dir, Fault::Restart { region: a.into() }).await?;
-            }
+            Scenario::Kill => kill_and_check(dir, file, a, recorder, report).await?,
             Scenario::Move => {
-                let to = REGIONS[rng.usize(0..REGIONS.len())];
-                let asked = REGIONS[rng.usize(0..REGIONS.len())];
-                let admin = AdminClient::new(Some(file.admin_token.clone()))
-                    .with_timeout(meridian_api::tables::CHANGE_TIMEOUT);
-                let moved = admin
-                    .json::<meridian_api::tables::ChangeReport>(
-                        hyper::Method::PUT,
-                        &format!("{}/admin/tables/registers/mode", file.regions[asked].admin),
-                        Some(serde_json::json!({ "mode": { "single_master": { "home": to } } })),
-                    )
-                    .await;
-                // A refused move (a previous one not yet applied there) is
-                // a fact of the run, not a broken promise.
-                report.faults.push(match moved {
-                    Ok(r) => format!(
-                        "move registers to {to} (epoch {}, unavailable {} ms)",
-                        r.epoch,
-                        r.unavailable_ms.map_or("-".into(), |ms| format!("{ms:.0}"))
-                    ),
-                    Err(e) => format!("move registers to {to} refused: {e:#}"),
-                });
+                move_registers(file, &mut rng, report).await;
                 tokio::time::sleep(hold).await;
             }
             Scenario::Mixed => unreachable!("mixed is expanded above"),

@@ -132,34 +132,7 @@ pub async fn apply(dir: &Path, fault: Fault) -> anyhow::Result<()> {
             patch_pair(&file, &client, &a, &b, &patch).await?;
             println!("partitioned {a} <-> {b}");
         }
-        Fault::Heal { a, b } => {
-            let patch = LinkPatch {
-                partitioned: Some(false),
-                ..LinkPatch::default()
-            };
-            let pairs: Vec<(String, String)> = match (a, b) {
-                (Some(a), Some(b)) => vec![(a, b)],
-                (None, None) => {
-                    let names: Vec<_> = file.regions.keys().cloned().collect();
-                    let mut v = Vec::new();
-                    for (i, a) in names.iter().enumerate() {
-                        for b in &names[i + 1..] {
-                            v.push((a.clone(), b.clone()));
-                        }
-                    }
-                    v
-                }
-                _ => bail!("heal takes two regions, or none to heal every link"),
-            };
-            for (a, b) in &pairs {
-                patch_pair(&file, &client, a, b, &patch).await?;
-            }
-            println!(
-                "healed {} link{}",
-                pairs.len(),
-                if pairs.len() == 1 { "" } else { "s" }
-            );
-        }
+        Fault::Heal { a, b } => heal(&file, &client, a, b).await?,
         Fault::Latency { a, b, rtt_ms } => {
             let patch = LinkPatch {
                 rtt_ms: Some(rtt_ms),
@@ -177,23 +150,65 @@ pub async fn apply(dir: &Path, fault: Fault) -> anyhow::Result<()> {
             println!("{a} <-> {b}: loss {pct} %");
         }
         Fault::Kill { region } => {
-            check_region(&file, &region)?;
-            let url = format!("{}/regions/{region}/kill", file.supervisor);
-            let answer: Killed = client
-                .json(Method::POST, &url, Some(json!({})))
-                .await
-                .context("the supervisor (meridian up) did not answer")?;
+            let answer: Killed = supervise(&file, &client, &region, "kill").await?;
             println!("killed {region} (pid {})", pid_text(answer.killed_pid));
         }
         Fault::Restart { region } => {
-            check_region(&file, &region)?;
-            let url = format!("{}/regions/{region}/restart", file.supervisor);
-            let answer: Restarted = client
-                .json(Method::POST, &url, Some(json!({})))
-                .await
-                .context("the supervisor (meridian up) did not answer")?;
+            let answer: Restarted = supervise(&file, &client, &region, "restart").await?;
             println!("restarted {region} (pid {})", pid_text(answer.pid));
         }
     }
     Ok(())
+}
+
+/// Heals the link a–b, or every link when neither is named.
+async fn heal(
+    file: &ClusterFile,
+    client: &AdminClient,
+    a: Option<String>,
+    b: Option<String>,
+) -> anyhow::Result<()> {
+    let patch = LinkPatch {
+        partitioned: Some(false),
+        ..LinkPatch::default()
+    };
+    let pairs: Vec<(String, String)> = match (a, b) {
+        (Some(a), Some(b)) => vec![(a, b)],
+        (None, None) => {
+            let names: Vec<_> = file.regions.keys().cloned().collect();
+            let mut v = Vec::new();
+            for (i, a) in names.iter().enumerate() {
+                for b in &names[i + 1..] {
+                    v.push((a.clone(), b.clone()));
+                }
+            }
+            v
+        }
+        _ => bail!("heal takes two regions, or none to heal every link"),
+    };
+    for (a, b) in &pairs {
+        patch_pair(file, client, a, b, &patch).await?;
+    }
+    println!(
+        "healed {} link{}",
+        pairs.len(),
+        if pairs.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+/// Asks the supervisor of `meridian up` to `action` (`kill`, `restart`)
+/// `region`.
+async fn supervise<T: serde::de::DeserializeOwned>(
+    file: &ClusterFile,
+    client: &AdminClient,
+    region: &str,
+    action: &str,
+) -> anyhow::Result<T> {
+    check_region(file, region)?;
+    let url = format!("{}/regions/{region}/{action}", file.supervisor);
+    client
+        .json(Method::POST, &url, Some(json!({})))
+        .await
+        .context("the supervisor (meridian up) did not answer")
 }

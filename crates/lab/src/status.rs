@@ -94,6 +94,18 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
         "{:<14} {:<6} {:>7} {:>10} {:<17} ADMIN",
         "REGION", "STATE", "PID", "UPTIME", "REDIS (RESP)"
     );
+    regions_table(&mut s, file, statuses);
+    links_table(&mut s, statuses);
+    replication_table(&mut s, statuses);
+    s
+}
+
+/// One line per region: up or down, pid, uptime, endpoints.
+fn regions_table(
+    s: &mut String,
+    file: &ClusterFile,
+    statuses: &BTreeMap<String, Option<NodeStatus>>,
+) {
     for (name, status) in statuses {
         let e = &file.regions[name];
         match status {
@@ -113,6 +125,11 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
             }
         }
     }
+}
+
+/// One line per link and direction: state, measured and emulated RTT,
+/// loss, bytes.
+fn links_table(s: &mut String, statuses: &BTreeMap<String, Option<NodeStatus>>) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -147,6 +164,10 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
             );
         }
     }
+}
+
+/// One line per origin and destination: applied, lag, pending.
+fn replication_table(s: &mut String, statuses: &BTreeMap<String, Option<NodeStatus>>) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
@@ -189,7 +210,6 @@ pub fn render(file: &ClusterFile, statuses: &BTreeMap<String, Option<NodeStatus>
             );
         }
     }
-    s
 }
 
 /// Every answering region's table modes (`GET /tables`).

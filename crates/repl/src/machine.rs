@@ -148,7 +148,7 @@ pub enum Command {
 }
 
 /// Counters per peer, for metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PeerCounters {
     /// Entries shipped (including retransmissions and relays).
     pub shipped: u64,

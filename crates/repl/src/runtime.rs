@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use meridian_core::{Hlc, LogEntry, RegionName, VersionVector};
 use meridian_store::db::{Applied, Db, EnqueueError, RemoteOutcome, RemoteReply};
 use meridian_wan::{InboundFrame, PeerMesh};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -66,7 +65,7 @@ pub const APPLY_QUEUE_FRAMES_MAX: usize = 64;
 const EVENT_QUEUE_MAX: usize = 4096;
 
 /// Replication state of one peer, as `/status` and `/metrics` show it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct PeerReplication {
     /// The peer's applied vector as it last told us.
     pub acked: VersionVector,
@@ -79,14 +78,13 @@ pub struct PeerReplication {
 }
 
 /// Shared view of the replicator, updated after every event.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct ReplStatus {
     /// Per peer.
     pub peers: BTreeMap<RegionName, PeerReplication>,
     /// How far each origin's log is truncated.
     pub truncated: BTreeMap<RegionName, u64>,
     /// Per peer: the time up to which this region holds all its writes.
-    #[serde(default)]
     pub closed_ms: BTreeMap<RegionName, u64>,
 }
 

@@ -19,7 +19,7 @@ use crate::backend::{Backend, StoreError};
 const SCAN_PAGE_KEYS: usize = 1024;
 
 /// A table's digest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDigest {
     /// Keys visible at the time of hashing.
     pub keys: u64,

@@ -12,7 +12,6 @@ use std::sync::Mutex;
 
 use meridian_core::record::{Conflict, KeyState};
 use meridian_core::{LogEntry, RegionName};
-use serde::Serialize;
 
 use crate::histogram::{FineHistogram, Histogram};
 
@@ -23,7 +22,7 @@ pub const CONFLICT_LOG_MAX: usize = 1000;
 pub const CONFLICT_VALUE_PREVIEW_BYTES: usize = 64;
 
 /// One overwritten concurrent write, as `GET /conflicts` lists it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct ConflictRecord {
     /// Table.
     pub table: String,

@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meridian_core::LinkConditions;
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -70,7 +69,7 @@ pub enum Direction {
 }
 
 /// What a link does now; changed at run time by chaos commands.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LinkState {
     /// Conditions on bytes going to the target.
     pub outbound: LinkConditions,
@@ -81,7 +80,7 @@ pub struct LinkState {
 }
 
 /// Counters of one link, all monotonic but `connections_open`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkStats {
     /// Bytes delivered to the target.
     pub bytes_out: u64,

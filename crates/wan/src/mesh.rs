@@ -76,7 +76,7 @@ pub struct InboundFrame {
 }
 
 /// One peer link as seen from this node.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PeerLinkStatus {
     /// The peer's region.
     pub region: RegionName,

@@ -25,6 +25,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use meridian_api::client::AdminClient;
+use meridian_api::cluster::ClusterFile;
 
 pub mod catchup;
 pub mod cluster;
@@ -102,25 +103,8 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     };
 
     let wants = |s: &str| opts.suites.iter().any(|x| x == s);
-    let load_secs = if opts.quick { 3 } else { 10 };
-    for rate in [1_000u64, 10_000].into_iter().filter(|_| wants("lag")) {
-        say(format!(
-            "lag: {rate} writes/s in each region for {load_secs} s"
-        ));
-        let (lags, loads, disk) = lag::lag_suite(&file, &client, rate, load_secs).await?;
-        report.lag.extend(lags);
-        report.load.extend(loads);
-        report.disk.push(disk);
-    }
-    // The highest rate every region sustains, and the lag there (full runs
-    // only: each probe takes 10 s and a drain).
-    if wants("lag") && !opts.quick {
-        let (best, rows) = lag::max_sustainable(&file, &client, &report.load, load_secs).await?;
-        report.max_sustainable_per_region = Some(best);
-        if let Some((lags, loads)) = rows {
-            report.lag.extend(lags);
-            report.load.extend(loads);
-        }
+    if wants("lag") {
+        lag_suites(&file, &client, opts.quick, &mut report).await?;
     }
     let partition_secs = if opts.quick { 5 } else { 60 };
     if wants("catchup") {
@@ -173,5 +157,34 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     std::fs::write(out.join("report.md"), report::render(&report, opts.quick))?;
     say(format!("report: {}", out.join("report.md").display()));
     print!("{}", report::render(&report, opts.quick));
+    Ok(())
+}
+
+/// The lag runs at 1k and 10k writes/s per region and, in full runs, the
+/// highest rate every region sustains (each probe takes 10 s and a drain).
+async fn lag_suites(
+    file: &ClusterFile,
+    client: &AdminClient,
+    quick: bool,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let load_secs = if quick { 3 } else { 10 };
+    for rate in [1_000u64, 10_000] {
+        say(format!(
+            "lag: {rate} writes/s in each region for {load_secs} s"
+        ));
+        let (lags, loads, disk) = lag::lag_suite(file, client, rate, load_secs).await?;
+        report.lag.extend(lags);
+        report.load.extend(loads);
+        report.disk.push(disk);
+    }
+    if !quick {
+        let (best, rows) = lag::max_sustainable(file, client, &report.load, load_secs).await?;
+        report.max_sustainable_per_region = Some(best);
+        if let Some((lags, loads)) = rows {
+            report.lag.extend(lags);
+            report.load.extend(loads);
+        }
+    }
     Ok(())
 }
