@@ -181,7 +181,21 @@ pub async fn run(file: &ClusterFile, quick: bool) -> anyhow::Result<Vec<Consiste
         ));
     }
 
-    // A session moving from us-east to ap-south right after its write.
+    let waits = session_moves(file, n).await?;
+    rows.push(row(
+        "write in us-east, then session read in ap-south",
+        "ap-south",
+        waits,
+        rtt("us-east", "ap-south") / 2.0,
+        "one-way us-east → ap-south".into(),
+    ));
+    rows.extend(switchovers(file, if quick { 2 } else { 10 }, rtt("us-east", "eu-west")).await?);
+    Ok(rows)
+}
+
+/// A session moving from us-east to ap-south right after each of `n`
+/// writes: ms from the write's sending to the read's answer there.
+async fn session_moves(file: &ClusterFile, n: usize) -> anyhow::Result<Vec<f64>> {
     let mut writer = conn(file, "us-east", &[]).await?;
     let mut reader = conn(file, "ap-south", &[]).await?;
     let mut waits = Vec::with_capacity(n);
@@ -206,15 +220,7 @@ pub async fn run(file: &ClusterFile, quick: bool) -> anyhow::Result<Vec<Consiste
         }
         waits.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    rows.push(row(
-        "write in us-east, then session read in ap-south",
-        "ap-south",
-        waits,
-        rtt("us-east", "ap-south") / 2.0,
-        "one-way us-east → ap-south".into(),
-    ));
-    rows.extend(switchovers(file, if quick { 2 } else { 10 }, rtt("us-east", "eu-west")).await?);
-    Ok(rows)
+    Ok(waits)
 }
 
 /// Moves `mv:`'s home between us-east and eu-west `moves` times while a
