@@ -98,3 +98,63 @@ impl IntoResponse for ApiError {
         (status, Json(body)).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: impl Into<ApiError>) -> StatusCode {
+        e.into().status()
+    }
+
+    #[test]
+    fn redis_error_kinds_become_the_statuses_the_data_api_documents() {
+        let here: meridian_core::RegionName = "ap-south".parse().unwrap();
+        let allowed = ["eu-west".to_string()];
+        // TRYAGAIN and a failed commit: retry later (503).
+        assert_eq!(
+            status(ErrorReply::retry("home unreachable")),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(ErrorReply::not_stored("disk full")),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        // Refused by the state it meets: mode, residency, policy, type (409).
+        assert_eq!(
+            status(ErrorReply::read_only("not the home")),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(status(ErrorReply::wrong_type()), StatusCode::CONFLICT);
+        assert_eq!(
+            status(ErrorReply::not_pinned_here("eu_data", &allowed, &here)),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(ErrorReply::policy_forbids(
+                "counters", "counter", "SET", "INCRBY"
+            )),
+            StatusCode::CONFLICT
+        );
+        // Anything else the caller sent wrong (400).
+        assert_eq!(
+            status(ErrorReply::invalid("syntax error")),
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    #[test]
+    fn change_errors_become_statuses_by_variant_and_keep_their_text() {
+        let e = ApiError::from(ChangeError::retry("a change is under way"));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.message().starts_with("TRYAGAIN"), "{}", e.message());
+        assert_eq!(
+            status(ChangeError::UnknownTable("t".into())),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(ChangeError::Invalid("bad".into())),
+            StatusCode::BAD_REQUEST
+        );
+    }
+}
