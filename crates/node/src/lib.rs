@@ -1,6 +1,6 @@
 //! `meridian-node`: what one region's process does (`meridian node`).
 //!
-//! [`run`] binds the region's listeners, starts one emulated WAN link per
+//! [`run()`] binds the region's listeners, starts one emulated WAN link per
 //! peer when the topology asks for emulation, joins the peer mesh, opens
 //! the store, starts replication, serves the Redis endpoint and the HTTP
 //! API, and stops cleanly when its shutdown token is cancelled.
