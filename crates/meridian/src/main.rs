@@ -209,7 +209,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 capture_links,
             };
-            meridian_node::run(topology, region, storage, shutdown_on_signals()).await
+            Ok(meridian_node::run(topology, region, storage, shutdown_on_signals()).await?)
         }
         Command::Up {
             regions,

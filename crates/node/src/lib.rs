@@ -6,7 +6,8 @@
 //! API, and stops cleanly when its shutdown token is cancelled.
 //!
 //! # Layout
-//! - [`run`](mod@run): start-up and wiring; [`state`]: [`Node`], what the
+//! - [`run`](mod@run): start-up and wiring ([`StartError`] says why a
+//!   start failed); [`state`]: [`Node`], what the
 //!   HTTP API reads.
 //! - [`http`]: the admin/data/table routes, their auth, errors and metrics.
 //! - [`remote`]: the Redis endpoint's cross-region requests over the
@@ -22,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+pub mod error;
 pub mod http;
 pub mod info;
 pub mod links;
@@ -32,5 +34,6 @@ pub mod residency;
 pub mod run;
 pub mod state;
 
+pub use error::StartError;
 pub use run::{run, NodeOptions};
 pub use state::Node;

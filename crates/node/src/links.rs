@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::Context;
 use meridian_core::RegionName;
 use meridian_wan::{Direction, LinkTap};
+
+use crate::error::StartError;
 
 /// A tap appending what the link to `peer` delivers to
 /// `dir/{me}-{peer}.out` (bytes we sent) and `dir/{me}-{peer}.in` (bytes
@@ -17,16 +18,26 @@ pub(crate) fn capture_tap(
     dir: &Path,
     me: &RegionName,
     peer: &RegionName,
-) -> anyhow::Result<LinkTap> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create the link capture directory {}", dir.display()))?;
-    let open = |suffix: &str| -> anyhow::Result<std::fs::File> {
+) -> Result<LinkTap, StartError> {
+    std::fs::create_dir_all(dir).map_err(|source| StartError::Capture {
+        what: "create the link capture directory",
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let open = |suffix: &str| -> Result<std::fs::File, StartError> {
         let path = dir.join(format!("{me}-{peer}.{suffix}"));
-        std::fs::OpenOptions::new()
+        match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
-            .with_context(|| format!("cannot open link capture file {}", path.display()))
+        {
+            Ok(file) => Ok(file),
+            Err(source) => Err(StartError::Capture {
+                what: "open link capture file",
+                path,
+                source,
+            }),
+        }
     };
     let files = std::sync::Mutex::new([open("out")?, open("in")?]);
     Ok(Arc::new(move |direction: Direction, bytes: &[u8]| {

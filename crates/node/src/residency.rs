@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use meridian_core::{RegionName, Topology};
 use meridian_repl::Residency;
 use meridian_store::db::Db;
+
+use crate::error::StartError;
 
 /// Makes the replicator and the store follow which tables this region
 /// holds. With every new view of the table modes, before it is published:
@@ -22,7 +23,7 @@ pub(crate) async fn follow_residency(
     db: Db,
     residency: Residency,
     me: RegionName,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     {
         let (db, me) = (db.clone(), me.clone());
         resp.modes.on_change(Box::new(move |t: &Topology| {
@@ -50,7 +51,10 @@ pub(crate) async fn follow_residency(
         if !now {
             db.drop_withheld(&table, holders(&topology, &table))
                 .await
-                .with_context(|| format!("cannot drop the data of table `{table}`"))?;
+                .map_err(|source| StartError::DropWithheld {
+                    table: table.clone(),
+                    source,
+                })?;
         }
         held.insert(table, now);
     }

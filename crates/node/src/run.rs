@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use meridian_api::cluster::DB_FILE;
 use meridian_core::config::Region;
 use meridian_core::hlc::OFFSET_MS_MAX_DEFAULT;
@@ -24,6 +23,7 @@ use meridian_wan::{LinkControl, LinkProxy, PeerIdentity, PeerMesh, PeerTarget};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::StartError;
 use crate::http::{self, AdminState};
 use crate::links::capture_tap;
 use crate::residency::follow_residency;
@@ -31,10 +31,10 @@ use crate::state::Node;
 
 /// Binds `addr`, naming the listener in the error so an operator knows which
 /// config field to change.
-async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen for {what} on {addr} (is another process using the port?)")
-    })
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
 }
 
 /// How a node keeps its data and checks it against its peers.
@@ -60,7 +60,7 @@ struct Listeners {
 }
 
 impl Listeners {
-    async fn bind(me: &Region) -> anyhow::Result<Listeners> {
+    async fn bind(me: &Region) -> Result<Listeners, StartError> {
         Ok(Listeners {
             peer: bind("peer links", me.peer).await?,
             admin: bind("the admin API", me.admin).await?,
@@ -75,12 +75,10 @@ pub async fn run(
     region: RegionName,
     storage: NodeOptions,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let me = topology
         .region(&region)
-        .with_context(|| {
-            format!("region `{region}` is not in the topology; pick one of its [[regions]]")
-        })?
+        .ok_or_else(|| StartError::UnknownRegion(region.clone()))?
         .clone();
     let listeners = Listeners::bind(&me).await?;
     let (links, targets) = dial_targets(&topology, &me, &storage, &shutdown).await?;
@@ -123,7 +121,9 @@ pub async fn run(
         applied = %node.db.applied().to_token(),
         "node ready"
     );
-    http::serve(listeners.admin, AdminState::new(node), shutdown.clone()).await?;
+    http::serve(listeners.admin, AdminState::new(node), shutdown.clone())
+        .await
+        .map_err(StartError::Serve)?;
     tracing::info!(%region, "node stopped");
     Ok(())
 }
@@ -135,7 +135,7 @@ async fn dial_targets(
     me: &Region,
     storage: &NodeOptions,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(BTreeMap<RegionName, LinkControl>, Vec<PeerTarget>)> {
+) -> Result<(BTreeMap<RegionName, LinkControl>, Vec<PeerTarget>), StartError> {
     let mut links = BTreeMap::new();
     let mut targets = Vec::new();
     for peer in topology.peers_of(&me.name) {
@@ -143,7 +143,11 @@ async fn dial_targets(
             // The local end of the emulated link sits on our peer IP so that
             // a multi-host setup keeps the traffic on the right interface.
             let proxy = bind("an emulated link", SocketAddr::new(me.peer.ip(), 0)).await?;
-            let dial = proxy.local_addr()?;
+            let dial = proxy.local_addr().map_err(|source| StartError::Bind {
+                what: "an emulated link",
+                addr: SocketAddr::new(me.peer.ip(), 0),
+                source,
+            })?;
             let mut control = LinkControl::symmetric(topology.link(&me.name, &peer.name));
             if let Some(dir) = &storage.capture_links {
                 control = control.with_tap(capture_tap(dir, &me.name, &peer.name)?);
@@ -168,16 +172,16 @@ async fn dial_targets(
 }
 
 /// Opens (or creates) the region's database and starts its writer.
-fn open_store(storage: &NodeOptions, region: &RegionName) -> anyhow::Result<(Db, PathBuf)> {
-    std::fs::create_dir_all(&storage.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            storage.data_dir.display()
-        )
+fn open_store(storage: &NodeOptions, region: &RegionName) -> Result<(Db, PathBuf), StartError> {
+    std::fs::create_dir_all(&storage.data_dir).map_err(|source| StartError::DataDir {
+        path: storage.data_dir.clone(),
+        source,
     })?;
     let db_path = storage.data_dir.join(DB_FILE);
-    let backend = RedbStore::open(&db_path)
-        .with_context(|| format!("cannot open the database {}", db_path.display()))?;
+    let backend = RedbStore::open(&db_path).map_err(|source| StartError::OpenDb {
+        path: db_path.clone(),
+        source,
+    })?;
     let db = Db::start(
         Arc::new(backend),
         DbConfig {
@@ -200,13 +204,13 @@ fn start_replication(
     inbound: tokio::sync::mpsc::Receiver<meridian_wan::InboundFrame>,
     storage: &NodeOptions,
     shutdown: &CancellationToken,
-) -> anyhow::Result<(Arc<Modes>, Residency, ReplHandle)> {
+) -> Result<(Arc<Modes>, Residency, ReplHandle), StartError> {
     let all_regions = topology.regions.iter().map(|r| r.name.clone()).collect();
     // Modes changed at run time before a restart hold before anything is
     // shipped or served; the residency map (shared by the replicator and
     // anti-entropy) starts from them and follows later changes.
     let modes = Arc::new(Modes::new(Arc::new(topology.clone())));
-    modes.refresh(db).context("cannot read the table modes")?;
+    modes.refresh(db).map_err(StartError::Modes)?;
     let residency = Residency::new(modes.topology().residency());
     let repl = meridian_repl::runtime::spawn(
         db.clone(),
