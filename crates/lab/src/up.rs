@@ -590,10 +590,7 @@ fn authorize(
     state: &SupervisorState,
     headers: &axum::http::HeaderMap,
 ) -> Result<(), (StatusCode, Json<serde_json::Value>)> {
-    let ok = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let ok = meridian_api::auth::bearer(headers.get("authorization").and_then(|v| v.to_str().ok()))
         .is_some_and(|t| {
             meridian_api::auth::constant_time_eq(t.as_bytes(), state.token.as_bytes())
         });

@@ -22,7 +22,7 @@ impl meridian_resp::ClusterInfo for NodeInfo {
     fn replication(&self) -> Vec<(String, String)> {
         let links = self.mesh.status();
         let repl = self.repl.status();
-        let lag = crate::http::status::lag_by_origin(&self.db);
+        let lag = crate::lag::lag_by_origin(&self.db);
         let ms = |q: Option<f64>| q.map_or("-".to_string(), |ms| format!("{ms:.1}"));
         let mut out = vec![
             ("regions".to_string(), (links.len() + 1).to_string()),

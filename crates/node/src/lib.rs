@@ -12,7 +12,8 @@
 //! - [`http`]: the admin/data/table routes, their auth, errors and metrics.
 //! - [`remote`]: the Redis endpoint's cross-region requests over the
 //!   replicator's calls, and the handler that answers peers'.
-//! - [`info`]: the cluster lines of the Redis endpoint's `INFO`.
+//! - [`info`]: the cluster lines of the Redis endpoint's `INFO`; [`lag`]:
+//!   replication lag per origin, for it and for `/status`.
 //! - [`links`], [`residency`]: emulated links and their capture; following
 //!   which tables this region holds.
 //! - [`load`]: the paced write generator the benchmarks drive.
@@ -26,6 +27,7 @@
 pub mod error;
 pub mod http;
 pub mod info;
+pub mod lag;
 pub mod links;
 pub mod load;
 pub mod metrics;

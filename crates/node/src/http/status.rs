@@ -2,13 +2,11 @@
 //! and replication, converted from the layers' own types into
 //! [`meridian_api::status`]'s.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::Json;
 use meridian_api::status::{
-    EmulatedLink, Health, LagReport, LinkCounters, NodeStatus, PeerLink, PeerReplication,
-    PeerReport, ReplicationReport, ShippingCounters,
+    EmulatedLink, Health, LinkCounters, NodeStatus, PeerLink, PeerReplication, PeerReport,
+    ReplicationReport, ShippingCounters,
 };
 use meridian_core::LinkFigures;
 
@@ -61,39 +59,9 @@ pub(crate) fn node_status(node: &Node) -> NodeStatus {
     }
 }
 
-/// Replication lag per origin, quantiles to 0.1 ms since start (or the
-/// last reset): for `/status` and the Redis endpoint's `INFO`.
-pub(crate) fn lag_by_origin(db: &meridian_store::db::Db) -> BTreeMap<String, LagReport> {
-    db.stats()
-        .replication_latency
-        .lock()
-        .expect("stats lock is never poisoned")
-        .iter()
-        .map(|(origin, h)| {
-            let ms = |q: f64| h.quantile(q).map(|s| s * 1000.0);
-            (
-                origin.to_string(),
-                LagReport {
-                    count: h.count(),
-                    p50_ms: ms(0.5),
-                    p99_ms: ms(0.99),
-                    p999_ms: ms(0.999),
-                    max_ms: (h.count() > 0).then(|| h.max() * 1000.0),
-                    cdf_ms: {
-                        let qs = meridian_api::status::cdf_quantiles();
-                        h.quantiles(&qs)
-                            .map(|v| qs.iter().zip(v).map(|(q, s)| [*q, s * 1000.0]).collect())
-                            .unwrap_or_default()
-                    },
-                },
-            )
-        })
-        .collect()
-}
-
 fn replication_report(node: &Node) -> ReplicationReport {
     let repl = node.repl.status();
-    let lag = lag_by_origin(&node.db);
+    let lag = crate::lag::lag_by_origin(&node.db);
     ReplicationReport {
         applied: node
             .db
