@@ -76,10 +76,27 @@ pub struct RegionEndpoints {
     pub admin: String,
     /// Peer-link address.
     pub peer: String,
+    /// Edge proxy base URL (`http://127.0.N.1:PORT`: each region's edge
+    /// has its own loopback address and the same port, so an address alone
+    /// names a region).
+    #[serde(default)]
+    pub edge: Option<String>,
+    /// The app instances `up` runs behind the edge.
+    #[serde(default)]
+    pub apps: Vec<AppInstance>,
     /// Node process id while running.
     pub pid: Option<u32>,
     /// The node's log file.
     pub log: PathBuf,
+}
+
+/// One app instance `up` runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppInstance {
+    /// Where it listens (`IP:PORT`).
+    pub addr: String,
+    /// Its process id.
+    pub pid: Option<u32>,
 }
 
 impl ClusterFile {

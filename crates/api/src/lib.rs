@@ -12,6 +12,7 @@
 //! # Layout
 //! - [`status`]: `GET /status`, `GET /health`, link changes.
 //! - [`data`]: the data routes' parameters and answers, conflicts, digests.
+//! - [`edge`]: the edge's pool, region health, drain, the probe body.
 //! - [`tables`]: `GET /tables` and mode changes.
 //! - [`load`]: the benchmark load generator's request and report.
 //! - [`supervisor`]: the API `meridian up` serves (kill, restart).
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod client;
 pub mod cluster;
 pub mod data;
+pub mod edge;
 pub mod load;
 pub mod status;
 pub mod supervisor;

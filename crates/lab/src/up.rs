@@ -207,7 +207,8 @@ fn topology_for(regions: &[RegionName], ports: &[[u16; 3]], admin_token: &str) -
                 admin: addr(p[2]),
                 s3: None,
                 dns: None,
-                proxy: None,
+                edge: None,
+                backends: Vec::new(),
                 location: None,
             })
             .collect(),
@@ -217,6 +218,8 @@ fn topology_for(regions: &[RegionName], ports: &[[u16; 3]], admin_token: &str) -
             links: Vec::new(),
         },
         tables: Vec::new(),
+        edge: Default::default(),
+        routes: Vec::new(),
     }
 }
 
@@ -503,6 +506,8 @@ async fn start_and_serve(
                 resp: r.resp.to_string(),
                 admin: format!("http://{}", r.admin),
                 peer: r.peer.to_string(),
+                edge: r.edge.map(|a| format!("http://{a}")),
+                apps: Vec::new(),
                 pid: sup.pid(&r.name).await,
                 log: sup.dir.join("logs").join(format!("{}.log", r.name)),
             },

@@ -184,6 +184,24 @@ pub enum ConfigError {
         /// Field path.
         field: String,
     },
+    /// An `[edge]` setting outside its accepted range.
+    #[error("{field}: {value} is out of range; {expected}")]
+    EdgeOutOfRange {
+        /// Field path.
+        field: String,
+        /// The value given.
+        value: u64,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// A `[[routes]]` row or backend that cannot be used.
+    #[error("{field}: {problem}")]
+    InvalidRoute {
+        /// Field path.
+        field: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
     /// A pinned table with no regions.
     #[error("{field}: a pinned table needs at least one allowed region")]
     EmptyPinnedRegions {

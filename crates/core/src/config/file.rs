@@ -1,6 +1,6 @@
 //! The topology file as an operator writes it: the documented serde
 //! structs of `[cluster]`, `[[regions]]`, `[wan]`, `[[tables]]` and
-//! `[resp]`, their defaults, and TOML in and out.
+//! `[resp]` (and `[edge]`, `[[routes]]` from `edge.rs`), their defaults, and TOML in and out.
 //!
 //! Entry type: [`TopologyConfig`] ([`TopologyConfig::from_toml`],
 //! [`TopologyConfig::to_toml`]). Unknown fields are rejected, so a typo never
@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::edge::{BackendConfig, EdgeConfig, RouteConfig};
 use super::error::{ConfigError, ConfigErrors};
 use crate::geo::Location;
 
@@ -32,6 +33,12 @@ pub struct TopologyConfig {
     /// The Redis-protocol endpoint: authentication and limits.
     #[serde(default)]
     pub resp: RespConfig,
+    /// The regional edge proxy: pools, checks, retries, limits.
+    #[serde(default)]
+    pub edge: EdgeConfig,
+    /// What the edge does per path prefix.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RouteConfig>,
 }
 
 /// Default largest bulk string (a key, a value, an argument): 16 MiB.
@@ -172,9 +179,13 @@ pub struct RegionConfig {
     /// Authoritative DNS listener (later issues).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<SocketAddr>,
-    /// Edge proxy listener (later issues).
+    /// Edge proxy listener (HTTP): the region's front door.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<SocketAddr>,
+    pub edge: Option<SocketAddr>,
+    /// App instances behind the edge, configured statically (more can be
+    /// registered at run time through the admin API).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<BackendConfig>,
     /// Where the region is, for derived latencies and GeoDNS. Default: the
     /// catalogue's city for known region names.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,8 @@
 //! # Layout
 //! - `file`: the serde structs an operator writes ([`TopologyConfig`] and its
 //!   sections), their defaults, TOML in and out.
+//! - `edge`: `[edge]` and `[[routes]]`, the edge proxy's settings and
+//!   their defaults.
 //! - `link`: a link's conditions in operator units ([`LinkFigures`]) and in
 //!   emulator units ([`LinkConditions`]), and the one range check between.
 //! - `validate`: [`TopologyConfig::validate`], every cross-field rule.
@@ -21,12 +23,17 @@
 //!
 //! Every item is re-exported here: `meridian_core::config::X` is its path.
 
+mod edge;
 mod error;
 mod file;
 mod link;
 mod topology;
 mod validate;
 
+pub use edge::{
+    BackendConfig, BalancePolicy, EdgeConfig, HealthCheckConfig, OutlierConfig, RegionProbeConfig,
+    RouteConfig, BACKENDS_MAX, ROUTES_MAX,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use file::{
     ClusterConfig, ConflictPolicy, LinkConfig, PinnedOutside, RegionConfig, RespConfig, RespUser,

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use super::edge::{BackendConfig, EdgeConfig, RouteConfig};
 use super::file::{ConflictPolicy, PinnedOutside, RespConfig};
 use super::link::LinkConditions;
 use crate::geo::Location;
@@ -71,8 +72,10 @@ pub struct Region {
     pub s3: Option<SocketAddr>,
     /// DNS listen address.
     pub dns: Option<SocketAddr>,
-    /// Proxy listen address.
-    pub proxy: Option<SocketAddr>,
+    /// Edge proxy listen address.
+    pub edge: Option<SocketAddr>,
+    /// Statically configured app instances behind the edge.
+    pub backends: Vec<BackendConfig>,
     /// Location, from the config or the catalogue.
     pub location: Option<Location>,
 }
@@ -113,6 +116,10 @@ pub struct Topology {
     pub links: BTreeMap<(RegionName, RegionName), LinkConditions>,
     /// Tables in config order.
     pub tables: Vec<Table>,
+    /// The edge proxy's settings (ranges checked).
+    pub edge: EdgeConfig,
+    /// Edge routes in config order (prefixes unique, tables known).
+    pub routes: Vec<RouteConfig>,
 }
 
 impl Topology {

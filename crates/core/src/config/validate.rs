@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
+use super::edge::{EdgeConfig, RouteConfig};
 use super::error::{ConfigError, ConfigErrors};
 use super::file::{
     ClusterConfig, RegionConfig, RespConfig, RespUser, TableConfig, TableModeConfig,
@@ -61,6 +62,8 @@ impl Validator {
         let links = self.links(&c.wan, &regions);
         let tables = self.tables(&c.tables, &names);
         self.resp(&c.resp);
+        self.edge(&c.edge, &c.regions);
+        self.routes(&c.routes, &tables);
         if !self.errors.is_empty() {
             return None;
         }
@@ -74,6 +77,8 @@ impl Validator {
             links,
             tables,
             resp: c.resp.clone(),
+            edge: c.edge.clone(),
+            routes: c.routes.clone(),
         })
     }
 
@@ -141,6 +146,21 @@ impl Validator {
             1_000_000,
             "use 1 up to 1,000,000",
         );
+    }
+
+    fn edge(&mut self, c: &EdgeConfig, regions: &[RegionConfig]) {
+        self.errors.extend(super::edge::edge_problems(c));
+        for (i, r) in regions.iter().enumerate() {
+            self.errors.extend(super::edge::backend_problems(
+                &format!("regions[{i}]"),
+                &r.backends,
+            ));
+        }
+    }
+
+    fn routes(&mut self, routes: &[RouteConfig], tables: &[Table]) {
+        self.errors
+            .extend(super::edge::route_problems(routes, tables));
     }
 
     fn secret(&mut self, c: &ClusterConfig) -> Option<Vec<u8>> {
@@ -213,7 +233,7 @@ impl Validator {
             ("admin", Some(r.admin)),
             ("s3", r.s3),
             ("dns", r.dns),
-            ("proxy", r.proxy),
+            ("edge", r.edge),
         ];
         for (kind, addr) in addrs {
             let Some(addr) = addr else { continue };
@@ -485,7 +505,8 @@ fn region_from(name: RegionName, r: &RegionConfig) -> Region {
         admin: r.admin,
         s3: r.s3,
         dns: r.dns,
-        proxy: r.proxy,
+        edge: r.edge,
+        backends: r.backends.clone(),
         location,
     }
 }
