@@ -17,6 +17,7 @@
 //! - [`links`], [`residency`]: emulated links and their capture; following
 //!   which tables this region holds.
 //! - [`load`]: the paced write generator the benchmarks drive.
+//! - [`edge`](mod@edge): the edge proxy's WAN links, start and drain marker.
 //! - [`metrics`]: every layer's Prometheus collectors in one registry.
 //!
 //! It speaks to tools only through [`meridian_api`]'s types and never
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod edge;
 pub mod error;
 pub mod http;
 pub mod info;

@@ -82,5 +82,8 @@ pub fn registry(node: &Node, unauthorized: Arc<AtomicU64>) -> Registry {
     r.register_collector(Box::new(meridian_resp::RespMetrics::new(
         node.resp.stats.clone(),
     )));
+    if let Some(edge) = &node.edge {
+        r.register_collector(Box::new(meridian_route::RouteMetrics::new(edge.clone())));
+    }
     r
 }

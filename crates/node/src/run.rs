@@ -51,12 +51,13 @@ pub struct NodeOptions {
     pub capture_links: Option<PathBuf>,
 }
 
-/// The three listeners a node binds before it does anything else, so a
+/// The listeners a node binds before it does anything else, so a
 /// port in use fails the start before any state is touched.
 struct Listeners {
     peer: TcpListener,
     admin: TcpListener,
     resp: TcpListener,
+    edge: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -65,6 +66,10 @@ impl Listeners {
             peer: bind("peer links", me.peer).await?,
             admin: bind("the admin API", me.admin).await?,
             resp: bind("the Redis endpoint", me.resp).await?,
+            edge: match me.edge {
+                Some(addr) => Some(bind("the edge proxy", addr).await?),
+                None => None,
+            },
         })
     }
 }
@@ -101,6 +106,23 @@ pub async fn run(
         resp.clone(),
         shutdown.clone(),
     ));
+    let edge = match listeners.edge {
+        Some(listener) => {
+            let peers = crate::edge::edge_peers(&topology, &me, &links, &shutdown).await?;
+            let modes = resp.modes.clone();
+            let edge = crate::edge::start_edge(
+                &topology,
+                &region,
+                peers,
+                modes,
+                &storage.data_dir,
+                &shutdown,
+            );
+            tokio::spawn(meridian_route::server::serve(edge.clone(), listener));
+            Some(edge)
+        }
+        None => None,
+    };
     let node = Arc::new(Node {
         region: region.clone(),
         topology,
@@ -110,12 +132,15 @@ pub async fn run(
         links,
         started: Instant::now(),
         resp,
+        edge,
+        data_dir: storage.data_dir.clone(),
     });
     tracing::info!(
         %region,
         peer = %me.peer,
         admin = %me.admin,
         resp = %me.resp,
+        edge = ?me.edge,
         emulated_links = node.links.len(),
         data = %db_path.display(),
         applied = %node.db.applied().to_token(),

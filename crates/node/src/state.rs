@@ -28,4 +28,8 @@ pub struct Node {
     pub started: Instant,
     /// The Redis endpoint's shared state (counters for `/metrics`).
     pub resp: Arc<meridian_resp::Shared>,
+    /// The edge proxy, when the region has an `edge` listener.
+    pub edge: Option<Arc<meridian_route::Edge>>,
+    /// The data directory (the drain marker lives there).
+    pub data_dir: std::path::PathBuf,
 }

@@ -20,4 +20,18 @@
 
 #![warn(missing_docs)]
 
+pub mod checker;
+pub mod edge;
+pub mod limit;
+pub mod outbound;
 pub mod policy;
+pub mod pool;
+pub mod probe;
+pub mod proxy;
+pub mod server;
+pub mod stats;
+pub mod upstream;
+
+pub use edge::{Edge, EdgeError, EdgeSetup, HomeOf};
+pub mod metrics;
+pub use metrics::RouteMetrics;

@@ -141,6 +141,16 @@ impl LinkControl {
         self
     }
 
+    /// The same link (state, counters, bandwidth shared) without the tap:
+    /// for traffic that shares the WAN link but is not the audited
+    /// replication stream (the edge's HTTP forwards and probes).
+    pub fn without_tap(&self) -> Self {
+        LinkControl {
+            tap: None,
+            ..self.clone()
+        }
+    }
+
     /// A link with the same conditions both ways.
     pub fn symmetric(conditions: LinkConditions) -> Self {
         LinkControl::new(conditions, conditions)

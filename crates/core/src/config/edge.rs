@@ -44,10 +44,13 @@ pub struct EdgeConfig {
     /// Whole request to an instance (until the response head), ms.
     #[serde(default = "d_request_timeout_ms")]
     pub request_timeout_ms: u64,
-    /// A kept-alive client connection with no request, ms.
+    /// A kept-alive client connection with no request, ms. hyper runs one
+    /// timer for the wait for a request head and the head itself, so the
+    /// wait is at most `min(idle_timeout_ms, header_timeout_ms)`.
     #[serde(default = "d_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
-    /// Receiving a request's headers (slowloris), ms.
+    /// Receiving a request's head, from when the connection starts waiting
+    /// for it (slowloris), ms.
     #[serde(default = "d_header_timeout_ms")]
     pub header_timeout_ms: u64,
     /// Largest request head, bytes (431 beyond).
@@ -199,7 +202,7 @@ fn d_request_timeout_ms() -> u64 {
     15_000
 }
 fn d_idle_timeout_ms() -> u64 {
-    60_000
+    10_000
 }
 fn d_header_timeout_ms() -> u64 {
     10_000

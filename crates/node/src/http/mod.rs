@@ -10,6 +10,7 @@
 //! | `/data/{table}/{key}`, `/conflicts` | token | the data API | [`data`] |
 //! | `GET /digest` | none | convergence digests | [`digest`] |
 //! | `GET /tables`, `PUT /admin/tables/{table}/mode` | token for changes | table modes | [`tables`] |
+//! | `GET /edge`, `PUT /admin/edge/backends`, `POST /admin/edge/drain`, `…/undrain`, `GET /health/regions` | token for changes | the edge proxy and region health | [`edge`] |
 //! | `POST /admin/bench/load` | token | the benchmark load generator | [`load`] |
 //! | `POST /admin/faults/…`, `POST /admin/replication/reset-lag` | token | fault injection, lag reset | [`faults`] |
 //!
@@ -28,6 +29,7 @@ use crate::state::Node;
 pub mod auth;
 pub mod data;
 pub mod digest;
+pub mod edge;
 pub mod error;
 pub mod faults;
 pub mod links;

@@ -7,7 +7,7 @@ use meridian_api::data::VALUE_BYTES_MAX;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{data, digest, faults, links, load, metrics, status, tables, AdminState};
+use super::{data, digest, edge, faults, links, load, metrics, status, tables, AdminState};
 
 /// Serves the API on `listener` until `shutdown`, finishing open requests.
 pub async fn serve(
@@ -37,6 +37,11 @@ fn router(state: AdminState) -> Router {
         .route("/digest", get(digest::digest))
         .route("/tables", get(tables::list))
         .route("/admin/tables/{table}/mode", put(tables::change))
+        .route("/edge", get(edge::status))
+        .route("/admin/edge/backends", put(edge::backends))
+        .route("/admin/edge/drain", post(edge::drain))
+        .route("/admin/edge/undrain", post(edge::undrain))
+        .route("/health/regions", get(edge::regions))
         .route("/admin/bench/load", post(load::bench_load))
         .route(
             "/admin/faults/forget/{table}/{key}",

@@ -29,7 +29,7 @@ impl RouteTable {
     /// The table of `routes` (validated: unique prefixes).
     pub fn new(routes: &[RouteConfig]) -> Self {
         let mut v: Vec<(usize, RouteConfig)> = routes.iter().cloned().enumerate().collect();
-        v.sort_by(|a, b| b.1.path_prefix.len().cmp(&a.1.path_prefix.len()));
+        v.sort_by_key(|r| std::cmp::Reverse(r.1.path_prefix.len()));
         RouteTable { routes: v }
     }
 

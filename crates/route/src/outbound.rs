@@ -1,0 +1,196 @@
+//! [`Outbound`]: a client's request as the edge sends it on — to an
+//! instance, another region's edge, or a table's home. The body is read
+//! once: buffered when it is small enough to send again (a retry, a
+//! replay, a cross-region forward), else streamed once. Hop-by-hop headers
+//! are dropped and the forwarding headers added (by the first edge only:
+//! a later edge would name the link, not the client).
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::{Body, Incoming};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Version};
+use meridian_api::edge::HOP_HEADER;
+use meridian_core::RegionName;
+
+use crate::upstream::OutBody;
+
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Why a request body could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// Larger than the limit (413).
+    #[error("request body is larger than {limit} bytes (edge.body_bytes_max)")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The client stopped sending mid-body (400).
+    #[error("request body ended early: {0}")]
+    Broken(String),
+}
+
+enum Payload {
+    Buffered(Bytes),
+    /// Streamed from the client; `None` once sent.
+    Stream(Option<Limited<Incoming>>),
+}
+
+/// A request on its way on.
+pub struct Outbound {
+    /// Its method.
+    pub method: Method,
+    path_and_query: String,
+    headers: HeaderMap,
+    payload: Payload,
+    /// Regions it passed before this edge.
+    pub hops: Vec<RegionName>,
+}
+
+impl Outbound {
+    /// Takes a client's request: reads the body (buffered up to
+    /// `replay_max` bytes, else streamed, never more than `body_max`),
+    /// cleans the headers, and adds the forwarding headers when this is the
+    /// first edge (`hops` empty).
+    pub async fn read(
+        parts: Parts,
+        body: Incoming,
+        client: SocketAddr,
+        hops: Vec<RegionName>,
+        body_max: usize,
+        replay_max: usize,
+    ) -> Result<Outbound, BodyError> {
+        let hint = body.size_hint();
+        if hint.lower() > body_max as u64 {
+            return Err(BodyError::TooLarge { limit: body_max });
+        }
+        let small = hint.upper().is_some_and(|u| u <= replay_max as u64);
+        let payload = if small {
+            let bytes = Limited::new(body, replay_max)
+                .collect()
+                .await
+                .map_err(|e| BodyError::Broken(e.to_string()))?
+                .to_bytes();
+            Payload::Buffered(bytes)
+        } else {
+            Payload::Stream(Some(Limited::new(body, body_max)))
+        };
+        let mut headers = parts.headers;
+        for h in HOP_BY_HOP {
+            headers.remove(h);
+        }
+        if !headers.contains_key(HOST) {
+            // HTTP/2 carries the host in the URI (`:authority`).
+            if let Some(v) = parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                headers.insert(HOST, v);
+            }
+        }
+        if hops.is_empty() {
+            add_forwarded(&mut headers, client);
+        }
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+        Ok(Outbound {
+            method: parts.method,
+            path_and_query,
+            headers,
+            payload,
+            hops,
+        })
+    }
+
+    /// The request path.
+    pub fn path(&self) -> &str {
+        self.path_and_query.split('?').next().unwrap_or("/")
+    }
+
+    /// Its headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Whether it can be sent again (its body is buffered).
+    pub fn replayable(&self) -> bool {
+        matches!(self.payload, Payload::Buffered(_))
+    }
+
+    /// Whether it can still be sent at all.
+    pub fn sendable(&self) -> bool {
+        !matches!(self.payload, Payload::Stream(None))
+    }
+
+    /// The request for `dest`; with `hop_from`, marked as forwarded by that
+    /// region (added to the hops it carries). `None` if a streamed body was
+    /// already sent.
+    pub fn to(
+        &mut self,
+        dest: SocketAddr,
+        hop_from: Option<&RegionName>,
+    ) -> Option<Request<OutBody>> {
+        let body = match &mut self.payload {
+            Payload::Buffered(b) => Either::Left(Full::new(b.clone())),
+            Payload::Stream(s) => Either::Right(s.take()?),
+        };
+        let mut req = Request::builder()
+            .method(self.method.clone())
+            .uri(format!("http://{dest}{}", self.path_and_query))
+            .version(Version::HTTP_11)
+            .body(body)
+            .ok()?;
+        *req.headers_mut() = self.headers.clone();
+        if let Some(me) = hop_from {
+            let mut hops: Vec<&str> = self.hops.iter().map(RegionName::as_str).collect();
+            hops.push(me.as_str());
+            let v = HeaderValue::from_str(&hops.join(",")).ok()?;
+            req.headers_mut()
+                .insert(HeaderName::from_static(HOP_HEADER), v);
+        }
+        Some(req)
+    }
+}
+
+/// Appends the client to `X-Forwarded-For` and adds a `Forwarded` element
+/// (RFC 7239).
+fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
+    let ip = client.ip();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    let node = if ip.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip.to_string()
+    };
+    let element = format!("for={node};proto=http");
+    let forwarded = match headers.get("forwarded").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {element}"),
+        None => element,
+    };
+    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        headers.insert("forwarded", v);
+    }
+}
