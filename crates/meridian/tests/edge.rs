@@ -719,7 +719,7 @@ async fn a_cut_link_fails_no_region_over_but_a_dead_region_is_down_by_quorum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_with_named_statuses() {
     let extra = "[[routes]]\npath_prefix = \"/limited\"\nrate_limit = 1\nrate_burst = 2\n";
-    let n = Nodes::start(&format!("{extra}")).await;
+    let n = Nodes::start(extra).await;
     let app = App::start("us1").await;
     n.register("us-east", &[&app]).await;
     n.wait_up("us-east", 1).await;
