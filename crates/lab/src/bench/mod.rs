@@ -15,6 +15,8 @@
 //! - **consistency**: [`crate::bench::consistency`].
 //! - **redis**: `redis-benchmark` against a region and against Debian's
 //!   `redis-server`, durability matched ([`crate::bench::redis`]).
+//! - **traffic**: the edge under a cut link, stopped instances and a killed
+//!   region, and its cost against haproxy ([`crate::bench::traffic`]).
 //!
 //! Load comes from the node-side generator (`POST /admin/bench/load`), so the
 //! figures are the engine's and the WAN's, not an HTTP client's.
@@ -32,10 +34,13 @@ pub mod cluster;
 pub mod consistency;
 pub mod disk;
 pub mod footprint;
+pub mod http_load;
 pub mod lag;
+pub mod proxy_cost;
 pub mod redis;
 pub mod report;
 pub mod scale;
+pub mod traffic;
 
 use cluster::say;
 use report::Report;
@@ -55,7 +60,7 @@ pub struct BenchOptions {
 }
 
 /// Every suite, in run order.
-pub const SUITES: [&str; 7] = [
+pub const SUITES: [&str; 8] = [
     "lag",
     "catchup",
     "footprint",
@@ -63,6 +68,7 @@ pub const SUITES: [&str; 7] = [
     "consistency",
     "scale",
     "redis",
+    "traffic",
 ];
 
 /// Parses `--suites lag,redis`.
@@ -135,6 +141,10 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
     if wants("scale") {
         report.scale = scale::values(&file, &client, opts.quick, say).await?;
     }
+    if wants("traffic") {
+        // Last on this cluster: it kills a region.
+        report.traffic = Some(traffic::run(&file, &dir, &client, opts.quick).await?);
+    }
     // The region curve and the Redis suite start their own servers, one at
     // a time: stop this cluster first so nothing else runs beside them.
     drop(guard);
@@ -142,6 +152,12 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<()> {
         report
             .scale
             .extend(scale::regions(&out, opts.quick, say).await?);
+    }
+    if wants("traffic") {
+        let rows = traffic::proxy(&out, opts.quick).await?;
+        if let Some(t) = report.traffic.as_mut() {
+            t.proxy = rows;
+        }
     }
     if wants("redis") {
         let work = out.join("redis");

@@ -24,6 +24,7 @@ pub(crate) struct Report {
     pub(crate) max_sustainable_per_region: Option<u64>,
     pub(crate) scale: Vec<super::scale::ScaleRow>,
     pub(crate) redis: Vec<super::redis::RedisRow>,
+    pub(crate) traffic: Option<super::traffic::TrafficReport>,
     /// Plot files written beside the report: `(file, title)`.
     pub(crate) plots: Vec<(String, String)>,
 }
@@ -173,6 +174,7 @@ pub(crate) fn render(r: &Report, quick: bool) -> String {
     super::scale::render(&mut s, &r.scale, r.restart.as_ref());
     super::consistency::render(&mut s, &r.consistency);
     render_redis(&mut s, &r.redis);
+    super::traffic::render(&mut s, r.traffic.as_ref());
     if !r.plots.is_empty() {
         let _ = writeln!(s, "\n## Plots\n");
         for (file, title) in &r.plots {
