@@ -9,6 +9,7 @@ use std::path::Path;
 use meridian_api::client::AdminClient;
 use meridian_api::cluster::ClusterFile;
 use meridian_api::data::TableDigest;
+use meridian_api::edge::{EdgeStatus, RegionsHealth};
 use meridian_api::status::NodeStatus;
 
 /// Every answering region's table digests.
@@ -263,6 +264,88 @@ pub fn render_tables(
     s
 }
 
+/// Every answering region's edge pool and region health.
+pub async fn traffic(
+    file: &ClusterFile,
+) -> BTreeMap<String, (Option<EdgeStatus>, Option<RegionsHealth>)> {
+    let edges: BTreeMap<String, EdgeStatus> = from_each_region(file, "/edge").await;
+    let mut health: BTreeMap<String, RegionsHealth> =
+        from_each_region(file, "/health/regions").await;
+    file.regions
+        .keys()
+        .map(|r| (r.clone(), (edges.get(r).cloned(), health.remove(r))))
+        .collect()
+}
+
+/// Renders the traffic section: each region's edge (instances up, load,
+/// drained) and the quorum verdicts as each node sees them, with every
+/// observer's vote.
+pub fn render_traffic(t: &BTreeMap<String, (Option<EdgeStatus>, Option<RegionsHealth>)>) -> String {
+    let mut s = String::new();
+    if t.values().all(|(e, h)| e.is_none() && h.is_none()) {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<14} {:<9} {:<12} {:>10} {:>6}",
+        "EDGE", "SERVING", "INSTANCES", "LOAD/INST", "DRAIN"
+    );
+    for (region, (edge, _)) in t {
+        match edge {
+            Some(e) => {
+                let up = e.backends.iter().filter(|b| b.up).count();
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<9} {:<12} {:>10.2} {:>6}",
+                    region,
+                    if e.serving { "yes" } else { "NO" },
+                    format!("{up}/{} up", e.backends.len()),
+                    e.load_per_instance,
+                    if e.draining { "yes" } else { "-" }
+                );
+            }
+            None => {
+                let _ = writeln!(s, "{region:<14} (no answer)");
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<14} {:<14} {:<8} {:>6} {:>10}  OBSERVERS",
+        "SEEN FROM", "REGION", "VERDICT", "VOTES", "SINCE"
+    );
+    for (observer, (_, health)) in t {
+        let Some(h) = health else { continue };
+        for (region, r) in &h.regions {
+            if region == observer {
+                continue;
+            }
+            let votes: Vec<String> = r
+                .observers
+                .iter()
+                .map(|(o, v)| format!("{o}={}", v.state))
+                .collect();
+            let _ = writeln!(
+                s,
+                "{:<14} {:<14} {:<8} {:>6} {:>9.1}s  {}",
+                observer,
+                region,
+                r.verdict,
+                format!("{}/{}", r.down_votes, r.quorum),
+                r.since_ms_ago as f64 / 1000.0,
+                votes.join(" ")
+            );
+        }
+        if h.fail_open {
+            let _ = writeln!(
+                s,
+                "{observer:<14} every other region looks down: routing fails open"
+            );
+        }
+    }
+    s
+}
+
 /// Prints the status of the cluster in `dir` (as JSON with `json`). Fails
 /// when no region answers.
 pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
@@ -274,6 +357,7 @@ pub async fn run(dir: &Path, json: bool) -> anyhow::Result<()> {
         print!("{}", render(&file, &statuses));
         print!("{}", render_convergence(&digests(&file).await));
         print!("{}", render_tables(&tables(&file).await));
+        print!("{}", render_traffic(&traffic(&file).await));
     }
     if statuses.values().all(Option::is_none) {
         anyhow::bail!(
