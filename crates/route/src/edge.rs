@@ -10,10 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{Either, Full};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::Response;
+use hyper::header::HeaderValue;
 use meridian_api::edge::{
     BackendSet, BackendStatus, EdgeHealth, EdgeStatus, ObserverView, RegionHealth, RegionsHealth,
 };
@@ -27,7 +24,6 @@ use crate::policy::retry::RetryBudget;
 use crate::policy::routes::RouteTable;
 use crate::pool::{Backend, Pool, Source};
 use crate::probe::{run_probe, Regions};
-use crate::proxy::EdgeBody;
 use crate::stats::EdgeStats;
 use crate::upstream::Upstream;
 
@@ -341,19 +337,6 @@ impl Edge {
             draining: self.is_draining(),
             views,
         }
-    }
-
-    /// The health answer as an HTTP response.
-    pub(crate) fn health_response(&self) -> Response<EdgeBody> {
-        let body = serde_json::to_vec(&self.health()).expect("health always encodes");
-        let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        resp.headers_mut().insert(
-            meridian_api::edge::REGION_HEADER,
-            self.region_header.clone(),
-        );
-        resp
     }
 
     /// `GET /health/regions`.

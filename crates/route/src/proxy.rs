@@ -41,9 +41,7 @@ use crate::policy::sticky;
 use crate::pool::{NoPick, Outcome};
 use crate::stats::{EdgeStats, Rejection};
 
-/// What the edge answers with: an upstream's body passed through, or its
-/// own.
-pub type EdgeBody = Either<Incoming, Full<Bytes>>;
+pub use crate::upstream::EdgeBody;
 
 /// Most instances one request tries in its region.
 pub const LOCAL_ATTEMPTS_MAX: usize = 4;
@@ -58,7 +56,7 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<EdgeBody>, Infallible> {
     if req.uri().path() == meridian_api::edge::EDGE_HEALTH_PATH {
-        return Ok(edge.health_response());
+        return Ok(health_response(&edge));
     }
     edge.stats.requests.fetch_add(1, Relaxed);
     let mut resp = route(&edge, client, req).await;
@@ -68,6 +66,17 @@ pub async fn handle(
     }
     edge.stats.response(resp.status().as_u16());
     Ok(resp)
+}
+
+/// The edge's own health answer, read by other regions' probes.
+fn health_response(edge: &Edge) -> Response<EdgeBody> {
+    let body = serde_json::to_vec(&edge.health()).expect("health always encodes");
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from(body))));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(REGION_HEADER, edge.region_header.clone());
+    resp
 }
 
 /// An answer the edge makes itself: JSON `{"error", "region"}`.

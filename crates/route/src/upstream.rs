@@ -19,6 +19,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 /// once from the client, capped at `edge.body_bytes_max`.
 pub type OutBody = Either<Full<Bytes>, Limited<Incoming>>;
 
+/// What the edge answers a client with: an upstream's body passed
+/// through, or its own.
+pub type EdgeBody = Either<Incoming, Full<Bytes>>;
+
 /// Idle keep-alive connections kept per destination. Enough for the
 /// concurrency one instance sees in the benchmarks; beyond it, connections
 /// close after their request.

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
-use super::topology::Table;
 
 /// How the edge spreads requests over a region's healthy app instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -560,8 +559,8 @@ pub(super) fn backend_problems(field: &str, backends: &[BackendConfig]) -> Vec<C
     out
 }
 
-/// Problems of the `[[routes]]` rows against the validated tables.
-pub(super) fn route_problems(routes: &[RouteConfig], tables: &[Table]) -> Vec<ConfigError> {
+/// Problems of the `[[routes]]` rows against the validated tables' names.
+pub(super) fn route_problems(routes: &[RouteConfig], tables: &[&str]) -> Vec<ConfigError> {
     let mut out = Vec::new();
     if routes.len() > ROUTES_MAX {
         out.push(ConfigError::InvalidRoute {
@@ -597,8 +596,8 @@ pub(super) fn route_problems(routes: &[RouteConfig], tables: &[Table]) -> Vec<Co
             });
         }
         if let Some(t) = &r.writes_to_home_of {
-            if !tables.iter().any(|x| &x.name == t) {
-                let known: Vec<&str> = tables.iter().map(|x| x.name.as_str()).collect();
+            if !tables.contains(&t.as_str()) {
+                let known = tables;
                 out.push(ConfigError::InvalidRoute {
                     field: format!("{f}.writes_to_home_of"),
                     problem: format!(

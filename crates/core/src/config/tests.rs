@@ -546,3 +546,81 @@ fn pinned_tables_refuse_outside_by_default_and_say_who_holds_them() {
     let e = TopologyConfig::from_toml(&bad).unwrap_err().to_string();
     assert!(e.contains("refuse") && e.contains("forward"), "{e}");
 }
+
+#[test]
+fn edge_settings_validate_and_default() {
+    let text = edit(
+        "admin = \"127.0.0.1:8001\"",
+        "admin = \"127.0.0.1:8001\"\nedge = \"127.0.1.1:8080\"\nbackends = [{ addr = \"127.0.0.1:9001\", weight = 3 }]",
+    ) + "\n[edge]\npolicy = \"least_request\"\nsticky_cookie = \"pin\"\n[[routes]]\npath_prefix = \"/ledger\"\nwrites_to_home_of = \"ledger\"\n";
+    let t = TopologyConfig::from_toml(&text)
+        .unwrap()
+        .validate()
+        .unwrap();
+    assert_eq!(t.edge.policy, BalancePolicy::LeastRequest);
+    assert_eq!(t.edge.health.rise, 2);
+    assert_eq!(t.edge.probe.interval_ms, 250);
+    assert_eq!(t.regions[0].edge, Some("127.0.1.1:8080".parse().unwrap()));
+    assert_eq!(t.regions[0].backends[0].weight, 3);
+    assert_eq!(t.routes[0].writes_to_home_of.as_deref(), Some("ledger"));
+}
+
+#[test]
+fn bad_edge_settings_name_the_field() {
+    let cases = [
+        (
+            "[edge]\nconnect_timeout_ms = 0\n",
+            "edge.connect_timeout_ms",
+        ),
+        ("[edge]\nheader_bytes_max = 100\n", "edge.header_bytes_max"),
+        ("[edge]\nretry_budget_pct = 150\n", "edge.retry_budget_pct"),
+        (
+            "[edge.health]\ninterval_ms = 100\ntimeout_ms = 500\n",
+            "edge.health.timeout_ms",
+        ),
+        ("[edge.health]\npath = \"healthz\"\n", "edge.health.path"),
+        (
+            "[edge.outlier]\nbase_ejection_ms = 1000\nmax_ejection_ms = 10\n",
+            "edge.outlier.max_ejection_ms",
+        ),
+        ("[edge]\nsticky_cookie = \"a b\"\n", "edge.sticky_cookie"),
+        (
+            "[[routes]]\npath_prefix = \"orders\"\n",
+            "routes[0].path_prefix",
+        ),
+        (
+            "[[routes]]\npath_prefix = \"/a\"\n[[routes]]\npath_prefix = \"/a\"\n",
+            "routes[1].path_prefix",
+        ),
+        (
+            "[[routes]]\npath_prefix = \"/a\"\nwrites_to_home_of = \"nope\"\n",
+            "routes[0].writes_to_home_of",
+        ),
+    ];
+    for (extra, field) in cases {
+        let errors = errors_of(&format!("{GOOD}\n{extra}"));
+        let fields: Vec<String> = errors
+            .iter()
+            .map(|e| match e {
+                ConfigError::EdgeOutOfRange { field, .. }
+                | ConfigError::InvalidRoute { field, .. } => field.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(fields, [field], "{extra}");
+    }
+    let clash = edit(
+        "admin = \"127.0.0.1:8001\"",
+        "admin = \"127.0.0.1:8001\"\nedge = \"127.0.0.1:8001\"",
+    );
+    assert!(
+        matches!(&errors_of(&clash)[0], ConfigError::DuplicateAddress { field, .. } if field == "regions[0].edge")
+    );
+    let weight = edit(
+        "admin = \"127.0.0.1:8001\"",
+        "admin = \"127.0.0.1:8001\"\nbackends = [{ addr = \"127.0.0.1:9001\", weight = 0 }]",
+    );
+    assert!(
+        matches!(&errors_of(&weight)[0], ConfigError::InvalidRoute { field, .. } if field == "regions[0].backends[0].weight")
+    );
+}

@@ -159,8 +159,9 @@ impl Validator {
     }
 
     fn routes(&mut self, routes: &[RouteConfig], tables: &[Table]) {
+        let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
         self.errors
-            .extend(super::edge::route_problems(routes, tables));
+            .extend(super::edge::route_problems(routes, &names));
     }
 
     fn secret(&mut self, c: &ClusterConfig) -> Option<Vec<u8>> {
