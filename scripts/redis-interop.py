@@ -107,9 +107,9 @@ def redis_py_checks(addrs):
     check("set ex", us.set("session:py", "alice", ex=600), True)
     check("ttl", 590 <= us.ttl("session:py") <= 600, True)
     us.hset("user:py", mapping={"name": "Ada", "lang": "en"})
-    us.sadd("cart:py", "apple", "pear")
+    us.sadd("basket:py", "apple", "pear")
     eventually("the hash in eu-west", lambda: eu.hgetall("user:py") == {"name": "Ada", "lang": "en"})
-    check("RESP3 set reply", eu.smembers("cart:py"), {"apple", "pear"})
+    check("RESP3 set reply", eu.smembers("basket:py"), {"apple", "pear"})
     check("RESP3 ttl", 590 <= eu.ttl("session:py") <= 600, True)
     try:
         us.incr("user:py")

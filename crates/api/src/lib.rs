@@ -15,7 +15,8 @@
 //! - [`edge`]: the edge's pool, region health, drain, the probe body.
 //! - [`tables`]: `GET /tables` and mode changes.
 //! - [`load`]: the benchmark load generator's request and report.
-//! - [`supervisor`]: the API `meridian up` serves (kill, restart).
+//! - [`supervisor`]: the API `meridian up` serves (kill, restart, app
+//!   stops and starts, scale events).
 //! - [`cluster`]: `DIR/cluster.json`, how tools find a local cluster.
 //! - [`client`]: the bounded JSON-over-HTTP client the tools use.
 //! - [`auth`]: the bearer token check and the error body.

@@ -3,7 +3,8 @@
 //!
 //! Link faults are applied through both ends' admin APIs (each node emulates
 //! the connections it opens), so a partition cuts traffic both ways. Kills
-//! and restarts go through the supervisor of `meridian up`.
+//! and restarts of nodes, and stops and starts of a region's app
+//! instances, go through the supervisor of `meridian up`.
 
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use serde_json::json;
 use meridian_api::client::AdminClient;
 use meridian_api::cluster::ClusterFile;
 use meridian_api::status::{LinkPatch, PeerReport};
-use meridian_api::supervisor::{Killed, Restarted};
+use meridian_api::supervisor::{AppsStarted, AppsStopped, Killed, Restarted};
 
 /// One fault to inject.
 #[derive(Clone, Debug, clap::Subcommand)]
@@ -40,6 +41,19 @@ pub enum Fault {
     },
     /// Start a killed region again (or restart a running one gracefully).
     Restart {
+        /// The region.
+        region: String,
+    },
+    /// Kill every app instance of a region with SIGKILL (its node and edge
+    /// keep running); scaling leaves the region without apps until
+    /// `start-apps`.
+    StopApps {
+        /// The region.
+        region: String,
+    },
+    /// Start a region's app instances again (`--apps-min` of them, on new
+    /// ports) after `stop-apps`.
+    StartApps {
         /// The region.
         region: String,
     },
@@ -157,6 +171,18 @@ pub async fn apply(dir: &Path, fault: Fault) -> anyhow::Result<()> {
             let answer: Restarted = supervise(&file, &client, &region, "restart").await?;
             println!("restarted {region} (pid {})", pid_text(answer.pid));
         }
+        Fault::StopApps { region } => {
+            let answer: AppsStopped = supervise(&file, &client, &region, "stop-apps").await?;
+            println!(
+                "stopped the apps of {region} ({} killed)",
+                answer.killed_pids.len()
+            );
+        }
+        Fault::StartApps { region } => {
+            let answer: AppsStarted = supervise(&file, &client, &region, "start-apps").await?;
+            let addrs: Vec<&str> = answer.apps.iter().map(|a| a.addr.as_str()).collect();
+            println!("started {} apps in {region} {addrs:?}", addrs.len());
+        }
     }
     Ok(())
 }
@@ -197,8 +223,8 @@ async fn heal(
     Ok(())
 }
 
-/// Asks the supervisor of `meridian up` to `action` (`kill`, `restart`)
-/// `region`.
+/// Asks the supervisor of `meridian up` to `action` (`kill`, `restart`,
+/// `stop-apps`, `start-apps`) `region`.
 async fn supervise<T: serde::de::DeserializeOwned>(
     file: &ClusterFile,
     client: &AdminClient,

@@ -4,8 +4,12 @@
 //! nothing of the node.
 //!
 //! # Layout
-//! - [`up`]: `meridian up`, a supervised local multi-region cluster and its
-//!   supervisor API.
+//! - [`up`]: `meridian up`, a supervised local multi-region cluster, its
+//!   traffic loop and its supervisor API; [`apps`]: the app instances it
+//!   runs behind each region's edge; [`autoscale`]: the pure decision of
+//!   how many; [`ports`]: the addresses it gives out; [`process`]: what its
+//!   child processes share.
+//! - [`region`]: `meridian region drain|undrain`.
 //! - [`status`], [`chaos`] (with [`faults`]), [`tables`]: operator commands
 //!   against a running cluster.
 //! - [`bench`](mod@bench): `meridian bench`, the benchmark suites and their
@@ -16,12 +20,17 @@
 
 #![warn(missing_docs)]
 
+pub mod apps;
+pub mod autoscale;
 pub mod bench;
 pub mod chaos;
 pub mod chaos_run;
 pub mod faults;
 pub mod history;
 pub mod plot;
+pub mod ports;
+pub mod process;
+pub mod region;
 pub mod resp_client;
 pub mod status;
 pub mod tables;

@@ -82,7 +82,8 @@ enum Command {
         /// Cluster directory (topology, logs, cluster.json).
         #[arg(long, default_value = ".meridian")]
         dir: PathBuf,
-        /// Use fixed ports: region i gets base+10i (peer), +1 (redis), +2 (admin).
+        /// Use fixed ports: region i gets base+10i (peer), +1 (redis), +2 (admin);
+        /// every region's edge base+3 on its own address (127.0.N.1).
         #[arg(long)]
         base_port: Option<u16>,
         /// Anti-entropy interval for every node, in ms.
@@ -91,14 +92,34 @@ enum Command {
         /// Durability of every node: `fsync` or `none` (benchmarks only).
         #[arg(long, value_enum, default_value_t = DurabilityArg::Fsync)]
         durability: DurabilityArg,
-        /// A TOML file of `[[tables]]` and `[resp]` added to the generated
-        /// topology (key prefixes, modes, Redis passwords and limits).
+        /// A TOML file of `[[tables]]`, `[resp]`, `[edge]` and `[[routes]]`
+        /// added to the generated topology (key prefixes, modes, Redis
+        /// passwords and limits, the edge proxy); a table or route named like
+        /// a default one replaces it.
         #[arg(long)]
         extra_config: Option<PathBuf>,
         /// Every node records what its emulated links deliver into
         /// `DIR/capture/` (see `node --capture-links`).
         #[arg(long)]
         capture_links: bool,
+        /// App instances each region starts behind its edge (0: none).
+        #[arg(long, default_value_t = meridian_lab::apps::APPS_PER_REGION_DEFAULT)]
+        apps_per_region: usize,
+        /// Run each instance as `sh -c CMD` (with PORT, MERIDIAN_REGION,
+        /// MERIDIAN_REDIS, MERIDIAN_INSTANCE set) instead of `meridian
+        /// demo-app`; `exec` the server so signals reach it.
+        #[arg(long = "app", value_name = "CMD")]
+        app_command: Option<String>,
+        /// Fewest instances scaling leaves a region [default: apps-per-region].
+        #[arg(long)]
+        apps_min: Option<usize>,
+        /// Most instances scaling starts in a region [default: the larger of
+        /// apps-per-region and 4].
+        #[arg(long)]
+        apps_max: Option<usize>,
+        /// Requests in flight per instance a region is scaled for.
+        #[arg(long, default_value_t = meridian_lab::apps::TARGET_LOAD_DEFAULT)]
+        apps_target_load: f64,
     },
     /// Inject faults into a running local cluster.
     Chaos {
@@ -107,6 +128,14 @@ enum Command {
         dir: PathBuf,
         #[command(subcommand)]
         command: ChaosCommand,
+    },
+    /// Drain or undrain a region's edge on a running local cluster.
+    Region {
+        /// Cluster directory of `meridian up`.
+        #[arg(long, global = true, default_value = ".meridian")]
+        dir: PathBuf,
+        #[command(subcommand)]
+        command: meridian_lab::region::RegionCommand,
     },
     /// Table modes of a running local cluster: list, move a home, set a mode.
     Table {
@@ -219,8 +248,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             durability,
             extra_config,
             capture_links,
+            apps_per_region,
+            app_command,
+            apps_min,
+            apps_max,
+            apps_target_load,
         } => {
             let regions = up::parse_regions(&regions)?;
+            let apps = meridian_lab::apps::AppOptions::resolve(
+                apps_per_region,
+                apps_min,
+                apps_max,
+                apps_target_load,
+                app_command,
+            )?;
             up::run(
                 UpOptions {
                     regions,
@@ -230,12 +271,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     durability: durability.into(),
                     extra_config,
                     capture_links,
+                    apps,
                 },
                 shutdown_on_signals(),
             )
             .await
         }
         Command::Chaos { dir, command } => meridian_lab::chaos::run(&dir, command).await,
+        Command::Region { dir, command } => meridian_lab::region::run(&dir, command).await,
         Command::Table { dir, command } => meridian_lab::tables::run(&dir, command).await,
         Command::Status { dir, json } => meridian_lab::status::run(&dir, json).await,
         Command::Bench { quick, out, suites } => {

@@ -34,7 +34,7 @@ async fn writes_in_one_region_are_read_in_the_others() {
     let _: () = us
         .hset_multiple("user:1", &[("name", "Ada"), ("lang", "en")])
         .unwrap();
-    let _: i64 = us.sadd("cart:1", &["apple", "pear"]).unwrap();
+    let _: i64 = us.sadd("basket:1", &["apple", "pear"]).unwrap();
     let _: () = redis::cmd("SET")
         .arg("otp:1")
         .arg("4711")
@@ -49,7 +49,7 @@ async fn writes_in_one_region_are_read_in_the_others() {
             Duration::from_secs(10),
             || {
                 let v: Option<String> = con.get("session:alice").unwrap();
-                let card: i64 = con.scard("cart:1").unwrap();
+                let card: i64 = con.scard("basket:1").unwrap();
                 let otp: Option<String> = con.get("otp:1").unwrap();
                 let name: Option<String> = con.hget("user:1", "name").unwrap();
                 std::future::ready(
@@ -66,7 +66,7 @@ async fn writes_in_one_region_are_read_in_the_others() {
         let all: Value = redis::cmd("HGETALL").arg("user:1").query(&mut con).unwrap();
         assert!(matches!(&all, Value::Map(m) if m.len() == 2), "{all:?}");
         let members: Value = redis::cmd("SMEMBERS")
-            .arg("cart:1")
+            .arg("basket:1")
             .query(&mut con)
             .unwrap();
         assert!(
@@ -78,7 +78,7 @@ async fn writes_in_one_region_are_read_in_the_others() {
             (590..=600).contains(&ttl),
             "TTL {ttl} travels with the write"
         );
-        let t: String = redis::cmd("TYPE").arg("cart:1").query(&mut con).unwrap();
+        let t: String = redis::cmd("TYPE").arg("basket:1").query(&mut con).unwrap();
         assert_eq!(t, "set");
     }
     // A delete travels too.

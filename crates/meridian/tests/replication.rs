@@ -182,13 +182,11 @@ async fn a_third_region_relays_across_a_cut_link() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ttl_expires_at_the_same_deadline_everywhere() {
     let c = Cluster::start(REGIONS).await;
-    let token = c
-        .put_ttl("us-east", "session:abc", "data", Some(2000))
-        .await;
+    let token = c.put_ttl("us-east", "ttl:abc", "data", Some(2000)).await;
     let mut deadlines = Vec::new();
     for region in ["us-east", "eu-west", "ap-south"] {
         assert_eq!(
-            c.get(region, "session:abc", Some(&token)).await.as_deref(),
+            c.get(region, "ttl:abc", Some(&token)).await.as_deref(),
             Some("data")
         );
         deadlines.push(expires_at(&c, region).await);
@@ -208,7 +206,7 @@ async fn a_ttl_expires_at_the_same_deadline_everywhere() {
     .await;
     for region in ["us-east", "eu-west", "ap-south"] {
         assert_eq!(
-            c.get(region, "session:abc", None).await,
+            c.get(region, "ttl:abc", None).await,
             None,
             "{region} still serves an expired key"
         );
@@ -235,7 +233,7 @@ async fn a_ttl_expires_at_the_same_deadline_everywhere() {
 async fn expires_at(c: &Cluster, region: &str) -> u64 {
     use http_body_util::Empty;
     use hyper_util::client::legacy::Client;
-    let url = format!("{}/data/default/session:abc", c.admin(region));
+    let url = format!("{}/data/default/ttl:abc", c.admin(region));
     let client: Client<_, Empty<hyper::body::Bytes>> =
         Client::builder(hyper_util::rt::TokioExecutor::new()).build_http();
     let req = hyper::Request::get(url)
@@ -257,15 +255,15 @@ async fn concurrent_writes_during_a_partition_are_logged_as_conflicts() {
         .cli(&["chaos", "partition", "us-east", "eu-west"])
         .status
         .success());
-    c.put("us-east", "cart:7", "from-us").await;
+    c.put("us-east", "basket:7", "from-us").await;
     tokio::time::sleep(Duration::from_millis(5)).await;
-    c.put("eu-west", "cart:7", "from-eu").await;
+    c.put("eu-west", "basket:7", "from-eu").await;
     assert!(c.cli(&["chaos", "heal"]).status.success());
     c.converged(Some(1), Duration::from_secs(15)).await;
     // The later write wins everywhere.
     for region in ["us-east", "eu-west"] {
         assert_eq!(
-            c.get(region, "cart:7", None).await.as_deref(),
+            c.get(region, "basket:7", None).await.as_deref(),
             Some("from-eu")
         );
     }
@@ -274,7 +272,7 @@ async fn concurrent_writes_during_a_partition_are_logged_as_conflicts() {
     let v: serde_json::Value = c.data().get(&url).await.unwrap();
     assert_eq!(v["totals"]["default"], 1, "{v}");
     let entry = &v["conflicts"][0];
-    assert_eq!(entry["key"], "cart:7");
+    assert_eq!(entry["key"], "basket:7");
     assert!(
         entry["winner"].as_str().unwrap().starts_with("eu-west@"),
         "{entry}"
