@@ -161,7 +161,14 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<RunReport> {
     let (guard, file, dir) = crate::bench::cluster::start_cluster(
         &out,
         &REGIONS,
-        &["--extra-config", &extra, "--capture-links"],
+        // The workload speaks Redis: no app instances behind the edges.
+        &[
+            "--extra-config",
+            &extra,
+            "--capture-links",
+            "--apps-per-region",
+            "0",
+        ],
     )
     .await?;
     // Marks what clients write to the pinned table, unique to this run.

@@ -89,7 +89,25 @@ fn quick_bench_writes_a_complete_report() {
             "report.md does not show {file}"
         );
     }
+    // Traffic: the quorum held under a cut link, both failovers ran with
+    // clients, and the proxy rows measured something on every path.
+    let traffic = &json["traffic"];
+    assert_eq!(traffic["cut_link"]["ever_down"], false, "{traffic}");
+    assert!(traffic["cut_link"]["polls"].as_u64().unwrap() > 0);
+    let failover = traffic["failover"].as_array().unwrap();
+    assert_eq!(failover.len(), 2, "{traffic}");
+    for f in failover {
+        assert!(f["requests"].as_u64().unwrap() > 100, "{f}");
+        assert!(f["first_from_target_ms"].as_f64().is_some(), "the target never answered: {f}");
+    }
+    let proxy = traffic["proxy"].as_array().unwrap();
+    assert_eq!(proxy.len(), 3, "{traffic}");
+    for p in proxy {
+        assert!(p["rps"].as_f64().unwrap() > 0.0, "{p}");
+    }
     for section in [
+        "## Traffic: the edge under faults",
+        "### Proxy cost",
         "## Replication lag vs the one-way delay",
         "## Local writes",
         "The disk itself during the 1000/s run",

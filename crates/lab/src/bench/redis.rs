@@ -138,6 +138,9 @@ fn start_meridian(
             regions,
             "--durability",
             durability,
+            // Nothing but the Redis endpoint is measured here.
+            "--apps-per-region",
+            "0",
             "--dir",
         ])
         .arg(dir)

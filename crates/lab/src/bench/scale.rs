@@ -139,7 +139,8 @@ pub async fn regions(out: &Path, quick: bool, say: fn(String)) -> anyhow::Result
         ));
         let work = out.join(format!("scale-{n}"));
         std::fs::create_dir_all(&work)?;
-        let (guard, file, _) = start_cluster(&work, &SCALE_REGIONS[..n], &[]).await?;
+        let (guard, file, _) =
+            start_cluster(&work, &SCALE_REGIONS[..n], &["--apps-per-region", "0"]).await?;
         let client =
             AdminClient::new(Some(file.admin_token.clone())).with_timeout(Duration::from_secs(600));
         let measured = measure_lag(&file, &client, rate, secs, 100, "scale").await;

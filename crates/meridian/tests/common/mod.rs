@@ -48,12 +48,20 @@ impl Cluster {
         Cluster::start_with(regions, &[]).await
     }
 
-    /// The same with extra `up` arguments.
+    /// The same with extra `up` arguments. Without `--apps-per-region`,
+    /// no app instances run: most tests speak Redis only, and six idle
+    /// instances per cluster would cost the parallel test run.
     pub async fn start_with(regions: &str, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
+        let apps: &[&str] = if extra.contains(&"--apps-per-region") {
+            &[]
+        } else {
+            &["--apps-per-region", "0"]
+        };
         let up = Command::new(exe())
             .args(["up", "--regions", regions, "--dir"])
             .arg(dir.path())
+            .args(apps)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
