@@ -176,6 +176,10 @@ enum Command {
         /// Topology file (TOML).
         config: PathBuf,
     },
+    /// Run the demo app: a stateless HTTP app keeping its sessions, carts
+    /// and orders in its region's Redis endpoint. Flags left out come from
+    /// PORT, MERIDIAN_REGION, MERIDIAN_REDIS and MERIDIAN_INSTANCE.
+    DemoApp(meridian_demo::DemoArgs),
 }
 
 /// Reads and validates a topology file, resolving `secret_file`.
@@ -286,6 +290,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             meridian_lab::bench::run(meridian_lab::bench::BenchOptions { quick, out, suites }).await
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::DemoApp(args) => {
+            // Only the binary reads the environment; the app takes values.
+            let opts = args.resolve(|name| std::env::var(name).ok(), std::process::id())?;
+            Ok(meridian_demo::run(opts, shutdown_on_signals()).await?)
+        }
     }
 }
 
