@@ -98,7 +98,10 @@ fn quick_bench_writes_a_complete_report() {
     assert_eq!(failover.len(), 2, "{traffic}");
     for f in failover {
         assert!(f["requests"].as_u64().unwrap() > 100, "{f}");
-        assert!(f["first_from_target_ms"].as_f64().is_some(), "the target never answered: {f}");
+        assert!(
+            f["first_from_target_ms"].as_f64().is_some(),
+            "the target never answered: {f}"
+        );
     }
     let proxy = traffic["proxy"].as_array().unwrap();
     assert_eq!(proxy.len(), 3, "{traffic}");

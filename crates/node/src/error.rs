@@ -15,6 +15,9 @@ pub enum StartError {
     /// `--region` names no region of the topology.
     #[error("region `{0}` is not in the topology; pick one of its [[regions]]")]
     UnknownRegion(RegionName),
+    /// The edge proxy's threads could not start.
+    #[error("cannot start the edge proxy: {0}")]
+    Edge(String),
     /// A listener could not be bound.
     #[error("cannot listen for {what} on {addr} (is another process using the port?)")]
     Bind {

@@ -118,7 +118,11 @@ pub async fn run(
                 &storage.data_dir,
                 &shutdown,
             );
-            tokio::spawn(meridian_route::server::serve(edge.clone(), listener));
+            let std = listener
+                .into_std()
+                .map_err(|e| StartError::Edge(e.to_string()))?;
+            meridian_route::server::start(edge.clone(), std, topology.edge.threads)
+                .map_err(|e| StartError::Edge(e.to_string()))?;
             Some(edge)
         }
         None => None,

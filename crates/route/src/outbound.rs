@@ -12,7 +12,8 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Version};
+use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::{Method, Request, Uri, Version};
 use meridian_api::edge::HOP_HEADER;
 use meridian_core::RegionName;
 
@@ -54,7 +55,7 @@ enum Payload {
 pub struct Outbound {
     /// Its method.
     pub method: Method,
-    path_and_query: String,
+    path_and_query: PathAndQuery,
     headers: HeaderMap,
     payload: Payload,
     /// Regions it passed before this edge.
@@ -79,7 +80,11 @@ impl Outbound {
             return Err(BodyError::TooLarge { limit: body_max });
         }
         let small = hint.upper().is_some_and(|u| u <= replay_max as u64);
-        let payload = if small {
+        let payload = if hint.exact() == Some(0) {
+            // No body (most GETs): nothing to read or copy.
+            drop(body);
+            Payload::Buffered(Bytes::new())
+        } else if small {
             let bytes = Limited::new(body, replay_max)
                 .collect()
                 .await
@@ -109,7 +114,8 @@ impl Outbound {
         let path_and_query = parts
             .uri
             .path_and_query()
-            .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
         Ok(Outbound {
             method: parts.method,
             path_and_query,
@@ -121,7 +127,7 @@ impl Outbound {
 
     /// The request path.
     pub fn path(&self) -> &str {
-        self.path_and_query.split('?').next().unwrap_or("/")
+        self.path_and_query.path()
     }
 
     /// Its headers.
@@ -153,7 +159,7 @@ impl Outbound {
         };
         let mut req = Request::builder()
             .method(self.method.clone())
-            .uri(format!("http://{dest}{}", self.path_and_query))
+            .uri(uri_to(dest, &self.path_and_query)?)
             .version(Version::HTTP_11)
             .body(body)
             .ok()?;
@@ -167,6 +173,21 @@ impl Outbound {
         }
         Some(req)
     }
+}
+
+/// `http://dest/path?query` without formatting and re-parsing the text.
+fn uri_to(dest: SocketAddr, pq: &PathAndQuery) -> Option<Uri> {
+    let mut buf = [0u8; 64];
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    std::io::Write::write_fmt(&mut w, format_args!("{dest}")).ok()?;
+    let n = w.position() as usize;
+    let authority = Authority::try_from(&buf[..n]).ok()?;
+    Uri::builder()
+        .scheme(Scheme::HTTP)
+        .authority(authority)
+        .path_and_query(pq.clone())
+        .build()
+        .ok()
 }
 
 /// Appends the client to `X-Forwarded-For` and adds a `Forwarded` element

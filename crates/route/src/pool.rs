@@ -69,6 +69,12 @@ pub struct Backend {
     /// Of those, failed.
     pub failures: AtomicU64,
     state: Mutex<BackendState>,
+    /// When the current ejection ends, as nanoseconds after [`epoch`]; 0:
+    /// none. Read on every pick without the lock.
+    ejected_until_ns: AtomicU64,
+    /// Whether the passive record holds anything (failures, ejections):
+    /// while not, a success takes no lock.
+    unsettled: AtomicBool,
     /// Stops its checker when it leaves the pool.
     pub(crate) retired: CancellationToken,
 }
@@ -96,6 +102,8 @@ impl Backend {
                 check: Hysteresis::new(false, now),
                 outlier: Outlier::default(),
             }),
+            ejected_until_ns: AtomicU64::new(0),
+            unsettled: AtomicBool::new(false),
             retired: CancellationToken::new(),
         }
     }
@@ -111,13 +119,32 @@ impl Backend {
 
     /// Ejected until, if it is ejected at `now`.
     pub fn ejected_until(&self, now: Instant) -> Option<Instant> {
-        self.lock().outlier.ejected_until(now)
+        match self.ejected_until_ns.load(Relaxed) {
+            0 => None,
+            ns => Some(epoch() + Duration::from_nanos(ns)).filter(|t| now < *t),
+        }
+    }
+
+    /// Mirrors the passive record's ejection into the lock-free fields.
+    fn publish(&self, s: &BackendState, now: Instant) {
+        let ns = s
+            .outlier
+            .ejected_until(now)
+            .map_or(0, |t| (t.duration_since(epoch()).as_nanos() as u64).max(1));
+        self.ejected_until_ns.store(ns, Relaxed);
+        self.unsettled.store(!s.outlier.settled(), Relaxed);
     }
 
     /// When `up` last changed.
     pub fn since(&self) -> Instant {
         self.lock().check.since()
     }
+}
+
+/// The process's reference instant for the lock-free ejection times.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 /// A stable id for an address (FNV-1a of its text).
@@ -300,7 +327,11 @@ impl Pool {
         b.requests.fetch_add(1, Relaxed);
         match outcome {
             Outcome::Success => {
-                b.lock().outlier.success(&self.rule, now);
+                if b.unsettled.load(Relaxed) {
+                    let mut s = b.lock();
+                    s.outlier.success(&self.rule, now);
+                    b.publish(&s, now);
+                }
                 false
             }
             Outcome::Failure => {
@@ -310,10 +341,12 @@ impl Pool {
                     .iter()
                     .filter(|o| o.id != b.id && o.ejected_until(now).is_some())
                     .count();
-                let verdict = b
-                    .lock()
-                    .outlier
-                    .failure(&self.rule, now, ejected_now, all.len());
+                let verdict = {
+                    let mut s = b.lock();
+                    let v = s.outlier.failure(&self.rule, now, ejected_now, all.len());
+                    b.publish(&s, now);
+                    v
+                };
                 match verdict {
                     Verdict::Ejected(until) => {
                         self.ejections.fetch_add(1, Relaxed);
@@ -338,6 +371,7 @@ impl Pool {
             // A recovered instance starts clean: its old failures are not
             // held against the new process.
             s.outlier.forgive(now);
+            b.publish(&s, now);
         }
         if let Some(up) = changed {
             b.up.store(up, Relaxed);

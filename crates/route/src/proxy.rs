@@ -40,6 +40,7 @@ use crate::policy::routes::{home_elsewhere, Placement};
 use crate::policy::sticky;
 use crate::pool::{NoPick, Outcome};
 use crate::stats::{EdgeStats, Rejection};
+use crate::upstream::Upstream;
 
 pub use crate::upstream::EdgeBody;
 
@@ -52,6 +53,7 @@ pub const FORWARD_REGIONS_MAX: usize = 2;
 /// Serves one request from `client`.
 pub async fn handle(
     edge: Arc<Edge>,
+    up: Upstream,
     client: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<EdgeBody>, Infallible> {
@@ -59,7 +61,7 @@ pub async fn handle(
         return Ok(health_response(&edge));
     }
     edge.stats.requests.fetch_add(1, Relaxed);
-    let mut resp = route(&edge, client, req).await;
+    let mut resp = route(&edge, &up, client, req).await;
     if !resp.headers().contains_key(REGION_HEADER) {
         resp.headers_mut()
             .insert(REGION_HEADER, edge.region_header.clone());
@@ -118,7 +120,12 @@ fn too_many(edge: &Edge, l: Limited) -> Response<EdgeBody> {
     resp
 }
 
-async fn route(edge: &Arc<Edge>, client: SocketAddr, req: Request<Incoming>) -> Response<EdgeBody> {
+async fn route(
+    edge: &Arc<Edge>,
+    up: &Upstream,
+    client: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<EdgeBody> {
     let (parts, body) = req.into_parts();
     let hops = match parts
         .headers
@@ -179,21 +186,21 @@ async fn route(edge: &Arc<Edge>, client: SocketAddr, req: Request<Incoming>) -> 
     if let Placement::HomeOf(table) = edge.routes.placement(out.method.as_str(), out.path()) {
         if let Some(home) = home_elsewhere((edge.home_of)(&table).as_ref(), &edge.region) {
             if out.hops.is_empty() {
-                return to_home(edge, &mut out, &table, home).await;
+                return to_home(edge, up, &mut out, &table, home).await;
             }
         }
     }
     let first_edge = out.hops.is_empty();
     if edge.is_draining() && first_edge {
-        return elsewhere(edge, &mut out, "drained").await;
+        return elsewhere(edge, up, &mut out, "drained").await;
     }
-    match serve_local(edge, &mut out).await {
-        Local::Answered(resp) => after_local(edge, &mut out, resp).await,
+    match serve_local(edge, up, &mut out).await {
+        Local::Answered(resp) => after_local(edge, up, &mut out, resp).await,
         Local::Final(resp) => resp,
         Local::Unavailable { why, elsewhere_ok }
             if first_edge && elsewhere_ok && why != NoPick::AllBusy =>
         {
-            elsewhere(edge, &mut out, "no healthy instance").await
+            elsewhere(edge, up, &mut out, "no healthy instance").await
         }
         Local::Unavailable { why, .. } => unavailable(edge, why),
     }
@@ -230,7 +237,7 @@ enum Local {
     Unavailable { why: NoPick, elsewhere_ok: bool },
 }
 
-async fn serve_local(edge: &Arc<Edge>, out: &mut Outbound) -> Local {
+async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Local {
     let idempotent = is_idempotent(
         out.method.as_str(),
         out.headers().contains_key("idempotency-key"),
@@ -274,7 +281,7 @@ async fn serve_local(edge: &Arc<Edge>, out: &mut Outbound) -> Local {
             ));
         };
         b.in_flight.fetch_add(1, Relaxed);
-        let result = edge.upstream.send(req, None).await;
+        let result = up.send(req, None).await;
         b.in_flight.fetch_sub(1, Relaxed);
         tried.push(b.id);
         let now = Instant::now();
@@ -333,6 +340,7 @@ async fn serve_local(edge: &Arc<Edge>, out: &mut Outbound) -> Local {
 /// Handles an app's `meridian-replay` answer, else passes the answer on.
 async fn after_local(
     edge: &Arc<Edge>,
+    up: &Upstream,
     out: &mut Outbound,
     resp: Response<EdgeBody>,
 ) -> Response<EdgeBody> {
@@ -375,7 +383,7 @@ async fn after_local(
             ),
         );
     }
-    match forward(edge, out, std::slice::from_ref(&target), true).await {
+    match forward(edge, up, out, std::slice::from_ref(&target), true).await {
         Ok(resp) => {
             EdgeStats::bump(&edge.stats.replayed, &target);
             resp
@@ -392,6 +400,7 @@ async fn after_local(
 /// Sends a write to its table's home.
 async fn to_home(
     edge: &Arc<Edge>,
+    up: &Upstream,
     out: &mut Outbound,
     table: &str,
     home: RegionName,
@@ -404,7 +413,7 @@ async fn to_home(
             format!("table {table}'s home {home} runs no edge"),
         );
     }
-    match forward(edge, out, std::slice::from_ref(&home), false).await {
+    match forward(edge, up, out, std::slice::from_ref(&home), false).await {
         Ok(resp) => {
             EdgeStats::bump(&edge.stats.to_home, &home);
             resp
@@ -419,7 +428,12 @@ async fn to_home(
 }
 
 /// Sends a request this region cannot serve to the nearest healthy region.
-async fn elsewhere(edge: &Arc<Edge>, out: &mut Outbound, why: &str) -> Response<EdgeBody> {
+async fn elsewhere(
+    edge: &Arc<Edge>,
+    up: &Upstream,
+    out: &mut Outbound,
+    why: &str,
+) -> Response<EdgeBody> {
     let (order, fail_open) = edge.forward_order();
     if order.is_empty() {
         return own_answer(
@@ -432,7 +446,7 @@ async fn elsewhere(edge: &Arc<Edge>, out: &mut Outbound, why: &str) -> Response<
     if fail_open {
         tracing::debug!(region = %edge.region, "every region looks down: trying them all (fail open)");
     }
-    match forward(edge, out, &order, false).await {
+    match forward(edge, up, out, &order, false).await {
         Ok(resp) => resp,
         Err(e) => own_answer(
             edge,
@@ -451,6 +465,7 @@ async fn elsewhere(edge: &Arc<Edge>, out: &mut Outbound, why: &str) -> Response<
 /// any failure when the request is safe to repeat and the budget allows.
 async fn forward(
     edge: &Arc<Edge>,
+    up: &Upstream,
     out: &mut Outbound,
     regions: &[RegionName],
     replay: bool,
@@ -467,7 +482,7 @@ async fn forward(
         let Some(req) = out.to(dial, Some(&edge.region)) else {
             return Err("the streamed body was already sent once".into());
         };
-        match edge.upstream.send(req, None).await {
+        match up.send(req, None).await {
             Ok(resp) => {
                 if !replay {
                     EdgeStats::bump(&edge.stats.forwarded, region);

@@ -6,6 +6,15 @@
 //! wait for a request, so it also bounds the keep-alive wait),
 //! `edge.header_bytes_max` for it (431), and `edge.idle_timeout_ms` with
 //! no request in flight, when that is shorter.
+//!
+//! The edge runs on threads of its own, each with a single-threaded tokio
+//! runtime, its own accept loop on a clone of the listening socket and its
+//! own client pools (thread per core, as haproxy and nginx do): a request
+//! and its upstream connection's task stay on one thread, so forwarding a
+//! request wakes no other thread. Measured on the 2-core machine with wrk
+//! against one instance, the node's shared work-stealing runtime reached
+//! 37–39k requests/s here against haproxy's 56–65k; the per-thread
+//! runtimes remove the cross-thread wake-ups that dominated the profile.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,6 +29,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::edge::Edge;
 use crate::stats::Rejection;
+use crate::upstream::Upstream;
 
 /// Concurrent HTTP/2 streams per client connection.
 pub const H2_STREAMS_MAX: u32 = 256;
@@ -31,14 +41,92 @@ const H1_BUF_MIN: usize = 8192;
 /// is spent on it.
 const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 58\r\nconnection: close\r\n\r\ntoo many connections to this edge (edge.client_connections_max)\n";
 
-/// Accepts connections on `listener` until the edge's shutdown.
-pub async fn serve(edge: Arc<Edge>, listener: TcpListener) {
+/// Most edge threads.
+pub const THREADS_MAX: usize = 64;
+
+/// How long a stopping edge thread waits for its open requests.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
+
+/// Why the edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listener could not be shared with a thread.
+    #[error("cannot share the edge listener with its threads: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A thread or its runtime could not start.
+    #[error("cannot start an edge thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
+/// Serves `listener` on `threads` threads (0: one per core) until the
+/// edge's shutdown; returns the threads, which end once their connections
+/// drained (at most [`DRAIN_GRACE`]).
+pub fn start(
+    edge: Arc<Edge>,
+    listener: std::net::TcpListener,
+    threads: usize,
+) -> Result<Vec<std::thread::JoinHandle<()>>, ServeError> {
+    let n = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .min(THREADS_MAX);
     if let Ok(addr) = listener.local_addr() {
         edge.set_listen(addr);
-        tracing::info!(region = %edge.region, %addr, "edge listening");
+        tracing::info!(region = %edge.region, %addr, threads = n, "edge listening");
     }
-    let builder = Arc::new(builder(&edge));
+    listener
+        .set_nonblocking(true)
+        .map_err(ServeError::Listener)?;
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let l = listener.try_clone().map_err(ServeError::Listener)?;
+        let edge = edge.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ServeError::Thread)?;
+        let h = std::thread::Builder::new()
+            .name(format!("edge-{i}"))
+            .spawn(move || rt.block_on(thread_main(edge, l)))
+            .map_err(ServeError::Thread)?;
+        handles.push(h);
+    }
+    Ok(handles)
+}
+
+/// One edge thread: its client pools, its accept loop, then the drain.
+async fn thread_main(edge: Arc<Edge>, listener: std::net::TcpListener) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "edge thread cannot register its listener");
+            return;
+        }
+    };
+    let up = Upstream::new(
+        Duration::from_millis(edge.config.connect_timeout_ms),
+        Duration::from_millis(edge.config.request_timeout_ms),
+    );
+    let mut conns = tokio::task::JoinSet::new();
+    serve(&edge, &up, listener, &mut conns).await;
+    let _ = tokio::time::timeout(DRAIN_GRACE, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Accepts connections on `listener` until the edge's shutdown.
+async fn serve(
+    edge: &Arc<Edge>,
+    up: &Upstream,
+    listener: TcpListener,
+    conns: &mut tokio::task::JoinSet<()>,
+) {
+    let builder = Arc::new(builder(edge));
     loop {
+        // Reap finished connections so the set stays the size of the open ones.
+        while conns.try_join_next().is_some() {}
         let (stream, client) = tokio::select! {
             _ = edge.shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
@@ -58,7 +146,13 @@ pub async fn serve(edge: Arc<Edge>, listener: TcpListener) {
             continue;
         }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(edge.clone(), builder.clone(), stream, client));
+        conns.spawn(connection(
+            edge.clone(),
+            up.clone(),
+            builder.clone(),
+            stream,
+            client,
+        ));
     }
 }
 
@@ -92,6 +186,7 @@ struct Activity {
 
 async fn connection(
     edge: Arc<Edge>,
+    up: Upstream,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     client: SocketAddr,
@@ -102,10 +197,10 @@ async fn connection(
     let svc = {
         let (edge, activity) = (edge.clone(), activity.clone());
         service_fn(move |req| {
-            let (edge, activity) = (edge.clone(), activity.clone());
+            let (edge, activity, up) = (edge.clone(), activity.clone(), up.clone());
             async move {
                 activity.in_flight.fetch_add(1, Relaxed);
-                let resp = crate::proxy::handle(edge, client, req).await;
+                let resp = crate::proxy::handle(edge, up, client, req).await;
                 activity.in_flight.fetch_sub(1, Relaxed);
                 activity
                     .last_ms

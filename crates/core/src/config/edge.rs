@@ -90,6 +90,10 @@ pub struct EdgeConfig {
     /// the least recently seen are forgotten.
     #[serde(default = "d_rate_clients_max")]
     pub rate_clients_max: usize,
+    /// Threads serving client connections, each with its own runtime and
+    /// client pools; 0: one per core.
+    #[serde(default)]
+    pub threads: usize,
     /// Active checks of the region's instances.
     #[serde(default)]
     pub health: HealthCheckConfig,
@@ -297,6 +301,7 @@ impl Default for EdgeConfig {
             rate_limit_per_client: 0,
             rate_burst_per_client: d_rate_burst(),
             rate_clients_max: d_rate_clients_max(),
+            threads: 0,
             health: HealthCheckConfig::default(),
             outlier: OutlierConfig::default(),
             probe: RegionProbeConfig::default(),
@@ -439,6 +444,13 @@ pub(super) fn edge_problems(c: &EdgeConfig) -> Vec<ConfigError> {
         1,
         100_000_000,
         "use 1 up to 100000000",
+    );
+    range(
+        "threads",
+        c.threads as u64,
+        0,
+        64,
+        "use 0 (one per core) up to 64",
     );
     let h = &c.health;
     range(

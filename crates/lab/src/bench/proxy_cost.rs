@@ -153,7 +153,7 @@ fn start_haproxy(dir: &Path, listen: &str, backend: &str) -> anyhow::Result<Hapr
     std::fs::write(
         &cfg,
         format!(
-            "global\n  maxconn 10000\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n  option http-keep-alive\nfrontend f\n  bind {listen}\n  default_backend b\nbackend b\n  server app {backend}\n"
+            "global\n  maxconn 4096\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\n  http-reuse always\n  option http-keep-alive\nfrontend f\n  bind {listen}\n  default_backend b\nbackend b\n  server app {backend}\n"
         ),
     )?;
     let child = Command::new("haproxy")

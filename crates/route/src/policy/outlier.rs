@@ -69,6 +69,12 @@ impl Outlier {
         self.ejections
     }
 
+    /// Whether nothing is held against the instance (no failures in a row,
+    /// no ejection counting, none in force): successes change nothing.
+    pub fn settled(&self) -> bool {
+        self.consecutive == 0 && self.ejections == 0 && self.ejected_until.is_none()
+    }
+
     /// Records a successful request.
     pub fn success(&mut self, rule: &OutlierRule, now: Instant) {
         self.consecutive = 0;
