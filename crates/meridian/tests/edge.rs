@@ -120,8 +120,14 @@ impl App {
     }
 
     fn set(&self, mode: Mode) {
-        self.mode.store(mode as u8, Relaxed);
-        std::mem::take(&mut *self.generation.lock().unwrap()).cancel();
+        let before = self.mode.swap(mode as u8, Relaxed);
+        // Resets and garbage are decided per connection: open ones close, as
+        // they would when a process restarts in another state. 5xx and hangs
+        // are per request, on the connections already open.
+        let per_connection = |m: u8| m == Mode::Reset as u8 || m == Mode::Garbage as u8;
+        if per_connection(before) || per_connection(mode as u8) {
+            std::mem::take(&mut *self.generation.lock().unwrap()).cancel();
+        }
     }
 }
 
