@@ -171,3 +171,85 @@ async fn apps_behind_edges_fail_over_drain_and_follow_the_user() {
         .body
         .contains("meridian_edge_forwarded_total{to=\"eu-west\"}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_and_a_scale_up_under_load() {
+    let mut c = Cluster::start_with(
+        "us-east",
+        &[
+            "--apps-per-region",
+            "1",
+            "--apps-min",
+            "1",
+            "--apps-max",
+            "2",
+            "--apps-target-load",
+            "1",
+        ],
+    )
+    .await;
+    let us = edge(&c, "us-east");
+    // HTTP/2 from the client (h2c with prior knowledge), HTTP/1.1 behind.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "10",
+            "--http2-prior-knowledge",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(format!("{us}/whoami"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+
+    // Eight clients in a loop of 300 ms requests: about 8 in flight on one
+    // instance, eight times the target, so up adds the second one.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, stop) = (format!("{us}/work?ms=300"), stop.clone());
+            std::thread::spawn(move || {
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    curl(&[&url]);
+                }
+            })
+        })
+        .collect();
+    let admin = c.admin("us-east");
+    let scaled = eventually("a second instance", Duration::from_secs(15), || {
+        let admin = admin.clone();
+        async move {
+            let e: meridian_api::edge::EdgeStatus = meridian_api::client::AdminClient::new(None)
+                .get(&format!("{admin}/edge"))
+                .await
+                .ok()?;
+            (e.backends.iter().filter(|b| b.up).count() == 2).then_some(e)
+        }
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in clients {
+        t.join().unwrap();
+    }
+    assert_eq!(scaled.backends.len(), 2);
+    let events: meridian_api::supervisor::ScaleEvents =
+        meridian_api::client::AdminClient::new(Some(c.file.admin_token.clone()))
+            .get(&format!("{}/scale/events", c.file.supervisor))
+            .await
+            .unwrap();
+    let up = events
+        .events
+        .iter()
+        .find(|e| e.region == "us-east" && e.to == 2)
+        .expect("a scale-up event");
+    assert_eq!(up.from, 1);
+    assert!(up.load_per_instance > 1.0, "{up:?}");
+    c.reload();
+    assert_eq!(c.file.regions["us-east"].apps.len(), 2);
+}
