@@ -343,195 +343,207 @@ impl Default for RegionProbeConfig {
     }
 }
 
-/// Every out-of-range `[edge]` setting.
+/// One range rule: field (under `edge.`), value, lowest, highest, the fix.
+type Range = (&'static str, u64, u64, u64, &'static str);
+
+const HOUR_MS: u64 = 3_600_000;
+const MS: &str = "use 1 ms up to 1 hour (3600000)";
+const COUNT: &str = "use 1 up to 1000000";
+
+/// The ranges of the timeouts and sizes.
+fn limit_ranges(c: &EdgeConfig) -> Vec<Range> {
+    let body = c.body_bytes_max as u64;
+    vec![
+        ("connect_timeout_ms", c.connect_timeout_ms, 1, HOUR_MS, MS),
+        ("request_timeout_ms", c.request_timeout_ms, 1, HOUR_MS, MS),
+        ("idle_timeout_ms", c.idle_timeout_ms, 1, HOUR_MS, MS),
+        ("header_timeout_ms", c.header_timeout_ms, 1, HOUR_MS, MS),
+        (
+            "header_bytes_max",
+            c.header_bytes_max as u64,
+            8192,
+            1 << 20,
+            "use 8 KiB (hyper's smallest buffer) up to 1 MiB",
+        ),
+        ("body_bytes_max", body, 0, 1 << 40, "use 0 up to 1 TiB"),
+        (
+            "replay_body_bytes_max",
+            c.replay_body_bytes_max as u64,
+            0,
+            body.min(256 << 20),
+            "use 0 up to body_bytes_max and at most 256 MiB (it is held in memory)",
+        ),
+    ]
+}
+
+/// The ranges of the retry, breaker, rate and thread limits.
+fn count_ranges(c: &EdgeConfig) -> Vec<Range> {
+    vec![
+        (
+            "retry_budget_pct",
+            c.retry_budget_pct.into(),
+            0,
+            100,
+            "use 0 up to 100 percent",
+        ),
+        (
+            "retry_min_per_window",
+            c.retry_min_per_window.into(),
+            0,
+            1_000_000,
+            "use 0 up to 1000000",
+        ),
+        (
+            "retry_backoff_ms",
+            c.retry_backoff_ms,
+            0,
+            60_000,
+            "use 0 up to 60000 ms",
+        ),
+        (
+            "max_connections_per_backend",
+            c.max_connections_per_backend as u64,
+            1,
+            1_000_000,
+            COUNT,
+        ),
+        (
+            "max_pending_per_backend",
+            c.max_pending_per_backend as u64,
+            1,
+            1_000_000,
+            COUNT,
+        ),
+        (
+            "client_connections_max",
+            c.client_connections_max as u64,
+            1,
+            1_000_000,
+            COUNT,
+        ),
+        (
+            "rate_limit_per_client",
+            c.rate_limit_per_client.into(),
+            0,
+            10_000_000,
+            "use 0 (off) up to 10000000 per second",
+        ),
+        (
+            "rate_burst_per_client",
+            c.rate_burst_per_client.into(),
+            1,
+            10_000_000,
+            "use 1 up to 10000000",
+        ),
+        (
+            "rate_clients_max",
+            c.rate_clients_max as u64,
+            1,
+            100_000_000,
+            "use 1 up to 100000000",
+        ),
+        (
+            "threads",
+            c.threads as u64,
+            0,
+            64,
+            "use 0 (one per core) up to 64",
+        ),
+    ]
+}
+
+/// The ranges of the checks, ejection and probes.
+fn check_ranges(c: &EdgeConfig) -> Vec<Range> {
+    let (h, o, p) = (&c.health, &c.outlier, &c.probe);
+    vec![
+        (
+            "health.interval_ms",
+            h.interval_ms,
+            10,
+            HOUR_MS,
+            "use 10 ms up to 1 hour",
+        ),
+        (
+            "health.timeout_ms",
+            h.timeout_ms,
+            1,
+            h.interval_ms.max(1),
+            "use 1 ms up to health.interval_ms",
+        ),
+        ("health.rise", h.rise.into(), 1, 100, "use 1 up to 100"),
+        ("health.fall", h.fall.into(), 1, 100, "use 1 up to 100"),
+        (
+            "outlier.consecutive_failures",
+            o.consecutive_failures.into(),
+            1,
+            1000,
+            "use 1 up to 1000",
+        ),
+        (
+            "outlier.base_ejection_ms",
+            o.base_ejection_ms,
+            1,
+            HOUR_MS,
+            MS,
+        ),
+        (
+            "outlier.max_ejection_ms",
+            o.max_ejection_ms,
+            o.base_ejection_ms,
+            HOUR_MS,
+            "use outlier.base_ejection_ms up to 1 hour",
+        ),
+        (
+            "outlier.max_ejection_pct",
+            o.max_ejection_pct.into(),
+            0,
+            100,
+            "use 0 up to 100 percent",
+        ),
+        (
+            "probe.interval_ms",
+            p.interval_ms,
+            10,
+            HOUR_MS,
+            "use 10 ms up to 1 hour",
+        ),
+        ("probe.timeout_ms", p.timeout_ms, 1, HOUR_MS, MS),
+        ("probe.rise", p.rise.into(), 1, 100, "use 1 up to 100"),
+        ("probe.fall", p.fall.into(), 1, 100, "use 1 up to 100"),
+    ]
+}
+
+/// Every out-of-range or unusable `[edge]` setting.
 pub(super) fn edge_problems(c: &EdgeConfig) -> Vec<ConfigError> {
-    let mut out = Vec::new();
-    let mut range = |field: &str, value: u64, lo: u64, hi: u64, expected: &'static str| {
-        if value < lo || value > hi {
-            out.push(ConfigError::EdgeOutOfRange {
+    let mut out: Vec<ConfigError> = limit_ranges(c)
+        .into_iter()
+        .chain(count_ranges(c))
+        .chain(check_ranges(c))
+        .filter(|(_, value, lo, hi, _)| value < lo || value > hi)
+        .map(
+            |(field, value, _, _, expected)| ConfigError::EdgeOutOfRange {
                 field: format!("edge.{field}"),
                 value,
                 expected,
-            });
-        }
-    };
-    const MS: &str = "use 1 ms up to 1 hour (3600000)";
-    const HOUR_MS: u64 = 3_600_000;
-    range("connect_timeout_ms", c.connect_timeout_ms, 1, HOUR_MS, MS);
-    range("request_timeout_ms", c.request_timeout_ms, 1, HOUR_MS, MS);
-    range("idle_timeout_ms", c.idle_timeout_ms, 1, HOUR_MS, MS);
-    range("header_timeout_ms", c.header_timeout_ms, 1, HOUR_MS, MS);
-    range(
-        "header_bytes_max",
-        c.header_bytes_max as u64,
-        1024,
-        1024 * 1024,
-        "use 1 KiB up to 1 MiB",
-    );
-    range(
-        "body_bytes_max",
-        c.body_bytes_max as u64,
-        0,
-        1 << 40,
-        "use 0 up to 1 TiB",
-    );
-    range(
-        "replay_body_bytes_max",
-        c.replay_body_bytes_max as u64,
-        0,
-        (c.body_bytes_max as u64).min(256 * 1024 * 1024),
-        "use 0 up to body_bytes_max and at most 256 MiB (it is held in memory)",
-    );
-    range(
-        "retry_budget_pct",
-        c.retry_budget_pct.into(),
-        0,
-        100,
-        "use 0 up to 100 percent",
-    );
-    range(
-        "retry_min_per_window",
-        c.retry_min_per_window.into(),
-        0,
-        1_000_000,
-        "use 0 up to 1000000",
-    );
-    range(
-        "retry_backoff_ms",
-        c.retry_backoff_ms,
-        0,
-        60_000,
-        "use 0 up to 60000 ms",
-    );
-    range(
-        "max_connections_per_backend",
-        c.max_connections_per_backend as u64,
-        1,
-        1_000_000,
-        "use 1 up to 1000000",
-    );
-    range(
-        "max_pending_per_backend",
-        c.max_pending_per_backend as u64,
-        1,
-        1_000_000,
-        "use 1 up to 1000000",
-    );
-    range(
-        "client_connections_max",
-        c.client_connections_max as u64,
-        1,
-        1_000_000,
-        "use 1 up to 1000000",
-    );
-    range(
-        "rate_limit_per_client",
-        c.rate_limit_per_client.into(),
-        0,
-        10_000_000,
-        "use 0 (off) up to 10000000 per second",
-    );
-    range(
-        "rate_burst_per_client",
-        c.rate_burst_per_client.into(),
-        1,
-        10_000_000,
-        "use 1 up to 10000000",
-    );
-    range(
-        "rate_clients_max",
-        c.rate_clients_max as u64,
-        1,
-        100_000_000,
-        "use 1 up to 100000000",
-    );
-    range(
-        "threads",
-        c.threads as u64,
-        0,
-        64,
-        "use 0 (one per core) up to 64",
-    );
-    let h = &c.health;
-    range(
-        "health.interval_ms",
-        h.interval_ms,
-        10,
-        HOUR_MS,
-        "use 10 ms up to 1 hour",
-    );
-    range(
-        "health.timeout_ms",
-        h.timeout_ms,
-        1,
-        h.interval_ms.max(1),
-        "use 1 ms up to health.interval_ms",
-    );
-    range("health.rise", h.rise.into(), 1, 100, "use 1 up to 100");
-    range("health.fall", h.fall.into(), 1, 100, "use 1 up to 100");
-    let o = &c.outlier;
-    range(
-        "outlier.consecutive_failures",
-        o.consecutive_failures.into(),
-        1,
-        1000,
-        "use 1 up to 1000",
-    );
-    range(
-        "outlier.base_ejection_ms",
-        o.base_ejection_ms,
-        1,
-        HOUR_MS,
-        MS,
-    );
-    range(
-        "outlier.max_ejection_ms",
-        o.max_ejection_ms,
-        o.base_ejection_ms,
-        HOUR_MS,
-        "use outlier.base_ejection_ms up to 1 hour",
-    );
-    range(
-        "outlier.max_ejection_pct",
-        o.max_ejection_pct.into(),
-        0,
-        100,
-        "use 0 up to 100 percent",
-    );
-    let p = &c.probe;
-    range(
-        "probe.interval_ms",
-        p.interval_ms,
-        10,
-        HOUR_MS,
-        "use 10 ms up to 1 hour",
-    );
-    range("probe.timeout_ms", p.timeout_ms, 1, HOUR_MS, MS);
-    range("probe.rise", p.rise.into(), 1, 100, "use 1 up to 100");
-    range("probe.fall", p.fall.into(), 1, 100, "use 1 up to 100");
-    if !c.health.path.starts_with('/')
-        || c.health
-            .path
-            .bytes()
-            .any(|b| b.is_ascii_control() || b == b' ')
-    {
+            },
+        )
+        .collect();
+    let path = &c.health.path;
+    if !path.starts_with('/') || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
         out.push(ConfigError::InvalidRoute {
             field: "edge.health.path".into(),
             problem: format!(
-                "`{}` is not a request path; use one starting with `/`, like `/healthz`",
-                c.health.path
+                "`{path}` is not a request path; use one starting with `/`, like `/healthz`"
             ),
         });
     }
-    if let Some(name) = &c.sticky_cookie {
-        if !valid_cookie_name(name) {
-            out.push(ConfigError::InvalidRoute {
-                field: "edge.sticky_cookie".into(),
-                problem: format!(
-                    "`{name}` is not a cookie name; use 1 to 64 letters, digits, '-' or '_'"
-                ),
-            });
-        }
+    if let Some(name) = c.sticky_cookie.as_ref().filter(|n| !valid_cookie_name(n)) {
+        out.push(ConfigError::InvalidRoute {
+            field: "edge.sticky_cookie".into(),
+            problem: format!(
+                "`{name}` is not a cookie name; use 1 to 64 letters, digits, '-' or '_'"
+            ),
+        });
     }
     out
 }
