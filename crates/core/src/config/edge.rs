@@ -373,6 +373,13 @@ fn limit_ranges(c: &EdgeConfig) -> Vec<Range> {
             body.min(256 << 20),
             "use 0 up to body_bytes_max and at most 256 MiB (it is held in memory)",
         ),
+        (
+            "threads",
+            c.threads as u64,
+            0,
+            64,
+            "use 0 (one per core) up to 64",
+        ),
     ]
 }
 
@@ -441,13 +448,6 @@ fn count_ranges(c: &EdgeConfig) -> Vec<Range> {
             1,
             100_000_000,
             "use 1 up to 100000000",
-        ),
-        (
-            "threads",
-            c.threads as u64,
-            0,
-            64,
-            "use 0 (one per core) up to 64",
         ),
     ]
 }
