@@ -14,21 +14,42 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::http::request::Parts;
 use hyper::http::uri::{Authority, PathAndQuery, Scheme};
 use hyper::{Method, Request, Uri, Version};
-use meridian_api::edge::HOP_HEADER;
 use meridian_core::RegionName;
 
 use crate::upstream::OutBody;
 
+/// Header names the edge reads or writes, parsed once (a `&str` name is
+/// parsed and hashed on every use).
+pub mod names {
+    use hyper::header::HeaderName;
+    use meridian_api::edge::{HOP_HEADER, REGION_HEADER, REPLAY_HEADER};
+
+    /// `x-meridian-hop`.
+    pub const HOP: HeaderName = HeaderName::from_static(HOP_HEADER);
+    /// `x-meridian-region`.
+    pub const REGION: HeaderName = HeaderName::from_static(REGION_HEADER);
+    /// `meridian-replay`.
+    pub const REPLAY: HeaderName = HeaderName::from_static(REPLAY_HEADER);
+    /// `x-forwarded-for`.
+    pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    /// `idempotency-key`.
+    pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+    /// `keep-alive`.
+    pub const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    /// `proxy-connection`.
+    pub const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+}
+
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+const HOP_BY_HOP: [HeaderName; 8] = [
+    hyper::header::CONNECTION,
+    names::KEEP_ALIVE,
+    names::PROXY_CONNECTION,
+    hyper::header::PROXY_AUTHENTICATE,
+    hyper::header::PROXY_AUTHORIZATION,
+    hyper::header::TE,
+    hyper::header::TRAILER,
+    hyper::header::TRANSFER_ENCODING,
 ];
 
 /// Why a request body could not be taken.
@@ -95,7 +116,7 @@ impl Outbound {
             Payload::Stream(Some(Limited::new(body, body_max)))
         };
         let mut headers = parts.headers;
-        for h in HOP_BY_HOP {
+        for h in &HOP_BY_HOP {
             headers.remove(h);
         }
         if !headers.contains_key(HOST) {
@@ -168,8 +189,7 @@ impl Outbound {
             let mut hops: Vec<&str> = self.hops.iter().map(RegionName::as_str).collect();
             hops.push(me.as_str());
             let v = HeaderValue::from_str(&hops.join(",")).ok()?;
-            req.headers_mut()
-                .insert(HeaderName::from_static(HOP_HEADER), v);
+            req.headers_mut().insert(names::HOP, v);
         }
         Some(req)
     }
@@ -194,12 +214,15 @@ fn uri_to(dest: SocketAddr, pq: &PathAndQuery) -> Option<Uri> {
 /// (RFC 7239).
 fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
     let ip = client.ip();
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    let xff = match headers
+        .get(&names::X_FORWARDED_FOR)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(prev) => format!("{prev}, {ip}"),
         None => ip.to_string(),
     };
     if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(names::X_FORWARDED_FOR, v);
     }
     let node = if ip.is_ipv6() {
         format!("\"[{ip}]\"")
@@ -207,11 +230,14 @@ fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
         ip.to_string()
     };
     let element = format!("for={node};proto=http");
-    let forwarded = match headers.get("forwarded").and_then(|v| v.to_str().ok()) {
+    let forwarded = match headers
+        .get(hyper::header::FORWARDED)
+        .and_then(|v| v.to_str().ok())
+    {
         Some(prev) => format!("{prev}, {element}"),
         None => element,
     };
     if let Ok(v) = HeaderValue::from_str(&forwarded) {
-        headers.insert("forwarded", v);
+        headers.insert(hyper::header::FORWARDED, v);
     }
 }

@@ -28,12 +28,12 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE};
 use hyper::{Request, Response, StatusCode};
-use meridian_api::edge::{HOP_HEADER, REGION_HEADER, REPLAY_HEADER};
+use meridian_api::edge::{HOP_HEADER, REPLAY_HEADER};
 use meridian_core::RegionName;
 
 use crate::edge::Edge;
 use crate::limit::{retry_after_secs, Limited, Scope};
-use crate::outbound::{BodyError, Outbound};
+use crate::outbound::{names, BodyError, Outbound};
 use crate::policy::replay::{parse_hops, parse_replay};
 use crate::policy::retry::{backoff, is_idempotent};
 use crate::policy::routes::{home_elsewhere, Placement};
@@ -62,9 +62,9 @@ pub async fn handle(
     }
     edge.stats.requests.fetch_add(1, Relaxed);
     let mut resp = route(&edge, &up, client, req).await;
-    if !resp.headers().contains_key(REGION_HEADER) {
+    if !resp.headers().contains_key(&names::REGION) {
         resp.headers_mut()
-            .insert(REGION_HEADER, edge.region_header.clone());
+            .insert(names::REGION, edge.region_header.clone());
     }
     edge.stats.response(resp.status().as_u16());
     Ok(resp)
@@ -77,7 +77,7 @@ fn health_response(edge: &Edge) -> Response<EdgeBody> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp.headers_mut()
-        .insert(REGION_HEADER, edge.region_header.clone());
+        .insert(names::REGION, edge.region_header.clone());
     resp
 }
 
@@ -129,7 +129,7 @@ async fn route(
     let (parts, body) = req.into_parts();
     let hops = match parts
         .headers
-        .get(HOP_HEADER)
+        .get(&names::HOP)
         .map(|v| parse_hops(v.as_bytes()))
     {
         None => Vec::new(),
@@ -240,7 +240,7 @@ enum Local {
 async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Local {
     let idempotent = is_idempotent(
         out.method.as_str(),
-        out.headers().contains_key("idempotency-key"),
+        out.headers().contains_key(&names::IDEMPOTENCY_KEY),
     );
     let pinned = edge.config.sticky_cookie.as_deref().and_then(|name| {
         out.headers()
@@ -344,13 +344,13 @@ async fn after_local(
     out: &mut Outbound,
     resp: Response<EdgeBody>,
 ) -> Response<EdgeBody> {
-    let Some(value) = resp.headers().get(REPLAY_HEADER) else {
+    let Some(value) = resp.headers().get(&names::REPLAY) else {
         return resp;
     };
     if !out.hops.is_empty() {
         // A replayed or forwarded request is answered where it landed.
         let mut resp = resp;
-        resp.headers_mut().remove(REPLAY_HEADER);
+        resp.headers_mut().remove(&names::REPLAY);
         return resp;
     }
     let target = match parse_replay(value.as_bytes()) {
@@ -472,7 +472,7 @@ async fn forward(
 ) -> Result<Response<EdgeBody>, String> {
     let idempotent = is_idempotent(
         out.method.as_str(),
-        out.headers().contains_key("idempotency-key"),
+        out.headers().contains_key(&names::IDEMPOTENCY_KEY),
     );
     let mut last = String::from("no region to send to");
     for region in regions.iter().take(FORWARD_REGIONS_MAX) {

@@ -108,8 +108,19 @@ async fn thread_main(edge: Arc<Edge>, listener: std::net::TcpListener) {
         Duration::from_millis(edge.config.connect_timeout_ms),
         Duration::from_millis(edge.config.request_timeout_ms),
     );
+    // The edge's cancellation token takes a lock on every poll; a
+    // connection's task is polled on every read and write, so connections
+    // wait on this thread's `Notify` instead, told once by one task.
+    let stop = Arc::new(Stop::default());
+    let told = stop.clone();
+    let token = edge.shutdown.clone();
+    tokio::spawn(async move {
+        token.cancelled().await;
+        told.stopped.store(true, Relaxed);
+        told.notify.notify_waiters();
+    });
     let mut conns = tokio::task::JoinSet::new();
-    serve(&edge, &up, listener, &mut conns).await;
+    serve(&edge, &up, &stop, listener, &mut conns).await;
     let _ = tokio::time::timeout(DRAIN_GRACE, async {
         while conns.join_next().await.is_some() {}
     })
@@ -120,6 +131,7 @@ async fn thread_main(edge: Arc<Edge>, listener: std::net::TcpListener) {
 async fn serve(
     edge: &Arc<Edge>,
     up: &Upstream,
+    stop: &Arc<Stop>,
     listener: TcpListener,
     conns: &mut tokio::task::JoinSet<()>,
 ) {
@@ -149,6 +161,7 @@ async fn serve(
         conns.spawn(connection(
             edge.clone(),
             up.clone(),
+            stop.clone(),
             builder.clone(),
             stream,
             client,
@@ -176,6 +189,13 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
+/// One edge thread's shutdown signal for its connections.
+#[derive(Default)]
+struct Stop {
+    stopped: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
 /// When the connection last started or finished a request, and how many
 /// it has in flight.
 #[derive(Default)]
@@ -187,6 +207,7 @@ struct Activity {
 async fn connection(
     edge: Arc<Edge>,
     up: Upstream,
+    stop: Arc<Stop>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stream: TcpStream,
     client: SocketAddr,
@@ -217,11 +238,16 @@ async fn connection(
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
-            _ = edge.shutdown.cancelled(), if !closing => {
+            _ = stop.notify.notified(), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
             _ = tokio::time::sleep(tick), if !closing => {
+                if stop.stopped.load(Relaxed) {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                    continue;
+                }
                 let quiet = born.elapsed().saturating_sub(Duration::from_millis(activity.last_ms.load(Relaxed)));
                 if activity.in_flight.load(Relaxed) == 0 && quiet >= idle {
                     conn.as_mut().graceful_shutdown();
