@@ -57,12 +57,13 @@ async fn check_once(
     path: &str,
     timeout: Duration,
 ) -> Result<(), String> {
-    let req = Request::get(format!("http://{}{path}", b.addr))
+    let req = Request::get(path)
+        .header(hyper::header::HOST, b.addr.to_string())
         .body(Either::Left(Full::new(Bytes::new())))
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let resp = upstream
-        .send(req, Some(timeout))
+        .send(b.addr, req, Some(timeout))
         .await
         .map_err(|e| e.to_string())?;
     let status = resp.status();

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::{Body, Incoming};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
 use hyper::http::request::Parts;
-use hyper::http::uri::{Authority, PathAndQuery, Scheme};
+use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Uri, Version};
 use meridian_core::RegionName;
 
@@ -91,7 +91,7 @@ impl Outbound {
     pub async fn read(
         parts: Parts,
         body: Incoming,
-        client: SocketAddr,
+        client: &Client,
         hops: Vec<RegionName>,
         body_max: usize,
         replay_max: usize,
@@ -166,21 +166,18 @@ impl Outbound {
         !matches!(self.payload, Payload::Stream(None))
     }
 
-    /// The request for `dest`; with `hop_from`, marked as forwarded by that
+    /// The request to send on (origin-form: the destination is the
+    /// connection's); with `hop_from`, marked as forwarded by that
     /// region (added to the hops it carries). `None` if a streamed body was
     /// already sent.
-    pub fn to(
-        &mut self,
-        dest: SocketAddr,
-        hop_from: Option<&RegionName>,
-    ) -> Option<Request<OutBody>> {
+    pub fn to(&mut self, hop_from: Option<&RegionName>) -> Option<Request<OutBody>> {
         let body = match &mut self.payload {
             Payload::Buffered(b) => Either::Left(Full::new(b.clone())),
             Payload::Stream(s) => Either::Right(s.take()?),
         };
         let mut req = Request::builder()
             .method(self.method.clone())
-            .uri(uri_to(dest, &self.path_and_query)?)
+            .uri(Uri::from(self.path_and_query.clone()))
             .version(Version::HTTP_11)
             .body(body)
             .ok()?;
@@ -195,49 +192,57 @@ impl Outbound {
     }
 }
 
-/// `http://dest/path?query` without formatting and re-parsing the text.
-fn uri_to(dest: SocketAddr, pq: &PathAndQuery) -> Option<Uri> {
-    let mut buf = [0u8; 64];
-    let mut w = std::io::Cursor::new(&mut buf[..]);
-    std::io::Write::write_fmt(&mut w, format_args!("{dest}")).ok()?;
-    let n = w.position() as usize;
-    let authority = Authority::try_from(&buf[..n]).ok()?;
-    Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(authority)
-        .path_and_query(pq.clone())
-        .build()
-        .ok()
+/// A client connection's address and its forwarding header values,
+/// formatted once per connection rather than per request.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// The address.
+    pub addr: SocketAddr,
+    /// Its IP as `X-Forwarded-For` text.
+    xff: HeaderValue,
+    /// Its `Forwarded` element (RFC 7239).
+    forwarded: HeaderValue,
+}
+
+impl Client {
+    /// The client at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let ip = addr.ip();
+        let node = if ip.is_ipv6() {
+            format!("\"[{ip}]\"")
+        } else {
+            ip.to_string()
+        };
+        Client {
+            addr,
+            xff: HeaderValue::from_str(&ip.to_string()).expect("an IP is header-safe"),
+            forwarded: HeaderValue::from_str(&format!("for={node};proto=http"))
+                .expect("an IP is header-safe"),
+        }
+    }
 }
 
 /// Appends the client to `X-Forwarded-For` and adds a `Forwarded` element
 /// (RFC 7239).
-fn add_forwarded(headers: &mut HeaderMap, client: SocketAddr) {
-    let ip = client.ip();
-    let xff = match headers
-        .get(&names::X_FORWARDED_FOR)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip.to_string(),
+fn add_forwarded(headers: &mut HeaderMap, client: &Client) {
+    let joined = |prev: &HeaderValue, own: &HeaderValue| {
+        let mut v = prev.as_bytes().to_vec();
+        v.extend_from_slice(b", ");
+        v.extend_from_slice(own.as_bytes());
+        HeaderValue::from_bytes(&v).ok()
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    let xff = match headers.get(&names::X_FORWARDED_FOR) {
+        Some(prev) => joined(prev, &client.xff),
+        None => Some(client.xff.clone()),
+    };
+    if let Some(v) = xff {
         headers.insert(names::X_FORWARDED_FOR, v);
     }
-    let node = if ip.is_ipv6() {
-        format!("\"[{ip}]\"")
-    } else {
-        ip.to_string()
+    let fwd = match headers.get(hyper::header::FORWARDED) {
+        Some(prev) => joined(prev, &client.forwarded),
+        None => Some(client.forwarded.clone()),
     };
-    let element = format!("for={node};proto=http");
-    let forwarded = match headers
-        .get(hyper::header::FORWARDED)
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(prev) => format!("{prev}, {element}"),
-        None => element,
-    };
-    if let Ok(v) = HeaderValue::from_str(&forwarded) {
+    if let Some(v) = fwd {
         headers.insert(hyper::header::FORWARDED, v);
     }
 }

@@ -146,13 +146,14 @@ async fn probe_once(
     dial: SocketAddr,
     timeout: Duration,
 ) -> Result<ProbeAnswer, String> {
-    let req = Request::get(format!("http://{dial}{EDGE_HEALTH_PATH}"))
+    let req = Request::get(EDGE_HEALTH_PATH)
+        .header(hyper::header::HOST, dial.to_string())
         .header(HOP_HEADER, me.as_str())
         .body(Either::Left(Full::new(Bytes::new())))
         .expect("a static request is well-formed");
     let started = Instant::now();
     let resp = upstream
-        .send(req, Some(timeout))
+        .send(dial, req, Some(timeout))
         .await
         .map_err(|e| e.to_string())?;
     if !resp.status().is_success() {

@@ -18,7 +18,6 @@
 //! edge that sees it serves locally or fails: it never forwards again.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,7 +32,7 @@ use meridian_core::RegionName;
 
 use crate::edge::Edge;
 use crate::limit::{retry_after_secs, Limited, Scope};
-use crate::outbound::{names, BodyError, Outbound};
+use crate::outbound::{names, BodyError, Client, Outbound};
 use crate::policy::replay::{parse_hops, parse_replay};
 use crate::policy::retry::{backoff, is_idempotent};
 use crate::policy::routes::{home_elsewhere, Placement};
@@ -54,14 +53,14 @@ pub const FORWARD_REGIONS_MAX: usize = 2;
 pub async fn handle(
     edge: Arc<Edge>,
     up: Upstream,
-    client: SocketAddr,
+    client: Arc<Client>,
     req: Request<Incoming>,
 ) -> Result<Response<EdgeBody>, Infallible> {
     if req.uri().path() == meridian_api::edge::EDGE_HEALTH_PATH {
         return Ok(health_response(&edge));
     }
     edge.stats.requests.fetch_add(1, Relaxed);
-    let mut resp = route(&edge, &up, client, req).await;
+    let mut resp = route(&edge, &up, &client, req).await;
     if !resp.headers().contains_key(&names::REGION) {
         resp.headers_mut()
             .insert(names::REGION, edge.region_header.clone());
@@ -123,7 +122,7 @@ fn too_many(edge: &Edge, l: Limited) -> Response<EdgeBody> {
 async fn route(
     edge: &Arc<Edge>,
     up: &Upstream,
-    client: SocketAddr,
+    client: &Client,
     req: Request<Incoming>,
 ) -> Response<EdgeBody> {
     let (parts, body) = req.into_parts();
@@ -151,7 +150,7 @@ async fn route(
         return own_answer(edge, StatusCode::LOOP_DETECTED, Rejection::Loop, msg);
     }
     let route = edge.routes.find(parts.uri.path()).map(|(i, _)| i);
-    if let Err(l) = edge.limits.check(client.ip(), route) {
+    if let Err(l) = edge.limits.check(client.addr.ip(), route) {
         return too_many(edge, l);
     }
     let c = &edge.config;
@@ -272,7 +271,7 @@ async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Loc
             .await;
         }
         let b = picked.backend;
-        let Some(req) = out.to(b.addr, None) else {
+        let Some(req) = out.to(None) else {
             return Local::Final(own_answer(
                 edge,
                 StatusCode::BAD_GATEWAY,
@@ -281,7 +280,7 @@ async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Loc
             ));
         };
         b.in_flight.fetch_add(1, Relaxed);
-        let result = up.send(req, None).await;
+        let result = up.send(b.addr, req, None).await;
         b.in_flight.fetch_sub(1, Relaxed);
         tried.push(b.id);
         let now = Instant::now();
@@ -479,10 +478,10 @@ async fn forward(
         let Some(dial) = edge.regions.peers.get(region).copied() else {
             continue;
         };
-        let Some(req) = out.to(dial, Some(&edge.region)) else {
+        let Some(req) = out.to(Some(&edge.region)) else {
             return Err("the streamed body was already sent once".into());
         };
-        match up.send(req, None).await {
+        match up.send(dial, req, None).await {
             Ok(resp) => {
                 if !replay {
                     EdgeStats::bump(&edge.stats.forwarded, region);

@@ -215,13 +215,15 @@ async fn connection(
     edge.stats.connections_open.fetch_add(1, Relaxed);
     let born = Instant::now();
     let activity = Arc::new(Activity::default());
+    let who = Arc::new(crate::outbound::Client::new(client));
     let svc = {
         let (edge, activity) = (edge.clone(), activity.clone());
         service_fn(move |req| {
-            let (edge, activity, up) = (edge.clone(), activity.clone(), up.clone());
+            let (edge, activity, up, who) =
+                (edge.clone(), activity.clone(), up.clone(), who.clone());
             async move {
                 activity.in_flight.fetch_add(1, Relaxed);
-                let resp = crate::proxy::handle(edge, up, client, req).await;
+                let resp = crate::proxy::handle(edge, up, who, req).await;
                 activity.in_flight.fetch_sub(1, Relaxed);
                 activity
                     .last_ms
