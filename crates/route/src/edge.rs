@@ -87,7 +87,6 @@ pub struct Edge {
     pub(crate) upstream: Upstream,
     /// The other regions and this node's view of them.
     pub regions: Arc<Regions>,
-    budget: Mutex<RetryBudget>,
     draining: AtomicBool,
     pub(crate) home_of: HomeOf,
     /// Counters.
@@ -125,11 +124,6 @@ impl Edge {
                 Duration::from_millis(config.request_timeout_ms),
             ),
             regions,
-            budget: Mutex::new(RetryBudget::new(
-                config.retry_budget_pct,
-                config.retry_min_per_window,
-                Instant::now(),
-            )),
             draining: AtomicBool::new(false),
             home_of: setup.home_of,
             stats: EdgeStats::new(&peers),
@@ -237,17 +231,39 @@ impl Edge {
         *self.listen.lock().expect("listen lock is never poisoned") = Some(addr);
     }
 
-    pub(crate) fn budget(&self) -> std::sync::MutexGuard<'_, RetryBudget> {
-        self.budget.lock().expect("budget lock is never poisoned")
+    /// Counts a request against this thread's retry budget.
+    pub(crate) fn count_request(&self, now: Instant) {
+        self.with_budget(|b| b.request(now));
     }
 
-    /// Takes a retry from the budget, counting a refusal.
+    /// Takes a retry from this thread's budget, counting a refusal.
     pub(crate) fn take_retry(&self, now: Instant) -> bool {
-        let ok = self.budget().try_retry(now);
+        let ok = self.with_budget(|b| b.try_retry(now));
         if !ok {
             self.stats.retries_refused.fetch_add(1, Relaxed);
         }
         ok
+    }
+
+    /// The retry budget is kept per edge thread: a lock shared by the
+    /// threads on every request cost more than the budget itself. Each
+    /// thread holds its own requests to the share, so all of them together
+    /// do too; the floor (`retry_min_per_window`) is per thread.
+    fn with_budget<R>(&self, f: impl FnOnce(&mut RetryBudget) -> R) -> R {
+        thread_local! {
+            static BUDGET: std::cell::RefCell<Option<RetryBudget>> = const { std::cell::RefCell::new(None) };
+        }
+        BUDGET.with(|b| {
+            let mut b = b.borrow_mut();
+            let budget = b.get_or_insert_with(|| {
+                RetryBudget::new(
+                    self.config.retry_budget_pct,
+                    self.config.retry_min_per_window,
+                    Instant::now(),
+                )
+            });
+            f(budget)
+        })
     }
 
     /// Where to forward, best first, and whether that is failing open.

@@ -252,7 +252,7 @@ async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Loc
     let mut tried: Vec<u64> = Vec::new();
     // Whether every failure so far was a connect failure (nothing sent).
     let mut nothing_sent = true;
-    edge.budget().request(Instant::now());
+    edge.count_request(Instant::now());
     for attempt in 0..LOCAL_ATTEMPTS_MAX {
         let picked = match edge.pool.pick(pinned, &tried, Instant::now(), &mut rng) {
             Ok(p) => p,

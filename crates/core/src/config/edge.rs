@@ -65,7 +65,8 @@ pub struct EdgeConfig {
     /// Retries may be at most this share of requests, percent (retry budget).
     #[serde(default = "d_retry_budget_pct")]
     pub retry_budget_pct: u32,
-    /// Retries always allowed per budget window, however few requests came.
+    /// Retries always allowed per budget window and edge thread, however
+    /// few requests came.
     #[serde(default = "d_retry_min_per_window")]
     pub retry_min_per_window: u32,
     /// Base of the jittered backoff before a retry, ms.
