@@ -199,6 +199,11 @@ fn free_port(ips: &[[u8; 4]]) -> u16 {
 
 impl Nodes {
     async fn start(extra: &str) -> Nodes {
+        Nodes::start_with("", extra).await
+    }
+
+    /// With `edge_keys` (lines of `key = value`) added to `[edge]`.
+    async fn start_with(edge_keys: &str, extra: &str) -> Nodes {
         let dir = tempfile::tempdir().unwrap();
         let edge_port = free_port(&[[127, 0, 1, 1], [127, 0, 2, 1], [127, 0, 3, 1]]);
         let mut toml = format!("[cluster]\nsecret = \"0123456789abcdef0123456789abcdef\"\nadmin_token = \"{TOKEN}\"\n[wan]\nemulate = true\n");
@@ -215,7 +220,9 @@ impl Nodes {
                 format!("http://127.0.{}.1:{edge_port}", i + 1),
             );
         }
-        toml += "[edge]\nrequest_timeout_ms = 700\nretry_backoff_ms = 1\n[edge.health]\ninterval_ms = 100\ntimeout_ms = 90\n[edge.probe]\ninterval_ms = 100\ntimeout_ms = 600\n";
+        toml += "[edge]\n";
+        toml += edge_keys;
+        toml += "request_timeout_ms = 700\nretry_backoff_ms = 1\n[edge.health]\ninterval_ms = 100\ntimeout_ms = 90\n[edge.probe]\ninterval_ms = 100\ntimeout_ms = 600\n";
         toml += extra;
         let config = dir.path().join("topology.toml");
         std::fs::write(&config, toml).unwrap();
@@ -806,4 +813,110 @@ async fn futures_ok(c: &HttpClient, url: &str, n: usize) -> Vec<u16> {
         out.push(get(c, url).await.status);
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sticky_sessions_breakers_and_slow_clients() {
+    let keys = "sticky_cookie = \"pin\"\nmax_pending_per_backend = 1\nheader_timeout_ms = 500\n";
+    let n = Nodes::start_with(keys, "").await;
+    let (a, b) = (App::start("a").await, App::start("b").await);
+    n.register("us-east", &[&a, &b]).await;
+    n.wait_up("us-east", 2).await;
+    let c = client();
+    let url = format!("{}/s", n.edge["us-east"]);
+    // The first answer pins the client; later ones go to the same instance.
+    let first = get(&c, &url).await;
+    let cookie = first
+        .headers
+        .get("set-cookie")
+        .expect("a pin")
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("pin="), "{cookie}");
+    for _ in 0..6 {
+        let g = send(&c, "GET", &url, b"", &[("cookie", &cookie)]).await;
+        assert_eq!(g.instance, first.instance, "sticky");
+        assert!(
+            !g.headers.contains_key("set-cookie"),
+            "no re-pin while it is up"
+        );
+    }
+    // Its instance goes: the client is re-pinned to the other one.
+    let (gone, other) = if first.instance == "a" {
+        (&a, "b")
+    } else {
+        (&b, "a")
+    };
+    gone.set(Mode::Fail);
+    eventually(
+        "the pinned instance down",
+        Duration::from_secs(5),
+        || async {
+            (n.edge_status("us-east")
+                .await
+                .backends
+                .iter()
+                .filter(|x| x.up)
+                .count()
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let g = send(&c, "GET", &url, b"", &[("cookie", &cookie)]).await;
+    assert_eq!(g.instance, other);
+    assert!(g.headers.get("set-cookie").is_some(), "re-pinned");
+    // The breaker: one request in flight per instance. With the other one
+    // hanging, a second concurrent request gets 503 naming the limit.
+    let hang = if other == "a" { &a } else { &b };
+    hang.set(Mode::Hang);
+    let slow = tokio::spawn({
+        let (c, url) = (c.clone(), url.clone());
+        async move { send(&c, "POST", &url, b"x", &[]).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let g = send(&c, "POST", &url, b"x", &[]).await;
+    assert_eq!(g.status, 503, "{g:?}");
+    assert!(g.body.contains("circuit open"), "{}", g.body);
+    assert_eq!(slow.await.unwrap().status, 504);
+    // A client that never finishes its request head is cut off.
+    let edge_addr = n.edge["us-east"].trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&edge_addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+    )
+    .await;
+    assert!(
+        matches!(read, Ok(Ok(_))),
+        "the edge closed the slow connection"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "after {:?}",
+        t.elapsed()
+    );
+    assert!(
+        n.metric(
+            "us-east",
+            "meridian_edge_connection_errors_total{kind=\"header_timeout\"}"
+        )
+        .await
+            >= 1.0
+    );
+    assert!(
+        n.metric(
+            "us-east",
+            "meridian_edge_rejected_total{reason=\"breaker_open\"}"
+        )
+        .await
+            >= 1.0
+    );
 }
