@@ -140,7 +140,8 @@ pub async fn run_probe(
     }
 }
 
-async fn probe_once(
+/// One probe of the edge at `dial`.
+pub(crate) async fn probe_once(
     upstream: &Upstream,
     me: &RegionName,
     dial: SocketAddr,

@@ -104,19 +104,12 @@ pub(crate) fn machine_facts() -> BTreeMap<String, String> {
     m
 }
 
-pub(crate) fn render(r: &Report, quick: bool) -> String {
+/// The lag and local-write sections, when those suites ran.
+fn render_lag(s: &mut String, r: &Report) {
     use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "# Meridian benchmark report\n");
-    let _ = writeln!(
-        s,
-        "Command: `meridian bench{}` · machine: {} · {} · build {} · durability: {}\n",
-        if quick { " --quick" } else { "" },
-        r.machine["cpu"],
-        r.machine["memory"],
-        r.machine["build"],
-        r.machine["durability"]
-    );
+    if r.lag.is_empty() && r.load.is_empty() {
+        return;
+    }
     let _ = writeln!(s, "Three regions on one machine (us-east, eu-west, ap-south) over emulated WAN links with the default profile; all three write at once. Lag = apply time at the destination minus commit time at the origin; its physical floor is the emulated one-way delay.\n");
     let _ = writeln!(s, "## Replication lag vs the one-way delay\n");
     let _ = writeln!(s, "| writes/s per region | from → to | one-way ms | writes | p50 ms | p99 ms | p99.9 ms | max ms | p99 − one-way ms |");
@@ -163,6 +156,22 @@ pub(crate) fn render(r: &Report, quick: bool) -> String {
     for d in &r.disk {
         let _ = writeln!(s, "\nThe disk itself during the {}/s run ({} writes of 4 KiB + fdatasync, one every {} ms, to the cluster's disk — the floor under any durable acknowledgement here): p50 {:.2} ms, p99 {:.2} ms, max {:.1} ms.", d.rate_per_region, d.samples, super::disk::PROBE_INTERVAL.as_millis(), d.p50_ms, d.p99_ms, d.max_ms);
     }
+}
+
+pub(crate) fn render(r: &Report, quick: bool) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Meridian benchmark report\n");
+    let _ = writeln!(
+        s,
+        "Command: `meridian bench{}` · machine: {} · {} · build {} · durability: {}\n",
+        if quick { " --quick" } else { "" },
+        r.machine["cpu"],
+        r.machine["memory"],
+        r.machine["build"],
+        r.machine["durability"]
+    );
+    render_lag(&mut s, r);
     if let Some(c) = &r.catch_up {
         let _ = writeln!(s, "\n## Catch-up after a partition\n");
         let _ = writeln!(s, "ap-south cut off for {:.0} s while us-east wrote 5000/s: {} entries behind. After the heal the link was back in {:.2} s (redial backoff); the backlog then arrived in {:.2} s = **{:.0} entries/s**.", c.partitioned_s, c.backlog_entries, c.reconnect_s, c.transfer_s, c.entries_per_s);
