@@ -490,6 +490,15 @@ async fn forward(
             }
             Err(e) => {
                 tracing::debug!(%region, error = %e, "forward failed");
+                // A failed forward counts as a failed probe of that region
+                // in this node's own view (passive health for regions):
+                // after `fall` of them, requests stop trying it until a
+                // probe passes again, instead of each paying for the dead
+                // region until the quorum verdict comes.
+                let changed = edge.regions.board().probed(region, None, Instant::now());
+                for (r, v) in changed {
+                    tracing::warn!(region = %r, down = v.down, "region verdict changed (failed forwards)");
+                }
                 last = format!("{region}: {e}");
                 let again = e.never_sent()
                     || (idempotent && out.replayable() && edge.take_retry(Instant::now()));

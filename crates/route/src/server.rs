@@ -132,8 +132,8 @@ async fn thread_main(edge: Arc<Edge>, listener: std::net::TcpListener) {
 /// A new connection over the WAN costs a round trip before its first
 /// request (more with TLS), which a failover would otherwise pay on every
 /// request of its first moments: at 100 requests/s over an 80 ms link
-/// about 8 are in flight at once, shared by the threads.
-pub const WARM_PER_PEER: usize = 4;
+/// about 10 are in flight at once, shared by the threads.
+pub const WARM_PER_PEER: usize = 8;
 
 /// How often the warm connections are used (a health probe each), so the
 /// other edge's keep-alive timeout never closes them.
