@@ -286,7 +286,9 @@ impl Pool {
     ) -> Result<Picked, NoPick> {
         let all = self.snapshot();
         let mut healthy = 0usize;
-        let mut eligible: Vec<(Candidate, &Arc<Backend>)> = Vec::with_capacity(all.len());
+        // One allocation per pick: the candidates; their backends are found
+        // again by id (pools are small).
+        let mut candidates: Vec<Candidate> = Vec::with_capacity(all.len());
         for b in all.iter() {
             if !b.is_up() || exclude.contains(&b.id) || b.ejected_until(now).is_some() {
                 continue;
@@ -296,25 +298,27 @@ impl Pool {
             if in_flight >= self.in_flight_max {
                 continue;
             }
-            let c = Candidate {
+            candidates.push(Candidate {
                 id: b.id,
                 weight: b.weight,
                 in_flight,
-            };
-            eligible.push((c, b));
+            });
         }
-        if let Some(id) = sticky {
-            if let Some((_, b)) = eligible.iter().find(|(c, _)| c.id == id) {
-                return Ok(Picked {
-                    backend: (*b).clone(),
-                    repin: false,
-                });
-            }
+        let backend = |id: u64| {
+            all.iter()
+                .find(|b| b.id == id)
+                .expect("candidates come from this snapshot")
+                .clone()
+        };
+        if let Some(id) = sticky.filter(|id| candidates.iter().any(|c| c.id == *id)) {
+            return Ok(Picked {
+                backend: backend(id),
+                repin: false,
+            });
         }
-        let candidates: Vec<Candidate> = eligible.iter().map(|(c, _)| *c).collect();
         match self.balancer.pick(&candidates, rng) {
             Some(i) => Ok(Picked {
-                backend: eligible[i].1.clone(),
+                backend: backend(candidates[i].id),
                 repin: self.sticky,
             }),
             None if healthy > 0 => Err(NoPick::AllBusy),

@@ -253,6 +253,10 @@ async fn connection(
     edge.stats.connections_open.fetch_add(1, Relaxed);
     let born = Instant::now();
     let activity = Arc::new(Activity::default());
+    // hyper's header timer already closes a connection that waits longer
+    // than the header timeout for its next request; only a shorter idle
+    // timeout needs a watchdog (and the per-request bookkeeping for it).
+    let watch = edge.config.idle_timeout_ms < edge.config.header_timeout_ms;
     let who = Arc::new(crate::outbound::Client::new(client));
     let svc = {
         let (edge, activity) = (edge.clone(), activity.clone());
@@ -275,6 +279,10 @@ async fn connection(
     let idle = Duration::from_millis(edge.config.idle_timeout_ms);
     let tick = (idle / 4).max(Duration::from_millis(10));
     let mut closing = false;
+    if stop.stopped.load(Relaxed) {
+        conn.as_mut().graceful_shutdown();
+        closing = true;
+    }
     let result = loop {
         tokio::select! {
             r = conn.as_mut() => break r,
@@ -282,7 +290,7 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = tokio::time::sleep(tick), if !closing => {
+            _ = tokio::time::sleep(tick), if watch && !closing => {
                 if stop.stopped.load(Relaxed) {
                     conn.as_mut().graceful_shutdown();
                     closing = true;
