@@ -164,10 +164,10 @@ enum Command {
         #[arg(long, default_value = "bench-report")]
         out: PathBuf,
         /// Suites to run, comma-separated: lag, catchup, footprint, restart,
-        /// consistency, scale, redis.
+        /// consistency, scale, redis, traffic.
         #[arg(
             long,
-            default_value = "lag,catchup,footprint,restart,consistency,scale,redis"
+            default_value = "lag,catchup,footprint,restart,consistency,scale,redis,traffic"
         )]
         suites: String,
     },
