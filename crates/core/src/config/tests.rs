@@ -291,6 +291,34 @@ fn location_off_the_globe() {
     );
 }
 
+/// TOML allows `nan` and `inf`: such a location is refused like any other
+/// off the globe, and the latency derived from it must not panic on its
+/// way to a `Duration` (found writing the edge_config fuzz target).
+#[test]
+fn non_finite_location_is_refused_without_panicking() {
+    // No published row and no catalogue city: the location is what counts.
+    let text = edit("name = \"ap-south\"", "name = \"mars-base\"");
+    for (lat, lon) in [
+        ("nan", "0.0"),
+        ("inf", "0.0"),
+        ("0.0", "-inf"),
+        ("nan", "nan"),
+    ] {
+        let located = text.replacen(
+            "admin = \"127.0.0.1:8003\"",
+            &format!("admin = \"127.0.0.1:8003\"\nlocation = {{ lat = {lat}, lon = {lon} }}"),
+            1,
+        );
+        assert_eq!(
+            errors_of(&located),
+            vec![ConfigError::InvalidLocation {
+                field: "regions[2].location".into()
+            }],
+            "lat = {lat}, lon = {lon}"
+        );
+    }
+}
+
 #[test]
 fn table_homed_or_pinned_in_unknown_region() {
     let errs = errors_of(&edit("home = \"us-east\"", "home = \"us-central\""));
@@ -623,4 +651,28 @@ fn bad_edge_settings_name_the_field() {
     assert!(
         matches!(&errors_of(&weight)[0], ConfigError::InvalidRoute { field, .. } if field == "regions[0].backends[0].weight")
     );
+}
+
+/// The edge_config fuzz target's contract on the inputs that once broke it:
+/// its preamble, then the input, is a config or a list of errors, never a
+/// panic.
+#[test]
+fn inputs_that_once_failed_the_edge_config_fuzzer_validate_without_panicking() {
+    let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let preamble = std::fs::read_to_string(fuzz.join("fuzz_targets/edge_config_preamble.toml"))
+        .expect("the fuzz target's preamble exists");
+    // Valid alone, so whatever happens below is the input's doing.
+    TopologyConfig::from_toml(&preamble)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let dir = fuzz.join("regressions/edge_config");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/edge_config exists") {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        let text = format!("{preamble}\n{}", String::from_utf8_lossy(&data));
+        let _ = TopologyConfig::from_toml(&text).and_then(|c| c.validate());
+        seen += 1;
+    }
+    assert!(seen > 0, "no regression inputs in {}", dir.display());
 }

@@ -342,9 +342,19 @@ impl Validator {
                 }
                 match geo::default_rtt_ms(a.name.as_str(), a.location, b.name.as_str(), b.location)
                 {
-                    Some(rtt) => {
+                    Some(rtt) if rtt.is_finite() => {
                         links.insert(key, LinkConditions::from_rtt_ms(rtt));
                     }
+                    // Only a location that failed its range check in
+                    // `regions` (NaN or ±inf, which TOML allows) derives a
+                    // non-finite RTT, and `from_rtt_ms` would panic turning
+                    // it into a `Duration`. Its error is already recorded,
+                    // so no topology is built: skip the pair rather than
+                    // add a second error for it. (fuzz/regressions/edge_config)
+                    Some(_) => debug_assert!(
+                        !self.errors.is_empty(),
+                        "a non-finite RTT from locations that passed their range check"
+                    ),
                     None => self.errors.push(ConfigError::MissingLatency {
                         a: a.name.to_string(),
                         b: b.name.to_string(),

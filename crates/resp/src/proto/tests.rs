@@ -217,9 +217,10 @@ fn nul_and_other_separators_end_inline_arguments() {
 
 #[test]
 fn inputs_that_once_failed_the_fuzzer_decode_to_an_end() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/regressions/resp_decoder");
     let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
+    for entry in std::fs::read_dir(&dir).expect("fuzz/regressions/resp_decoder exists") {
         let data = std::fs::read(entry.unwrap().path()).unwrap();
         // The fuzz target's layout: byte 0 picks the split and auth mode.
         let Some((&first, input)) = data.split_first() else {
