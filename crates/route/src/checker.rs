@@ -19,6 +19,16 @@ use crate::upstream::Upstream;
 /// Largest health answer read, bytes; the rest is not waited for.
 const CHECK_BODY_BYTES_MAX: usize = 16 * 1024;
 
+/// A ticker of `interval` whose first tick comes at a random point of the
+/// first interval, so targets added together (instances, regions) are not
+/// checked in step; a late tick delays the next rather than bunching.
+pub(crate) async fn spread_ticker(interval: Duration) -> tokio::time::Interval {
+    tokio::time::sleep(interval.mul_f64(fastrand::f64())).await;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker
+}
+
 /// Checks `backend` until it leaves the pool or the edge stops.
 pub async fn run_checker(
     pool: Arc<Pool>,
@@ -28,11 +38,8 @@ pub async fn run_checker(
     region: RegionName,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
-    let interval = Duration::from_millis(config.interval_ms);
     let timeout = Duration::from_millis(config.timeout_ms);
-    tokio::time::sleep(interval.mul_f64(fastrand::f64())).await;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = spread_ticker(Duration::from_millis(config.interval_ms)).await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

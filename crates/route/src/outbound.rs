@@ -16,6 +16,7 @@ use hyper::http::uri::PathAndQuery;
 use hyper::{Method, Request, Uri, Version};
 use meridian_core::RegionName;
 
+use crate::policy::retry::is_idempotent;
 use crate::upstream::OutBody;
 
 /// Header names the edge reads or writes, parsed once (a `&str` name is
@@ -81,6 +82,8 @@ pub struct Outbound {
     payload: Payload,
     /// Regions it passed before this edge.
     pub hops: Vec<RegionName>,
+    /// Whether it may be sent twice: its method, or an `Idempotency-Key`.
+    pub idempotent: bool,
 }
 
 impl Outbound {
@@ -137,7 +140,12 @@ impl Outbound {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let idempotent = is_idempotent(
+            parts.method.as_str(),
+            headers.contains_key(&names::IDEMPOTENCY_KEY),
+        );
         Ok(Outbound {
+            idempotent,
             method: parts.method,
             path_and_query,
             headers,

@@ -114,12 +114,9 @@ pub async fn run_probe(
     config: RegionProbeConfig,
     shutdown: CancellationToken,
 ) {
-    let interval = Duration::from_millis(config.interval_ms);
     let timeout = Duration::from_millis(config.timeout_ms);
     // Spread the probes of different regions over the interval.
-    tokio::time::sleep(interval.mul_f64(fastrand::f64())).await;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticker = crate::checker::spread_ticker(Duration::from_millis(config.interval_ms)).await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,

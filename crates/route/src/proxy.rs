@@ -34,8 +34,8 @@ use crate::edge::Edge;
 use crate::limit::{retry_after_secs, Limited, Scope};
 use crate::outbound::{names, BodyError, Client, Outbound};
 use crate::policy::replay::{parse_hops, parse_replay};
-use crate::policy::retry::{backoff, is_idempotent};
-use crate::policy::routes::{home_elsewhere, Placement};
+use crate::policy::retry::backoff;
+use crate::policy::routes::{home_elsewhere, placement_of, Placement};
 use crate::policy::sticky;
 use crate::pool::{NoPick, Outcome};
 use crate::stats::{EdgeStats, Rejection};
@@ -149,8 +149,10 @@ async fn route(
         );
         return own_answer(edge, StatusCode::LOOP_DETECTED, Rejection::Loop, msg);
     }
-    let route = edge.routes.find(parts.uri.path()).map(|(i, _)| i);
-    if let Err(l) = edge.limits.check(client.addr.ip(), route) {
+    // One route lookup per request: its limit now, its placement below.
+    let route = edge.routes.find(parts.uri.path());
+    let placement = placement_of(route.map(|(_, r)| r), parts.method.as_str());
+    if let Err(l) = edge.limits.check(client.addr.ip(), route.map(|(i, _)| i)) {
         return too_many(edge, l);
     }
     let c = &edge.config;
@@ -182,7 +184,7 @@ async fn route(
             )
         }
     };
-    if let Placement::HomeOf(table) = edge.routes.placement(out.method.as_str(), out.path()) {
+    if let Placement::HomeOf(table) = placement {
         if let Some(home) = home_elsewhere((edge.home_of)(&table).as_ref(), &edge.region) {
             if out.hops.is_empty() {
                 return to_home(edge, up, &mut out, &table, home).await;
@@ -237,10 +239,7 @@ enum Local {
 }
 
 async fn serve_local(edge: &Arc<Edge>, up: &Upstream, out: &mut Outbound) -> Local {
-    let idempotent = is_idempotent(
-        out.method.as_str(),
-        out.headers().contains_key(&names::IDEMPOTENCY_KEY),
-    );
+    let idempotent = out.idempotent;
     let pinned = edge.config.sticky_cookie.as_deref().and_then(|name| {
         out.headers()
             .get_all(COOKIE)
@@ -469,10 +468,7 @@ async fn forward(
     regions: &[RegionName],
     replay: bool,
 ) -> Result<Response<EdgeBody>, String> {
-    let idempotent = is_idempotent(
-        out.method.as_str(),
-        out.headers().contains_key(&names::IDEMPOTENCY_KEY),
-    );
+    let idempotent = out.idempotent;
     let mut last = String::from("no region to send to");
     for region in regions.iter().take(FORWARD_REGIONS_MAX) {
         let Some(dial) = edge.regions.peers.get(region).copied() else {

@@ -102,6 +102,34 @@ pub struct FailoverRow {
     pub verdict_ms: Option<f64>,
 }
 
+impl FailoverRow {
+    /// The row of a run whose clients went through `via`'s edge and were
+    /// taken over by `target`, timed by [`analyze`].
+    fn timed(
+        scenario: &str,
+        via: &str,
+        target: &str,
+        samples: &[Sample],
+        t: Timing,
+        verdict_ms: Option<f64>,
+    ) -> Self {
+        FailoverRow {
+            scenario: scenario.into(),
+            clients_via: via.into(),
+            target: target.into(),
+            requests: samples.len(),
+            failed: t.failed,
+            first_from_target_ms: t.first,
+            all_from_target_ms: t.all,
+            p99_before_ms: t.p99_before,
+            p99_during_ms: t.p99_during,
+            rtt_ms: rtt(via, target),
+            back_ms: t.back,
+            verdict_ms,
+        }
+    }
+}
+
 /// The scale-up of the region that took over.
 #[derive(Clone, Debug, Serialize)]
 pub struct ScaleUp {
@@ -298,20 +326,7 @@ pub async fn stop_apps(
     let (_, samples) = us.await?;
     let _ = eu.await?;
     let t = analyze(&samples, fault, Some(restore), "us-east", "eu-west");
-    let row = FailoverRow {
-        scenario: "stop-apps us-east".into(),
-        clients_via: "us-east".into(),
-        target: "eu-west".into(),
-        requests: samples.len(),
-        failed: t.failed,
-        first_from_target_ms: t.first,
-        all_from_target_ms: t.all,
-        p99_before_ms: t.p99_before,
-        p99_during_ms: t.p99_during,
-        rtt_ms: rtt("us-east", "eu-west"),
-        back_ms: t.back,
-        verdict_ms: None,
-    };
+    let row = FailoverRow::timed("stop-apps us-east", "us-east", "eu-west", &samples, t, None);
     let scale = ScaleUp {
         region: "eu-west".into(),
         before,
@@ -355,20 +370,14 @@ pub async fn kill_region(file: &ClusterFile, quick: bool) -> anyhow::Result<Fail
     }
     let (_, samples) = load.await?;
     let t = analyze(&samples, fault, None, "eu-west", "ap-south");
-    Ok(FailoverRow {
-        scenario: "kill us-east (serving eu-west, whose instances are stopped)".into(),
-        clients_via: "eu-west".into(),
-        target: "ap-south".into(),
-        requests: samples.len(),
-        failed: t.failed,
-        first_from_target_ms: t.first,
-        all_from_target_ms: t.all,
-        p99_before_ms: t.p99_before,
-        p99_during_ms: t.p99_during,
-        rtt_ms: rtt("eu-west", "ap-south"),
-        back_ms: None,
-        verdict_ms: verdict,
-    })
+    Ok(FailoverRow::timed(
+        "kill us-east (serving eu-west, whose instances are stopped)",
+        "eu-west",
+        "ap-south",
+        &samples,
+        t,
+        verdict,
+    ))
 }
 
 /// The suite on the bench cluster (proxy cost runs later on its own).

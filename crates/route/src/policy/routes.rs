@@ -43,13 +43,16 @@ impl RouteTable {
 
     /// Where a `method` request for `path` must go.
     pub fn placement(&self, method: &str, path: &str) -> Placement {
-        match self
-            .find(path)
-            .and_then(|(_, r)| r.writes_to_home_of.as_ref())
-        {
-            Some(table) if is_write(method) => Placement::HomeOf(table.clone()),
-            _ => Placement::Anywhere,
-        }
+        placement_of(self.find(path).map(|(_, r)| r), method)
+    }
+}
+
+/// Where a `method` request on `route` (the one [`RouteTable::find`]
+/// gave, if any) must go.
+pub fn placement_of(route: Option<&RouteConfig>, method: &str) -> Placement {
+    match route.and_then(|r| r.writes_to_home_of.as_ref()) {
+        Some(table) if is_write(method) => Placement::HomeOf(table.clone()),
+        _ => Placement::Anywhere,
     }
 }
 
